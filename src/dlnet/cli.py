@@ -1,0 +1,62 @@
+"""The ``dlnet`` console script: one subcommand per task, each a typed function in its module.
+
+Each command module exposes ``configure(parser)`` (its flags) and ``run(args) -> int`` (exit
+code). Modules are imported only for the command being run, so ``dlnet --help`` stays fast.
+
+Exit codes: 0 success, 1 some inputs failed (the rest were processed), 2 usage or set-up error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "colorize": ("dlnet.commands.colorize", "colorize photos (files, folders, globs)"),
+    "train": ("dlnet.commands.train", "train a model (Lightning; one CPU to many GPUs)"),
+    "evaluate": ("dlnet.commands.evaluate", "score checkpoints and other methods against ground truth"),
+    "export": ("dlnet.commands.export", "export a model to ONNX"),
+    "serve": ("dlnet.commands.serve", "web page and REST API"),
+    "models": ("dlnet.commands.models", "list the shipped models"),
+}
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: reported as one line, exit code 2."""
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("dlnet")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="dlnet", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"dlnet {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module)
+        if argv[:1] == [name]:
+            importlib.import_module(module).configure(p)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except UsageError as e:
+        print(f"dlnet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

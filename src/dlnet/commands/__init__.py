@@ -1,0 +1,1 @@
+"""One module per ``dlnet`` subcommand: ``configure(parser)`` and ``run(args) -> int``."""

