@@ -1,0 +1,82 @@
+"""Image-quality metrics for colorization, per image, on sRGB tensors.
+
+Every function takes sRGB ``(B, 3, H, W)`` in 0..1 and returns one value per image, shape
+``(B,)``, float64. The scores are computed on the 0..255 scale, as in the DL-Net paper
+(Gain & Debnath 2023, Eq. 29) and in scikit-image with ``data_range=255``, so numbers are
+comparable with published tables. Computation runs in float64: SSIM's local variances
+``E[x^2] - E[x]^2`` lose digits in float32 at the 0..255 scale.
+
+Example:
+    >>> import torch
+    >>> truth = torch.rand(2, 3, 32, 32)
+    >>> psnr(truth, truth)                      # identical images
+    tensor([inf, inf], dtype=torch.float64)
+    >>> colourfulness(torch.full((1, 3, 8, 8), 0.5))
+    tensor([0.], dtype=torch.float64)
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+__all__ = ["psnr", "ssim", "mse_rgb", "colourfulness", "PEAK", "SSIM_SIGMA", "SSIM_WINDOW", "SSIM_K1", "SSIM_K2"]
+
+PEAK = 255.0  # L of Wang et al. and the paper's Eq. 29: scores are on 8-bit RGB
+SSIM_SIGMA = 1.5  # Gaussian window of Wang et al. (2004)
+SSIM_WINDOW = 11  # = 2 * int(3.5 * sigma + 0.5) + 1, the window scikit-image uses for sigma 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+
+
+def _to_255(rgb: torch.Tensor) -> torch.Tensor:
+    if rgb.ndim != 4 or rgb.shape[1] != 3:
+        raise ValueError(f"expected sRGB (B, 3, H, W), got shape {tuple(rgb.shape)}")
+    return rgb.to(torch.float64) * PEAK
+
+
+def mse_rgb(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over all pixels and the three channels, on 0..255. ``(B,)``."""
+    return (_to_255(pred) - _to_255(target)).square().mean(dim=(1, 2, 3))
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB, ``10 log10(255^2 / MSE_RGB)`` (paper Eq. 29). ``(B,)``.
+
+    Identical images give ``inf`` (MSE 0): callers decide how to average that (see
+    :data:`dlnet.report.PSNR_CAP_DB`).
+    """
+    return 10.0 * torch.log10(PEAK**2 / mse_rgb(pred, target))
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Structural similarity (Wang et al. 2004) on RGB 0..255, mean over the channels. ``(B,)``.
+
+    Gaussian window sigma 1.5 (11 x 11), k1 0.01, k2 0.03, L 255: the same numbers as
+    scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=255, channel_axis=-1)``.
+    """
+    p, t = _to_255(pred), _to_255(target)
+    _, ssim_map = structural_similarity_index_measure(
+        p, t, gaussian_kernel=True, sigma=SSIM_SIGMA, kernel_size=SSIM_WINDOW, data_range=PEAK,
+        k1=SSIM_K1, k2=SSIM_K2, reduction="none", return_full_image=True)
+    # Why crop: torchmetrics averages the map over the reflect-padded border too; Wang et al.
+    # (and scikit-image) average only where the whole window lies inside the image.
+    pad = (SSIM_WINDOW - 1) // 2
+    if min(p.shape[-2:]) <= 2 * pad:
+        raise ValueError(f"SSIM needs images larger than {2 * pad} px a side, got {tuple(p.shape[-2:])}")
+    return ssim_map[..., pad:-pad, pad:-pad].mean(dim=(1, 2, 3))
+
+
+def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
+    """Colourfulness M of Hasler & Suesstrunk (2003) on RGB 0..255. ``(B,)``; grey images give 0.
+
+    With ``rg = R - G`` and ``yb = (R + G) / 2 - B`` over all pixels (population std):
+    ``M = sqrt(std_rg^2 + std_yb^2) + 0.3 * sqrt(mean_rg^2 + mean_yb^2)``.
+    """
+    r, g, b = _to_255(rgb).flatten(2).unbind(1)
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    spread = (rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False)).sqrt()
+    offset = (rg.mean(dim=1).square() + yb.mean(dim=1).square()).sqrt()
+    return spread + 0.3 * offset
