@@ -1,0 +1,286 @@
+"""Evaluation outputs: bootstrap intervals, the summary, the CSV, the Markdown report and the grid.
+
+Everything here works on the per-image rows :func:`dlnet.evaluate.evaluate` produces, dicts with
+``image, method, psnr, ssim, mse_rgb, colourfulness, colourfulness_truth``. The report follows the
+DL-Net paper's Tables 3 and 4 (per-image scores, then averages) and adds what the paper lacks:
+95% bootstrap confidence intervals and paired-bootstrap intervals for the % differences.
+
+Example:
+    >>> bootstrap_mean([30.0, 31.0, 29.5, 30.5])["mean"]
+    30.25
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["PSNR_CAP_DB", "METRICS", "OUTPUT_FILES", "bootstrap_mean", "bootstrap_change", "summarize",
+           "render_markdown", "save_grid", "write_all", "averages_table", "progress"]
+
+# PSNR of identical images is infinite. The CSV keeps inf; averages and intervals count any PSNR
+# above this as this. 100 dB is just below the smallest possible error of 8-bit 256x256 images
+# (one channel of one pixel off by 1: 101.1 dB), so it means "identical", and one perfect image
+# cannot make a mean infinite.
+PSNR_CAP_DB = 100.0
+METRICS = ("psnr", "ssim", "mse_rgb", "colourfulness")
+COMPARED = ("psnr", "ssim", "mse_rgb")  # the % differences the paper quotes
+LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "mse_rgb": "MSE (RGB)", "colourfulness": "Colourfulness"}
+DIGITS = {"psnr": 2, "ssim": 4, "mse_rgb": 1, "colourfulness": 1}
+OUTPUT_FILES = ("per_image.csv", "report.md", "summary.json", "grid.png")
+GREY, TRUTH = "grey", "truth"
+CSV_FIELDS = ("image", "method", "psnr", "ssim", "mse_rgb", "colourfulness", "colourfulness_truth")
+
+
+def _bootstrap(samples: tuple[np.ndarray, ...], statistic, n_resamples: int, seed: int, paired: bool = False):
+    """Percentile 95% interval of ``statistic`` over ``n_resamples`` seeded resamples; None for n < 2."""
+    from scipy.stats import bootstrap
+
+    if len(samples[0]) < 2:
+        return None
+    res = bootstrap(samples, statistic, n_resamples=n_resamples, method="percentile", paired=paired,
+                    vectorized=True, rng=np.random.default_rng(seed))
+    ci = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+    return ci if all(map(math.isfinite, ci)) else None
+
+
+def bootstrap_mean(values: Sequence[float], n_resamples: int = 1000, seed: int = 0) -> dict:
+    """``{"mean", "ci95": [low, high] or None, "n"}`` of per-image values."""
+    x = np.asarray(values, dtype=np.float64)
+    return {"mean": float(x.mean()), "ci95": _bootstrap((x,), np.mean, n_resamples, seed), "n": len(x)}
+
+
+def _pct(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    ref = b.mean(axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 100.0 * (a.mean(axis=axis) - ref) / ref
+
+
+def _diff(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return a.mean(axis=axis) - b.mean(axis=axis)
+
+
+def bootstrap_change(values: Sequence[float], reference: Sequence[float], n_resamples: int = 1000,
+                     seed: int = 0) -> dict:
+    """Paired change of ``values`` vs ``reference`` (same images, same order): the difference of
+    the means and the % change ``100 (mean - mean_ref) / mean_ref``, each with a paired-bootstrap
+    95% interval (resampling images, so per-image difficulty cancels)."""
+    a, b = np.asarray(values, np.float64), np.asarray(reference, np.float64)
+    out = {"n": len(a)}
+    for key, stat in (("diff", _diff), ("pct", _pct)):
+        mean = float(stat(a, b))
+        ci = _bootstrap((a, b), stat, n_resamples, seed, paired=True) if math.isfinite(mean) else None
+        out[key] = {"mean": mean if math.isfinite(mean) else None, "ci95": ci}
+    return out
+
+
+def _values(rows: Iterable[dict], method: str, metric: str) -> dict[str, float]:
+    """image -> value for one method; PSNR capped at :data:`PSNR_CAP_DB`."""
+    vals = {r["image"]: r[metric] for r in rows if r["method"] == method}
+    return {k: min(v, PSNR_CAP_DB) for k, v in vals.items()} if metric == "psnr" else vals
+
+
+def _changes(rows: list[dict], methods: Sequence[str], reference: str, n_resamples: int, seed: int) -> dict:
+    out = {}
+    for m in methods:
+        if m == reference:
+            continue
+        out[m] = {}
+        for metric in COMPARED:
+            mine, ref = _values(rows, m, metric), _values(rows, reference, metric)
+            common = [k for k in mine if k in ref]  # only images both methods have
+            out[m][metric] = bootstrap_change([mine[k] for k in common], [ref[k] for k in common],
+                                              n_resamples, seed)
+    return out
+
+
+def summarize(rows: list[dict], methods: Sequence[str], kinds: Mapping[str, str], sources: Mapping[str, str],
+              missing: Mapping[str, int], meta: Mapping, n_resamples: int = 1000, seed: int = 0) -> dict:
+    """The machine-readable summary written as ``summary.json``: per method the mean and 95%
+    interval of each metric, the truth's colourfulness, and the paired % changes vs the grey
+    baseline and vs the first checkpoint."""
+    summary: dict = {"meta": dict(meta), "psnr_cap_db": PSNR_CAP_DB,
+                     "bootstrap": {"n_resamples": n_resamples, "seed": seed, "level": 0.95, "method": "percentile"},
+                     "methods": {}}
+    for m in methods:
+        entry = {"kind": kinds.get(m, "?"), "source": sources.get(m), "missing": missing.get(m, 0),
+                 "psnr_inf": sum(1 for r in rows if r["method"] == m and math.isinf(r["psnr"]))}
+        for metric in METRICS:
+            entry[metric] = bootstrap_mean(list(_values(rows, m, metric).values()), n_resamples, seed)
+        entry["n"] = entry["psnr"]["n"]
+        summary["methods"][m] = entry
+    summary["truth"] = {"colourfulness": bootstrap_mean(
+        list(_values(rows, GREY, "colourfulness_truth").values()), n_resamples, seed)}
+    summary["vs_grey"] = _changes(rows, methods, GREY, n_resamples, seed)
+    first = next((m for m in methods if kinds.get(m) == "checkpoint"), None)
+    summary["vs_first_checkpoint"] = None if first is None else {
+        "reference": first, "methods": _changes(rows, methods, first, n_resamples, seed)}
+    return summary
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return "inf" if math.isinf(value) else f"{value:.{DIGITS[metric]}f}"
+
+
+def _fmt_est(est: dict, metric: str) -> str:
+    ci = est["ci95"]
+    interval = f" [{_fmt(ci[0], metric)}, {_fmt(ci[1], metric)}]" if ci else ""
+    return f"{_fmt(est['mean'], metric)}{interval}"
+
+
+def _fmt_pct(est: dict) -> str:
+    if est["mean"] is None:
+        return "–"
+    ci = f" [{est['ci95'][0]:+.2f}, {est['ci95'][1]:+.2f}]" if est["ci95"] else ""
+    return f"{est['mean']:+.2f}%{ci}"
+
+
+def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(row) + " |" for row in body)]
+
+
+def _change_table(changes: Mapping[str, dict]) -> list[str]:
+    return _table(["Method", *(LABELS[m] for m in COMPARED)],
+                  ([name, *(_fmt_pct(c[m]["pct"]) for m in COMPARED)] for name, c in changes.items()))
+
+
+def render_markdown(summary: dict, rows: list[dict], methods: Sequence[str], table_rows: int = 10) -> str:
+    """``report.md``: setup, averages with 95% intervals (Table 4), % changes, per-image scores (Table 3)."""
+    meta, ms = summary["meta"], summary["methods"]
+    crop = "full photos" if meta.get("size") is None else f"{meta['size']}x{meta['size']} centre crops"
+    lines = ["# Colorization evaluation", "",
+             f"Ground truth: `{meta['data']}`: {meta['images_scored']} of {meta['images']} photos scored, "
+             f"{crop}. Device {meta['device']}, precision {meta['precision']}, seed {meta['seed']}.", "",
+             "Methods:", ""]
+    for m in methods:
+        e = ms[m]
+        src = "the truth's L with a* = b* = 0" if m == GREY else f"`{e['source']}`"
+        gaps = f"; **{e['missing']} photos missing**" if e["missing"] else ""
+        lines.append(f"- **{m}** ({e['kind']}): {src}; {e['n']} photos scored{gaps}")
+    boot = summary["bootstrap"]
+    lines += ["", "## Averages", "",
+              f"Mean over photos [95% percentile-bootstrap interval, {boot['n_resamples']} resamples, "
+              f"seed {boot['seed']}]. PSNR above {summary['psnr_cap_db']:g} dB (identical images: inf) "
+              "counts as that in averages. Higher is better for PSNR and SSIM, lower for MSE.", ""]
+    body = [[m, str(ms[m]["n"]), *(_fmt_est(ms[m][k], k) for k in METRICS)] for m in methods]
+    body.append([TRUTH, str(summary["truth"]["colourfulness"]["n"]), "", "", "",
+                 _fmt_est(summary["truth"]["colourfulness"], "colourfulness")])
+    lines += _table(["Method", "n", *(LABELS[k] for k in METRICS)], body)
+    if len(methods) > 1:
+        lines += ["", "## % change vs the grey baseline", "",
+                  "Paired over the photos both methods have; [95% paired-bootstrap interval].", ""]
+        lines += _change_table(summary["vs_grey"])
+    ref = summary["vs_first_checkpoint"]
+    if ref and ref["methods"]:
+        lines += ["", f"## % change vs {ref['reference']}", ""] + _change_table(ref["methods"])
+    images = list(dict.fromkeys(r["image"] for r in rows))[:table_rows]
+    by_key = {(r["image"], r["method"]): r for r in rows}
+    if images:
+        lines += ["", f"## Per photo (first {len(images)})"]
+    for metric in METRICS:
+        cols = [*methods, TRUTH] if metric == "colourfulness" else list(methods)
+        body = []
+        for img in images:
+            cells = []
+            for m in cols:
+                r = by_key.get((img, GREY if m == TRUTH else m))
+                v = None if r is None else r["colourfulness_truth" if m == TRUTH else metric]
+                cells.append(_fmt(v, metric))
+            body.append([f"`{img}`", *cells])
+        lines += ["", f"### {LABELS[metric]}", ""] + _table(["Photo", *cols], body)
+    return "\n".join(lines) + "\n"
+
+
+def save_grid(path: str | Path, names: Sequence[str], cells: Sequence[Mapping[str, np.ndarray]],
+              methods: Sequence[str]) -> None:
+    """Figure: one row per photo; columns grey input | each method | ground truth (HWC uint8)."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+    keys = [GREY, *(m for m in methods if m != GREY), TRUTH]
+    titles = ["grey input", *keys[1:-1], "ground truth"]
+    fig = Figure(figsize=(2.0 * len(keys), 2.0 * len(names) + 0.3), dpi=150, layout="constrained")
+    axes = fig.subplots(len(names), len(keys), squeeze=False)
+    for r, (name, cell) in enumerate(zip(names, cells)):
+        for c, key in enumerate(keys):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if key in cell:
+                ax.imshow(cell[key], interpolation="nearest")
+            else:
+                h, w = cell[TRUTH].shape[:2]
+                ax.set_box_aspect(h / w)  # same shape as its neighbours
+                ax.text(0.5, 0.5, "missing", ha="center", va="center", transform=ax.transAxes)
+            if r == 0:
+                ax.set_title(titles[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=7)
+    fig.savefig(path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)  # a crash never leaves a half-written report under the real name
+
+
+def _csv_text(rows: list[dict]) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (r[k] if isinstance(r[k], str) else repr(float(r[k]))) for k in CSV_FIELDS})
+    return buf.getvalue()
+
+
+def write_all(out: str | Path, rows: list[dict], summary: dict, methods: Sequence[str], table_rows: int,
+              grid_names: Sequence[str], grid_cells: Sequence[Mapping[str, np.ndarray]]) -> dict[str, Path]:
+    """Write the report files into ``out`` (created if needed); returns name -> path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: out / name for name in OUTPUT_FILES}
+    _write_text(files["per_image.csv"], _csv_text(rows))
+    _write_text(files["summary.json"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    _write_text(files["report.md"], render_markdown(summary, rows, methods, table_rows))
+    if grid_names:
+        tmp = out / "grid.tmp.png"
+        save_grid(tmp, grid_names, grid_cells, methods)
+        os.replace(tmp, files["grid.png"])
+    else:
+        del files["grid.png"]
+    return files
+
+
+def averages_table(summary: dict):
+    """The averages as a :class:`rich.table.Table` for the terminal."""
+    from rich.table import Table
+
+    table = Table(title="Averages [95% bootstrap interval]")
+    for col in ("Method", "n", *(LABELS[k] for k in METRICS)):
+        table.add_column(col, justify="left" if col == "Method" else "right")
+    for m, e in summary["methods"].items():
+        table.add_row(m, str(e["n"]), *(_fmt_est(e[k], k) for k in METRICS))
+    truth = summary["truth"]["colourfulness"]
+    table.add_row(TRUTH, str(truth["n"]), "", "", "", _fmt_est(truth, "colourfulness"))
+    return table
+
+
+def progress(iterable, enabled: bool = True):
+    """Iterate with a progress bar on stderr when ``enabled``."""
+    if not enabled:
+        return iterable
+    from rich.console import Console
+    from rich.progress import track
+
+    return track(iterable, description="evaluating", console=Console(stderr=True), transient=True)
