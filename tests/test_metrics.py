@@ -59,7 +59,7 @@ def test_ssim_matches_skimage(batches):
     for i, (t, p) in enumerate(pairs):
         ref = structural_similarity(t, p, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                     data_range=255, channel_axis=-1)
-        assert got[i].item() == pytest.approx(ref, abs=1e-5)
+        assert got[i].item() == pytest.approx(ref, abs=5e-5)  # float32, see dlnet.metrics
         assert 0.2 < ref < 0.99  # the perturbation is real but not destructive
 
 
@@ -67,7 +67,7 @@ def test_identical_images():
     x = _t(skimage.data.chelsea()[:64, :64])
     assert math.isinf(psnr(x, x).item())
     assert mse_rgb(x, x).item() == 0
-    assert ssim(x, x).item() == pytest.approx(1.0, abs=1e-9)
+    assert ssim(x, x).item() == pytest.approx(1.0, abs=1e-6)
 
 
 def test_ssim_rejects_tiny_images():

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers, overwrite=args.overwrite, progress=sys.stderr.isatty())
     except EvaluationError as e:
         raise UsageError(str(e)) from e
-    Console().print(averages_table(result.summary))
+    # A log file or pipe gets the whole table on one line per method, not wrapped at 80 columns.
+    Console(width=None if sys.stdout.isatty() else 160).print(averages_table(result.summary))
     print(f"wrote {', '.join(str(p) for p in result.files.values())}")
     if result.failures:
         print(f"{len(result.failures)} files could not be read (listed above)", file=sys.stderr)
