@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -97,10 +98,7 @@ def match_files(truths: Sequence[Truth], folder: str | Path) -> list[Path | None
     by_stem: dict[str, list[Path]] = {}
     for p in files:
         by_stem.setdefault(p.stem, []).append(p)
-    truth_stems: dict[str, int] = {}
-    for t in truths:
-        stem = PurePosixPath(t.name).stem
-        truth_stems[stem] = truth_stems.get(stem, 0) + 1
+    truth_stems = Counter(PurePosixPath(t.name).stem for t in truths)
     matched = []
     for t in truths:
         name = PurePosixPath(t.name)
