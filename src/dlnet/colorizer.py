@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from .color import merge_l_ab, rgb_to_lab
+from .fullres import lightness, merge_rgb8
+from .imageio import read_image
 from .model import DLNet
 
 __all__ = ["Colorizer", "working_shape", "default_precision"]
@@ -51,10 +55,11 @@ class Colorizer:
         precision: ``"bf16"`` or ``"fp32"`` (default: what the device runs fast).
         rebalance: optional post-process ``fn(ab (B,2,h,w), l (B,1,h,w)) -> ab`` applied at
             working size (see :mod:`dlnet.rebalance`).
+        batch_size: most photos per model call in :meth:`colorize_batch`.
     """
 
     def __init__(self, model: DLNet, device: str | torch.device | None = None, size: int | None = DEFAULT_SIZE,
-                 precision: str | None = None, rebalance=None) -> None:
+                 precision: str | None = None, rebalance=None, batch_size: int = 16) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.precision = precision or default_precision(self.device)
         if self.precision not in ("bf16", "fp32"):
@@ -62,6 +67,7 @@ class Colorizer:
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.size = size
         self.rebalance = rebalance
+        self.batch_size = max(1, int(batch_size))
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device | None = None,
@@ -84,21 +90,35 @@ class Colorizer:
             ab = self.model(x)
         return ab.float()
 
+    def _to_working(self, l: torch.Tensor, size: int | None) -> torch.Tensor:
+        """Full-resolution L ``(B, 1, H, W)`` -> L at the working shape (antialiased)."""
+        h, w = l.shape[-2:]
+        wh, ww = working_shape(h, w, size)
+        if (wh, ww) == (h, w):
+            return l
+        return F.interpolate(l, size=(wh, ww), mode="bilinear", align_corners=False, antialias=True)
+
+    def _predict_working(self, small: torch.Tensor) -> torch.Tensor:
+        """Working-size L -> working-size a*b*, rebalanced if a post-process is set."""
+        ab = self.predict_ab(small)
+        return ab if self.rebalance is None else self.rebalance(ab, small)
+
+    @staticmethod
+    def _to_full(ab: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Working-size a*b* -> full resolution (bilinear: a*b* are smooth, L carries detail)."""
+        if tuple(ab.shape[-2:]) == tuple(hw):
+            return ab
+        return F.interpolate(ab, size=tuple(hw), mode="bilinear", align_corners=False)
+
+    def _size(self, size: int | None | str) -> int | None:
+        return self.size if size == "default" else size
+
     @torch.inference_mode()
     def colorize_lab(self, l: torch.Tensor, size: int | None | str = "default") -> torch.Tensor:
         """Full-resolution L ``(B, 1, H, W)`` -> a*b* ``(B, 2, H, W)`` predicted at working size."""
-        size = self.size if size == "default" else size
         l = l.to(self.device, torch.float32)
-        h, w = l.shape[-2:]
-        wh, ww = working_shape(h, w, size)
-        small = l if (wh, ww) == (h, w) else F.interpolate(l, size=(wh, ww), mode="bilinear",
-                                                           align_corners=False, antialias=True)
-        ab = self.predict_ab(small)
-        if self.rebalance is not None:
-            ab = self.rebalance(ab, small)
-        if (wh, ww) != (h, w):
-            ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
-        return ab
+        ab = self._predict_working(self._to_working(l, self._size(size)))
+        return self._to_full(ab, l.shape[-2:])
 
     @torch.inference_mode()
     def colorize_tensor(self, rgb: torch.Tensor, size: int | None | str = "default") -> torch.Tensor:
@@ -108,3 +128,43 @@ class Colorizer:
         """
         l = rgb_to_lab(rgb.to(self.device))[:, :1]
         return merge_l_ab(l, self.colorize_lab(l, size)).clamp(0, 1)
+
+    def colorize(self, image, size: int | None | str = "default", side_by_side: bool = False) -> Image.Image:
+        """Colorize one photo: a path, PIL image or numpy array -> PIL RGB image of the same size.
+
+        Arrays may be ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` of uint8, uint16 or float 0..1
+        (see :func:`dlnet.imageio.read_image`); EXIF orientation of files is applied. With
+        ``side_by_side`` the result is twice as wide: grey input | colour output.
+
+        Example:
+            >>> Colorizer.from_pretrained().colorize("grandma.jpg").save("grandma-colour.png")
+        """
+        return self.colorize_batch([image], size, side_by_side)[0]
+
+    @torch.inference_mode()
+    def colorize_batch(self, images, size: int | None | str = "default", side_by_side: bool = False) -> list[Image.Image]:
+        """Colorize several photos (as :meth:`colorize`), batching those of the same working
+        shape through the model, up to ``batch_size`` at a time. Results keep the input order.
+
+        The full-resolution work (L* in, colour out) runs on the CPU in small strips, through
+        lookup tables where the source is 8-bit (:mod:`dlnet.fullres`): a 12-MP photo never
+        needs a full-size float RGB or a*b* copy, and only the working-size L* goes to the device.
+        """
+        size = self._size(size)
+        ls = [lightness(read_image(im).rgb) for im in images]  # (H, W) float32 L*, on the CPU
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, l in enumerate(ls):
+            groups.setdefault(working_shape(*l.shape, size), []).append(i)
+        out: list[Image.Image | None] = [None] * len(ls)
+        for idx in groups.values():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start:start + self.batch_size]
+                small = [self._to_working(torch.from_numpy(ls[i])[None, None].to(self.device), size) for i in chunk]
+                ab = self._predict_working(torch.cat(small))
+                for j, i in enumerate(chunk):
+                    l, ls[i] = ls[i], None  # free each full-res L as soon as it is used
+                    colour = merge_rgb8(l, ab[j])  # a*b* upsampled strip by strip
+                    if side_by_side:
+                        colour = np.concatenate([merge_rgb8(l, None), colour], axis=1)
+                    out[i] = Image.fromarray(colour)
+        return out

@@ -1,0 +1,163 @@
+"""Full-resolution colour work for the Colorizer: photo -> L*, and L* + a*b* -> 8-bit sRGB.
+
+At 12 MP these two steps, not the network, dominate run time and memory when written as
+whole-image float conversions: a float32 RGB copy alone is 144 MB, kornia's Lab code makes
+several such temporaries, and each of its ~15 element-wise torch ops is a parallel region whose
+barrier stalls badly when the CPU cores are shared (we measured 3-25 s per direction on 2 busy
+cores). Here the work runs on strips of 64 k pixels, small enough for every temporary to stay in
+the CPU cache, in NumPy on a small thread pool (one strip per task: no barriers), and through
+lookup tables where the data are 8-bit:
+
+- sRGB uint8 -> linear RGB: a 256-entry table instead of a power per pixel;
+- linear RGB -> sRGB uint8: a 65536-entry table (the linear value quantised to 16 bits, finer
+  than one 8-bit step everywhere, including the steep part near black).
+
+a*b* arrive at the working size and are upsampled bilinearly strip by strip, so the full-size
+a*b* (96 MB at 12 MP) never exist. Constants and formulas are kornia's (D65, CIE L*a*b*, as in
+:mod:`dlnet.color`): results match ``rgb_to_lab``'s L within 1e-4 and ``merge_l_ab`` within one
+8-bit level (``tests/test_colorizer.py`` checks both).
+
+Example:
+    >>> l = lightness(np.zeros((3000, 4000, 3), np.uint8))          # (H, W) float32, 0..100
+    >>> merge_rgb8(l, np.zeros((2, 192, 256), np.float32)).shape   # a*b* upsampled on the fly
+    (3000, 4000, 3)
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+__all__ = ["lightness", "merge_rgb8", "STRIP_PIXELS"]
+
+STRIP_PIXELS = 1 << 16  # a (strip, 3) float32 temporary is 0.8 MB: cache-resident
+
+# kornia's constants (kornia.color.lab / xyz), kept identical so both paths agree.
+_Y_FROM_RGB = np.array([0.212671, 0.715160, 0.072169], np.float32)
+_XYZ_TO_RGB = np.array([[3.2404813432005266, -1.5371515162713185, -0.4985363261688878],
+                        [-0.9692549499965682, 1.8759900014898907, 0.0415559265582928],
+                        [0.0556466391351772, -0.2040413383665112, 1.0573110696453443]])
+_WHITE = np.array([0.95047, 1.0, 1.08883])
+_EPS = np.float32(0.008856)  # (6/29)^3: below it the L* curve is linear
+_KAPPA = np.float32(903.2963)  # slope of that linear part
+_LEVELS = 65535
+
+
+def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    return np.where(v > 0.04045, ((np.maximum(v, 0.04045) + 0.055) / 1.055) ** 2.4, v / 12.92)
+
+
+def _build_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y_tables = (_Y_FROM_RGB[:, None] * _srgb_to_linear(np.arange(256) / 255.0)[None]).astype(np.float32)
+    q = np.linspace(0.0, 1.0, _LEVELS + 1)
+    encode = np.round(255 * np.where(q > 0.0031308, 1.055 * q ** (1 / 2.4) - 0.055, 12.92 * q)).astype(np.uint8)
+    # f(X), f(Y), f(Z) rows -> linear RGB columns, with the white point folded in.
+    f_to_rgb = (_WHITE[:, None] * _XYZ_TO_RGB.T).astype(np.float32)
+    return y_tables, encode, f_to_rgb
+
+
+_Y_TABLES, _ENCODE, _F_TO_RGB = _build_tables()
+
+
+def _strips(h: int, w: int) -> list[slice]:
+    step = max(1, STRIP_PIXELS // max(w, 1))
+    return [slice(r, min(r + step, h)) for r in range(0, h, step)]
+
+
+def _parallel(fn, strips: list[slice]) -> None:
+    """Run ``fn(rows)`` for every strip on as many threads as torch is allowed to use."""
+    workers = max(1, min(torch.get_num_threads(), len(strips)))
+    if workers == 1:
+        for rows in strips:
+            fn(rows)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(fn, strips):  # NumPy releases the GIL inside its loops
+            pass
+
+
+def _l_strip(x: np.ndarray, out: np.ndarray) -> None:
+    """sRGB strip ``(h, W, 3)`` (uint8 or float 0..1) -> L* written into ``out`` ``(h, W)``."""
+    if x.dtype == np.uint8:
+        y = _Y_TABLES[0][x[..., 0]]
+        y += _Y_TABLES[1][x[..., 1]]
+        y += _Y_TABLES[2][x[..., 2]]
+    else:
+        y = (_srgb_to_linear(x.astype(np.float32)) @ _Y_FROM_RGB).astype(np.float32)
+    linear_part = y * _KAPPA
+    np.cbrt(np.maximum(y, _EPS, out=y), out=y)
+    y *= np.float32(116.0)
+    y -= np.float32(16.0)
+    np.copyto(out, np.where(linear_part < _KAPPA * _EPS, linear_part, y))
+
+
+def lightness(rgb: np.ndarray) -> np.ndarray:
+    """sRGB ``(H, W, 3)``, uint8 0..255 or float 0..1 -> L* ``(H, W)`` float32 in 0..100."""
+    h, w = rgb.shape[:2]
+    out = np.empty((h, w), np.float32)
+    _parallel(lambda rows: _l_strip(rgb[rows], out[rows]), _strips(h, w))
+    return out
+
+
+def _upsample_rows(ab_wide: np.ndarray, height: int, rows: slice) -> np.ndarray:
+    """Rows ``rows`` of a bilinear (align_corners=False) resize of ``ab_wide`` ``(2, h, W)`` to
+    ``height`` rows: the vertical half of ``F.interpolate``'s separable bilinear."""
+    h_in = ab_wide.shape[1]
+    y = np.maximum((np.arange(rows.start, rows.stop) + 0.5) * (h_in / height) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(y).astype(np.intp), h_in - 1)
+    i1 = np.minimum(i0 + 1, h_in - 1)
+    t = (y - i0).astype(np.float32)[:, None]
+    lo = ab_wide[:, i0]
+    return lo + (ab_wide[:, i1] - lo) * t
+
+
+def _merge_strip(l: np.ndarray, ab: np.ndarray | None, out: np.ndarray) -> None:
+    """L* ``(h, W)`` + a*b* ``(2, h, W)`` (None: grey) -> sRGB uint8 written into ``out``."""
+    fy = l * np.float32(1 / 116) + np.float32(16 / 116)
+    f = np.empty(l.shape + (3,), np.float32)
+    f[..., 1] = fy
+    if ab is None:
+        f[..., 0] = fy
+        f[..., 2] = fy
+    else:
+        np.add(fy, ab[0] * np.float32(1 / 500), out=f[..., 0])
+        np.maximum(fy - ab[1] * np.float32(1 / 200), 0.0, out=f[..., 2])  # Z < 0 is out of range
+    xyz = np.where(f > np.float32(6 / 29), f * f * f, (f - np.float32(4 / 29)) * np.float32(1 / 7.787))
+    linear = xyz @ _F_TO_RGB
+    np.clip(linear, 0.0, 1.0, out=linear)
+    linear *= np.float32(_LEVELS)
+    linear += np.float32(0.5)
+    np.take(_ENCODE, linear.astype(np.uint16), out=out)
+
+
+def merge_rgb8(l: np.ndarray, ab: np.ndarray | torch.Tensor | None) -> np.ndarray:
+    """L* ``(H, W)`` + a*b* ``(2, h, w)`` at any size (None: neutral grey) -> sRGB ``(H, W, 3)`` uint8.
+
+    a*b* are upsampled to ``(H, W)`` as ``F.interpolate(..., mode="bilinear",
+    align_corners=False)`` would. Out-of-gamut colours are clipped per channel, as
+    :func:`dlnet.color.lab_to_rgb` does.
+    """
+    h, w = l.shape
+    out = np.empty((h, w, 3), np.uint8)
+    ab_wide = None
+    if ab is not None:
+        ab = torch.as_tensor(ab).detach().float().cpu()
+        # The horizontal half of the resize runs on the few working-size rows only.
+        if ab.shape[-1] != w:
+            ab = torch.nn.functional.interpolate(ab[None], size=(ab.shape[-2], w), mode="bilinear",
+                                                 align_corners=False)[0]
+        ab_wide = ab.numpy()
+
+    def strip(rows: slice) -> None:
+        if ab_wide is None:
+            ab_rows = None
+        elif ab_wide.shape[1] == h:
+            ab_rows = ab_wide[:, rows]
+        else:
+            ab_rows = _upsample_rows(ab_wide, h, rows)
+        _merge_strip(l[rows], ab_rows, out[rows])
+
+    _parallel(strip, _strips(h, w))
+    return out

@@ -1,0 +1,278 @@
+"""Robust image reading and writing for colorization (Pillow underneath).
+
+Reading turns any file Pillow decodes (and any PIL image or numpy array) into an RGB array,
+with EXIF orientation applied, whatever its mode: ``1``, ``L``, ``LA``, ``P`` (with or without
+transparency), ``RGB``, ``RGBA``, ``CMYK``, ``YCbCr``, ``I;16``, ``I``, ``F``; animated images
+give their first frame. Alpha is kept aside so that the output can carry it back.
+
+Anything that cannot be read raises :class:`ImageError`, whose message is one line naming the
+file and the cause (empty file, truncated, not an image, too many pixels, ...).
+
+Writing keeps the input's format (PNG, JPEG, WebP, TIFF) with its RGB ICC profile and EXIF, and
+is atomic: a temporary file next to the target is renamed over it only once fully written, so
+an interrupted run never leaves half an image under the real name.
+
+Example:
+    >>> photo = read_image("old.jpg")              # Photo(rgb=(H, W, 3) uint8, alpha=None, ...)
+    >>> save_image(Image.fromarray(photo.rgb), "out/old.jpg", format=photo.format,
+    ...            icc_profile=photo.icc_profile, exif=photo.exif)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["ImageError", "Photo", "read_image", "to_photo", "save_image", "output_format",
+           "DEFAULT_MAX_PIXELS", "SAVE_FORMATS", "IMAGE_SUFFIXES"]
+
+# 120 MP covers the largest camera sensors (about 100 MP) with room; far beyond that a file is
+# more likely a decompression bomb, and colorizing it would need several GB of memory.
+DEFAULT_MAX_PIXELS = 120_000_000
+
+# Formats written as they came in; anything else (GIF, BMP, ...) is written as PNG.
+SAVE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
+_ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+
+# Suffixes picked up when a folder is scanned (explicitly named files are always tried).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif",
+                  ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2", ".j2k", ".jfif"}
+
+
+class ImageError(Exception):
+    """An image that cannot be read or written; ``str()`` is one line: ``"<path>: <cause>"``."""
+
+    def __init__(self, path: str | os.PathLike | None, cause: str) -> None:
+        self.path = None if path is None else str(path)
+        self.cause = " ".join(str(cause).split())  # one line, whatever the library said
+        super().__init__(f"{self.path or '<image>'}: {self.cause}")
+
+
+@dataclass
+class Photo:
+    """A decoded photo ready for colorization.
+
+    Attributes:
+        rgb: ``(H, W, 3)`` array, ``uint8`` (0..255) for 8-bit sources, ``float32`` (0..1) for
+            16-bit and float sources; uint8 is kept as is because a 12-MP photo is 36 MB so, but
+            144 MB as float32.
+        alpha: ``(H, W)`` array of the same dtype convention, or None.
+        format: Pillow format name of the source (``"JPEG"``, ``"PNG"``, ...), None for arrays.
+        icc_profile: the source's ICC profile if it describes RGB (a grey or CMYK profile would be
+            wrong on an RGB output), else None.
+        exif: the source's EXIF bytes with the orientation reset (already applied), or None.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    format: str | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` as in PIL."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def _float_to_unit(a: np.ndarray) -> np.ndarray:
+    """Float pixels of unknown scale -> 0..1: kept if already 0..1, else read as 0..255, else
+    divided by the maximum. NaN and infinities become 0."""
+    a = np.nan_to_num(a.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(a.max()) if a.size else 0.0
+    if top > 1.0:
+        a = a / (255.0 if top <= 255.0 else top)
+    return np.clip(a, 0.0, 1.0)
+
+
+def _high_bit_grey(img: Image.Image) -> np.ndarray:
+    """``I;16*``, ``I`` and ``F`` modes -> ``(H, W)`` float32 0..1 (16-bit precision kept)."""
+    a = np.asarray(img)
+    if img.mode == "F":
+        return _float_to_unit(a)
+    # I;16 is 0..65535; mode I usually holds 16-bit data too (PNG, TIFF), so the same scale.
+    return np.clip(a.astype(np.float32) / 65535.0, 0.0, 1.0)
+
+
+def _array_to_rgb(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(H, W)``, ``(H, W, 1|2|3|4)`` array of uint8, uint16, bool, int or float -> rgb, alpha."""
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4) or 0 in a.shape[:2]:
+        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image array, got shape {a.shape}")
+    if a.dtype == np.uint8:
+        pass
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype == np.uint16:
+        a = a.astype(np.float32) / 65535.0
+    elif np.issubdtype(a.dtype, np.floating):
+        a = _float_to_unit(a)
+    elif np.issubdtype(a.dtype, np.integer):
+        a = _float_to_unit(a.astype(np.float32))
+    else:
+        raise ValueError(f"unsupported image array dtype {a.dtype}")
+    colour = a[..., :1] if a.shape[2] in (1, 2) else a[..., :3]
+    alpha = a[..., -1] if a.shape[2] in (2, 4) else None
+    rgb = np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour
+    return np.ascontiguousarray(rgb), alpha
+
+
+def _image_to_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any PIL mode -> ``(H, W, 3)`` rgb and optional ``(H, W)`` alpha (see :class:`Photo`)."""
+    mode = img.mode
+    if mode in ("F", "I") or mode.startswith("I;16"):
+        return _array_to_rgb(_high_bit_grey(img))
+    if mode == "P":  # palettes may carry transparency
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("PA", "La", "RGBa"):
+        img = img.convert("RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):  # 1, CMYK, YCbCr, LAB, HSV, ...
+        img = img.convert("RGB")
+    a = np.asarray(img)
+    if img.mode == "RGBA" and bool((a[..., 3] == 255).all()):  # opaque alpha: drop it
+        a = a[..., :3]
+    return _array_to_rgb(a)
+
+
+def _rgb_icc(img: Image.Image) -> bytes | None:
+    """The ICC profile if its colour space is RGB (bytes 16..19 of the header), else None."""
+    icc = img.info.get("icc_profile")
+    return icc if isinstance(icc, bytes) and icc[16:20] == b"RGB " else None
+
+
+def to_photo(img: Image.Image, path: str | os.PathLike | None = None,
+             max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Photo:
+    """Decode an opened PIL image into a :class:`Photo` (EXIF orientation applied)."""
+    w, h = img.size
+    if max_pixels is not None and w * h > max_pixels:
+        raise ImageError(path, f"{w}x{h} is {w * h / 1e6:.0f} MP, over the limit of "
+                               f"{max_pixels / 1e6:.0f} MP (decompression bomb?)")
+    fmt = img.format
+    icc = _rgb_icc(img)
+    if getattr(img, "is_animated", False):
+        img.seek(0)  # the first frame of an animation
+    try:
+        img = ImageOps.exif_transpose(img)
+        exif = img.getexif()
+    except Exception:  # a corrupt EXIF block should not cost the photo: keep it unrotated
+        exif = None
+    exif_bytes = exif.tobytes() if exif else None
+    rgb, alpha = _image_to_rgb(img)
+    return Photo(rgb, alpha, fmt, icc, exif_bytes)
+
+
+def read_image(source: str | os.PathLike | Image.Image | np.ndarray,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Photo:
+    """Read a file path, PIL image or numpy array into a :class:`Photo`.
+
+    Arrays may be ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` (last channel alpha), of uint8,
+    uint16 (0..65535) or float (0..1; 0..255 is recognised) values.
+
+    Raises:
+        ImageError: one line naming the file and what is wrong with it.
+    """
+    if isinstance(source, np.ndarray):
+        try:
+            rgb, alpha = _array_to_rgb(source)
+        except ValueError as e:
+            raise ImageError(None, str(e)) from None
+        return Photo(rgb, alpha)
+    if isinstance(source, Image.Image):
+        try:
+            return to_photo(source, getattr(source, "filename", None) or None, max_pixels)
+        except ImageError:
+            raise
+        except Exception as e:
+            raise ImageError(None, f"cannot decode image ({type(e).__name__}: {e})") from None
+    path = Path(source)
+    try:
+        if path.is_dir():
+            raise ImageError(path, "is a folder, not an image")
+        if path.stat().st_size == 0:
+            raise ImageError(path, "empty file (0 bytes)")
+        with warnings.catch_warnings():
+            # Pillow only warns below 2x its own limit; ours (max_pixels) decides instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return to_photo(img, path, max_pixels)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(path, "no such file") from None
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image file Pillow can read") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(path, f"too many pixels (decompression bomb?): {e}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+        cause = str(e) or type(e).__name__
+        if "truncated" in cause or isinstance(e, EOFError):
+            cause = f"truncated or corrupt image data ({cause})"
+        raise ImageError(path, f"cannot decode image: {cause}") from None
+
+
+def output_format(path: str | os.PathLike, source_format: str | None, requested: str | None = None) -> tuple[Path, str]:
+    """Where and how to save an output: ``requested`` (png/jpeg/webp/tiff) wins, else the
+    source's format if writable (PNG/JPEG/WebP/TIFF), else PNG. The suffix is changed only when
+    it does not already name the chosen format. Returns ``(path, PIL format name)``."""
+    path = Path(path)
+    if requested:
+        fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(requested.upper(), requested.upper())
+        if fmt not in SAVE_FORMATS:
+            raise ValueError(f"unsupported output format {requested!r}; choose from png, jpeg, webp, tiff")
+    else:
+        fmt = source_format if source_format in SAVE_FORMATS else "PNG"
+    if Image.registered_extensions().get(path.suffix.lower()) != fmt:
+        path = path.with_suffix(SAVE_FORMATS[fmt])
+    return path, fmt
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_image(img: Image.Image, path: str | os.PathLike, format: str | None = None,
+               icc_profile: bytes | None = None, exif: bytes | None = None) -> Path:
+    """Write ``img`` atomically (temp file in the same folder, then rename); returns the path.
+
+    Alpha is dropped for formats without it (JPEG). JPEG and WebP are written at quality 95.
+
+    Raises:
+        ImageError: one line naming the file, e.g. when the folder is not writable.
+    """
+    path = Path(path)
+    fmt = (format or Image.registered_extensions().get(path.suffix.lower()) or "PNG").upper()
+    if img.mode == "RGBA" and fmt not in _ALPHA_FORMATS:
+        img = img.convert("RGB")
+    params: dict = {}
+    if icc_profile:
+        params["icc_profile"] = icc_profile
+    if exif:
+        params["exif"] = exif
+    if fmt in ("JPEG", "WEBP"):
+        params["quality"] = 95
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format=fmt, **params)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise ImageError(path, f"cannot write: {e.strerror or e}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return path
