@@ -1,0 +1,146 @@
+"""Colour rebalancing after prediction (Gain et al. 2023, CSSE 46(1)).
+
+A regression network trained on a*b* hedges towards the mean: colours come out washed out and
+blotchy. The post-process:
+
+1. **Regions, stage 1**: k-means on the predicted a*b* colours of each image -> ``k1`` colour
+   clusters.
+2. **Regions, stage 2**: each colour cluster is split into ``k2`` parts by a second k-means on
+   the (x, y) positions of its pixels. We chose k-means over connected components because it
+   runs batched on the model's device with :func:`dlnet.kmeans.kmeans` (connected components
+   need a sequential labelling pass or scipy), gives a fixed number of regions ``k1 * k2``
+   whatever the content, and does not shatter a noisy cluster into hundreds of specks, each of
+   which would then be smoothed alone. A colour cluster in two far-apart places (two red cars)
+   still becomes separate regions, which is what stage 2 is for.
+3. **Smoothing**: each region is averaged with a ``kernel x kernel`` box filter computed only over
+   the pixels of that region (normalised by the region's own coverage of the window), so colours
+   never bleed across region borders.
+4. **Saturation**: ``ab' = sign(ab) * ab_max * (|ab| / ab_max) ** gamma``; ``gamma < 1``
+   saturates, ``gamma = 1`` leaves a*b* alone.
+
+Example:
+    >>> cfg = RebalanceConfig(k1=6, k2=2, kernel=7, gamma=0.8)
+    >>> ab = rebalance(ab, l, cfg)                         # (B, 2, h, w) -> (B, 2, h, w)
+    >>> colorizer = Colorizer(model, rebalance=Rebalance(cfg))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .kmeans import kmeans
+
+__all__ = ["RebalanceConfig", "rebalance", "Rebalance", "regions", "region_smooth", "saturate"]
+
+
+@dataclass(frozen=True)
+class RebalanceConfig:
+    """Parameters of :func:`rebalance` (defaults provisional until ``benchmarks/rebalance_sweep.py``
+    has been run on a trained model).
+
+    Attributes:
+        k1: colour clusters (stage 1).
+        k2: spatial parts per colour cluster (stage 2); 1 = colour clusters only.
+        kernel: box filter size in pixels at working size (odd); 1 = no smoothing.
+        gamma: saturation exponent; < 1 saturates, 1 = none.
+        ab_max: a*b* magnitude that maps to itself under the gamma curve.
+        iters: Lloyd iterations of each k-means.
+        points: pixels sampled per colour cluster for the stage-2 k-means.
+        seed: k-means seed (the result is deterministic).
+    """
+
+    k1: int = 6
+    k2: int = 2
+    kernel: int = 7
+    gamma: float = 0.8
+    ab_max: float = 110.0
+    iters: int = 10
+    points: int = 1024
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.k1 < 1 or self.k2 < 1:
+            raise ValueError(f"k1 and k2 must be >= 1, got {self.k1}, {self.k2}")
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ValueError(f"kernel must be an odd size >= 1, got {self.kernel}")
+        if self.gamma <= 0 or self.ab_max <= 0:
+            raise ValueError(f"gamma and ab_max must be > 0, got {self.gamma}, {self.ab_max}")
+
+
+def regions(ab: torch.Tensor, config: RebalanceConfig) -> torch.Tensor:
+    """Two-stage k-means region labels ``(B, h, w)`` int64 in ``0 .. k1*k2-1`` for a*b* ``(B, 2, h, w)``."""
+    b, _, h, w = ab.shape
+    colours = ab.float().flatten(2).transpose(1, 2)  # (B, N, 2)
+    _, label1 = kmeans(colours, config.k1, iters=config.iters, seed=config.seed)  # (B, N)
+    if config.k2 == 1:
+        return label1.view(b, h, w)
+    ys, xs = torch.meshgrid(torch.arange(h, device=ab.device), torch.arange(w, device=ab.device), indexing="ij")
+    pos = torch.stack([xs, ys], -1).view(1, -1, 2).float()  # (1, N, 2)
+    # Stage 2 as one batched k-means of B*k1 problems: the clusters differ in size, so each is
+    # represented by a fixed-size sample of its own pixels (with replacement).
+    member = F.one_hot(label1, config.k1).transpose(1, 2).reshape(b * config.k1, -1).float()  # (B*k1, N)
+    member = member + (member.sum(1, keepdim=True) == 0).float()  # empty cluster: any pixels
+    gen = torch.Generator(device=ab.device).manual_seed(config.seed)
+    pick = torch.multinomial(member, config.points, replacement=True, generator=gen)  # (B*k1, P)
+    centres, _ = kmeans(pos[0][pick], config.k2, iters=config.iters, seed=config.seed)  # (B*k1, k2, 2)
+    # Each pixel goes to the nearest spatial centre of its own colour cluster.
+    own = centres.view(b, config.k1, config.k2, 2).gather(
+        1, label1[:, :, None, None].expand(-1, -1, config.k2, 2))  # (B, N, k2, 2)
+    label2 = (own - pos[:, :, None]).pow(2).sum(-1).argmin(-1)  # (B, N)
+    return (label1 * config.k2 + label2).view(b, h, w)
+
+
+def _box(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Same-size box mean; zero padding is harmless because numerator and mask share it."""
+    return F.avg_pool2d(x, kernel, stride=1, padding=kernel // 2, count_include_pad=True)
+
+
+def region_smooth(ab: torch.Tensor, labels: torch.Tensor, n_regions: int, kernel: int) -> torch.Tensor:
+    """Box-filter a*b* ``(B, 2, h, w)`` inside each region of ``labels`` ``(B, h, w)`` separately.
+
+    Each pixel becomes the mean a*b* of the pixels of its own region within the window: both the
+    masked sum and the mask are box-filtered, and their ratio is taken (the pixel itself is always
+    in the window, so the ratio is defined).
+    """
+    if kernel == 1:
+        return ab
+    mask = F.one_hot(labels, n_regions).permute(0, 3, 1, 2).to(ab.dtype)  # (B, R, h, w)
+    num = _box((ab[:, :, None] * mask[:, None]).flatten(1, 2), kernel).unflatten(1, (2, n_regions))  # (B, 2, R, h, w)
+    den = _box(mask, kernel)  # (B, R, h, w)
+    return (num * (mask / den.clamp_min(1e-12))[:, None]).sum(2)
+
+
+def saturate(ab: torch.Tensor, gamma: float, ab_max: float = 110.0) -> torch.Tensor:
+    """``sign(ab) * ab_max * (|ab| / ab_max) ** gamma``: gamma < 1 pushes chroma outwards."""
+    if gamma == 1:
+        return ab
+    return torch.sign(ab) * ab_max * (ab.abs() / ab_max).pow(gamma)
+
+
+def rebalance(ab: torch.Tensor, l: torch.Tensor | None = None, config: RebalanceConfig | None = None) -> torch.Tensor:
+    """Rebalance predicted a*b* ``(B, 2, h, w)`` -> ``(B, 2, h, w)`` float32.
+
+    ``l`` ``(B, 1, h, w)`` is accepted for the Colorizer's post-process interface; regions are
+    found from a*b* alone, as in the paper.
+    """
+    config = config or RebalanceConfig()
+    ab = ab.float()
+    if config.kernel > 1:
+        ab = region_smooth(ab, regions(ab, config), config.k1 * config.k2, config.kernel)
+    return saturate(ab, config.gamma, config.ab_max)
+
+
+class Rebalance:
+    """Callable twin of :func:`rebalance` for ``Colorizer(rebalance=Rebalance(config))``."""
+
+    def __init__(self, config: RebalanceConfig | None = None) -> None:
+        self.config = config or RebalanceConfig()
+
+    def __call__(self, ab: torch.Tensor, l: torch.Tensor | None = None) -> torch.Tensor:
+        return rebalance(ab, l, self.config)
+
+    def __repr__(self) -> str:
+        return f"Rebalance({self.config})"
