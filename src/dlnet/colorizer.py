@@ -98,10 +98,12 @@ class Colorizer:
             return l
         return F.interpolate(l, size=(wh, ww), mode="bilinear", align_corners=False, antialias=True)
 
-    def _predict_working(self, small: torch.Tensor) -> torch.Tensor:
-        """Working-size L -> working-size a*b*, rebalanced if a post-process is set."""
+    def _predict_working(self, small: torch.Tensor, rebalance="default") -> torch.Tensor:
+        """Working-size L -> working-size a*b*, rebalanced if a post-process is set (``rebalance``:
+        ``"default"`` = ``self.rebalance``, None = none, or a post-process for this call only)."""
         ab = self.predict_ab(small)
-        return ab if self.rebalance is None else self.rebalance(ab, small)
+        rebalance = self.rebalance if isinstance(rebalance, str) and rebalance == "default" else rebalance
+        return ab if rebalance is None else rebalance(ab, small)
 
     @staticmethod
     def _to_full(ab: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -129,20 +131,24 @@ class Colorizer:
         l = rgb_to_lab(rgb.to(self.device))[:, :1]
         return merge_l_ab(l, self.colorize_lab(l, size)).clamp(0, 1)
 
-    def colorize(self, image, size: int | None | str = "default", side_by_side: bool = False) -> Image.Image:
+    def colorize(self, image, size: int | None | str = "default", side_by_side: bool = False,
+                 rebalance="default") -> Image.Image:
         """Colorize one photo: a path, PIL image or numpy array -> PIL RGB image of the same size.
 
         Arrays may be ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` of uint8, uint16 or float 0..1
         (see :func:`dlnet.imageio.read_image`); EXIF orientation of files is applied. With
-        ``side_by_side`` the result is twice as wide: grey input | colour output.
+        ``side_by_side`` the result is twice as wide: grey input | colour output. ``size`` and
+        ``rebalance`` (None, or a post-process as in the constructor) override the Colorizer's own
+        for this call only, so one Colorizer can serve threads asking for different options.
 
         Example:
             >>> Colorizer.from_pretrained().colorize("grandma.jpg").save("grandma-colour.png")
         """
-        return self.colorize_batch([image], size, side_by_side)[0]
+        return self.colorize_batch([image], size, side_by_side, rebalance)[0]
 
     @torch.inference_mode()
-    def colorize_batch(self, images, size: int | None | str = "default", side_by_side: bool = False) -> list[Image.Image]:
+    def colorize_batch(self, images, size: int | None | str = "default", side_by_side: bool = False,
+                       rebalance="default") -> list[Image.Image]:
         """Colorize several photos (as :meth:`colorize`), batching those of the same working
         shape through the model, up to ``batch_size`` at a time. Results keep the input order.
 
@@ -160,7 +166,7 @@ class Colorizer:
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
                 small = [self._to_working(torch.from_numpy(ls[i])[None, None].to(self.device), size) for i in chunk]
-                ab = self._predict_working(torch.cat(small))
+                ab = self._predict_working(torch.cat(small), rebalance)
                 for j, i in enumerate(chunk):
                     l, ls[i] = ls[i], None  # free each full-res L as soon as it is used
                     colour = merge_rgb8(l, ab[j])  # a*b* upsampled strip by strip
