@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageError", "Photo", "read_image", "to_photo", "save_image", "output_format",
+__all__ = ["ImageError", "Photo", "read_image", "to_photo", "save_image", "encode_image", "output_format",
            "DEFAULT_MAX_PIXELS", "SAVE_FORMATS", "IMAGE_SUFFIXES"]
 
 # 120 MP covers the largest camera sensors (about 100 MP) with room; far beyond that a file is
@@ -46,11 +47,18 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".b
 
 
 class ImageError(Exception):
-    """An image that cannot be read or written; ``str()`` is one line: ``"<path>: <cause>"``."""
+    """An image that cannot be read or written; ``str()`` is one line: ``"<path>: <cause>"``.
 
-    def __init__(self, path: str | os.PathLike | None, cause: str) -> None:
+    ``kind`` says which sort of problem it is, for callers that answer differently (the web
+    server's HTTP status): ``"not_image"``, ``"corrupt"`` (empty, truncated, undecodable),
+    ``"too_large"`` (over the pixel limit), ``"io"`` (missing, unreadable, unwritable) or
+    ``"invalid"`` (anything else).
+    """
+
+    def __init__(self, path: str | os.PathLike | None, cause: str, kind: str = "invalid") -> None:
         self.path = None if path is None else str(path)
         self.cause = " ".join(str(cause).split())  # one line, whatever the library said
+        self.kind = kind
         super().__init__(f"{self.path or '<image>'}: {self.cause}")
 
 
@@ -152,8 +160,8 @@ def to_photo(img: Image.Image, path: str | os.PathLike | None = None,
     """Decode an opened PIL image into a :class:`Photo` (EXIF orientation applied)."""
     w, h = img.size
     if max_pixels is not None and w * h > max_pixels:
-        raise ImageError(path, f"{w}x{h} is {w * h / 1e6:.0f} MP, over the limit of "
-                               f"{max_pixels / 1e6:.0f} MP (decompression bomb?)")
+        raise ImageError(path, f"{w}x{h} is {w * h / 1e6:.1f} MP, over the limit of "
+                               f"{max_pixels / 1e6:.1f} MP (decompression bomb?)", kind="too_large")
     fmt = img.format
     icc = _rgb_icc(img)
     if getattr(img, "is_animated", False):
@@ -168,9 +176,10 @@ def to_photo(img: Image.Image, path: str | os.PathLike | None = None,
     return Photo(rgb, alpha, fmt, icc, exif_bytes)
 
 
-def read_image(source: str | os.PathLike | Image.Image | np.ndarray,
+def read_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray,
                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Photo:
-    """Read a file path, PIL image or numpy array into a :class:`Photo`.
+    """Read a file path, the bytes of an image file (an upload, kept in memory), a PIL image or
+    a numpy array into a :class:`Photo`.
 
     Arrays may be ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` (last channel alpha), of uint8,
     uint16 (0..65535) or float (0..1; 0..255 is recognised) values.
@@ -190,33 +199,40 @@ def read_image(source: str | os.PathLike | Image.Image | np.ndarray,
         except ImageError:
             raise
         except Exception as e:
-            raise ImageError(None, f"cannot decode image ({type(e).__name__}: {e})") from None
-    path = Path(source)
+            raise ImageError(None, f"cannot decode image ({type(e).__name__}: {e})", kind="corrupt") from None
+    in_memory = isinstance(source, (bytes, bytearray, memoryview))
+    path = None if in_memory else Path(source)
     try:
-        if path.is_dir():
-            raise ImageError(path, "is a folder, not an image")
-        if path.stat().st_size == 0:
-            raise ImageError(path, "empty file (0 bytes)")
+        if in_memory:
+            if len(source) == 0:
+                raise ImageError(None, "empty file (0 bytes)", kind="corrupt")
+            fp = io.BytesIO(source)
+        else:
+            if path.is_dir():
+                raise ImageError(path, "is a folder, not an image", kind="not_image")
+            if path.stat().st_size == 0:
+                raise ImageError(path, "empty file (0 bytes)", kind="corrupt")
+            fp = path
         with warnings.catch_warnings():
             # Pillow only warns below 2x its own limit; ours (max_pixels) decides instead.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(fp) as img:
                 return to_photo(img, path, max_pixels)
     except ImageError:
         raise
     except FileNotFoundError:
-        raise ImageError(path, "no such file") from None
+        raise ImageError(path, "no such file", kind="io") from None
     except PermissionError:
-        raise ImageError(path, "permission denied") from None
+        raise ImageError(path, "permission denied", kind="io") from None
     except UnidentifiedImageError:
-        raise ImageError(path, "not an image file Pillow can read") from None
+        raise ImageError(path, "not an image file Pillow can read", kind="not_image") from None
     except Image.DecompressionBombError as e:
-        raise ImageError(path, f"too many pixels (decompression bomb?): {e}") from None
+        raise ImageError(path, f"too many pixels (decompression bomb?): {e}", kind="too_large") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
         cause = str(e) or type(e).__name__
         if "truncated" in cause or isinstance(e, EOFError):
             cause = f"truncated or corrupt image data ({cause})"
-        raise ImageError(path, f"cannot decode image: {cause}") from None
+        raise ImageError(path, f"cannot decode image: {cause}", kind="corrupt") from None
 
 
 def output_format(path: str | os.PathLike, source_format: str | None, requested: str | None = None) -> tuple[Path, str]:
@@ -241,6 +257,36 @@ def _umask() -> int:
     return mask
 
 
+def _write(img: Image.Image, f, fmt: str, icc_profile: bytes | None, exif: bytes | None) -> None:
+    """Encode ``img`` as ``fmt`` into the binary file object ``f`` (the one encoder of both
+    :func:`save_image` and :func:`encode_image`)."""
+    fmt = fmt.upper()
+    if img.mode == "RGBA" and fmt not in _ALPHA_FORMATS:
+        img = img.convert("RGB")
+    params: dict = {}
+    if icc_profile:
+        params["icc_profile"] = icc_profile
+    if exif:
+        params["exif"] = exif
+    if fmt in ("JPEG", "WEBP"):
+        params["quality"] = 95
+    img.save(f, format=fmt, **params)
+
+
+def encode_image(img: Image.Image, format: str = "PNG", icc_profile: bytes | None = None,
+                 exif: bytes | None = None) -> bytes:
+    """``img`` encoded in memory as ``format`` (PNG, JPEG, WEBP, TIFF), as :func:`save_image`
+    would write it; for the web server, which never writes uploads or results to disk.
+
+    Example:
+        >>> encode_image(Image.new("RGB", (4, 4)), "png")[:8]
+        b'\\x89PNG\\r\\n\\x1a\\n'
+    """
+    buf = io.BytesIO()
+    _write(img, buf, format, icc_profile, exif)
+    return buf.getvalue()
+
+
 def save_image(img: Image.Image, path: str | os.PathLike, format: str | None = None,
                icc_profile: bytes | None = None, exif: bytes | None = None) -> Path:
     """Write ``img`` atomically (temp file in the same folder, then rename); returns the path.
@@ -252,26 +298,17 @@ def save_image(img: Image.Image, path: str | os.PathLike, format: str | None = N
     """
     path = Path(path)
     fmt = (format or Image.registered_extensions().get(path.suffix.lower()) or "PNG").upper()
-    if img.mode == "RGBA" and fmt not in _ALPHA_FORMATS:
-        img = img.convert("RGB")
-    params: dict = {}
-    if icc_profile:
-        params["icc_profile"] = icc_profile
-    if exif:
-        params["exif"] = exif
-    if fmt in ("JPEG", "WEBP"):
-        params["quality"] = 95
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **params)
+            _write(img, f, fmt, icc_profile, exif)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
         tmp = None
     except OSError as e:
-        raise ImageError(path, f"cannot write: {e.strerror or e}") from None
+        raise ImageError(path, f"cannot write: {e.strerror or e}", kind="io") from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
