@@ -1,0 +1,55 @@
+"""ONNX export: parity with PyTorch fp32, dynamic batch/height/width, the CLI, the runtime adapter."""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+
+from _tiny_model import tiny_model, tiny_model_file  # noqa: E402
+
+from dlnet.cli import main  # noqa: E402
+from dlnet.colorizer import Colorizer  # noqa: E402
+from dlnet.export import OnnxModel, export_onnx  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = tiny_model()
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    diff = export_onnx(model, path)
+    return model, path, diff
+
+
+def test_parity_with_pytorch_fp32(exported):
+    model, path, diff = exported
+    print(f"max |a*b*| difference onnxruntime vs PyTorch fp32: {diff:.2e}")
+    assert diff <= 1e-2
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 32, 32), (3, 1, 64, 96), (2, 1, 96, 64), (1, 1, 50, 77)])
+def test_dynamic_batch_and_sizes(exported, shape):
+    model, path, _ = exported
+    l = torch.rand(shape, generator=torch.Generator().manual_seed(1)) * 100
+    ab = OnnxModel(path)(l)
+    assert ab.shape == (shape[0], 2, *shape[2:]) and ab.dtype == torch.float32
+    with torch.inference_mode():
+        assert (ab - model(l)).abs().max() <= 1e-2
+
+
+def test_colorizer_runs_the_onnx_model_like_the_torch_model(exported):
+    model, path, _ = exported
+    grey = np.random.default_rng(0).integers(0, 256, (45, 70), dtype=np.uint8)
+    via_torch = np.asarray(Colorizer(model, "cpu", size=64, precision="fp32").colorize(grey), dtype=int)
+    via_onnx = np.asarray(Colorizer(OnnxModel(path), "cpu", size=64, precision="fp32").colorize(grey), dtype=int)
+    assert via_onnx.shape == (45, 70, 3)
+    assert np.abs(via_torch - via_onnx).max() <= 1
+
+
+def test_export_command(tmp_path, capsys):
+    weights = tiny_model_file(tmp_path)
+    out = tmp_path / "sub" / "model.onnx"
+    assert main(["export", "--format", "onnx", "--weights", str(weights), "-o", str(out)]) == 0
+    assert out.is_file() and "max |a*b* difference|" in capsys.readouterr().out
+    assert main(["export", "--weights", str(tmp_path / "missing.safetensors"), "-o", str(out)]) == 2
+    assert "missing.safetensors" in capsys.readouterr().err
