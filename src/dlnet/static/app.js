@@ -21,6 +21,7 @@ function showError(text) {
 }
 
 function megabytes(n) {
+  if (n < 1e6) return `${(n / 1e3).toFixed(0)} kB`;
   return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MB`;
 }
 
@@ -152,7 +153,6 @@ async function loadInfo() {
     $("limits").textContent = `Up to ${megabytes(limits.max_upload_bytes)} and ` +
       `${(limits.max_pixels / 1e6).toFixed(0)} megapixels; JPEG, PNG, WebP, TIFF, BMP…`;
     $("rebalance").checked = info.defaults.rebalance;
-    $("rebalance").disabled = !info.rebalance_available;
     for (const opt of $("size").options) opt.disabled = Number(opt.value) > limits.max_size;
     const preset = [...$("size").options].find((o) => Number(o.value) === info.defaults.size);
     if (preset) $("size").value = preset.value;

@@ -1,0 +1,75 @@
+"""``dlnet serve``: the colorizing web page and REST API (FastAPI + uvicorn), on this computer.
+
+Example:
+    dlnet serve                              # http://127.0.0.1:8000, the default model
+    dlnet serve --port 9000 --weights my.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from ..serve import ServeSettings
+
+    d = ServeSettings()
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this computer only; "
+                             "0.0.0.0 opens it to the network)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    parser.add_argument("--weights", default=None,
+                        help="shipped model name or .safetensors/.ckpt file (default: the shipped default)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default=None,
+                        help="inference precision (default: what the device runs fast)")
+    parser.add_argument("--size", type=int, default=d.default_size,
+                        help=f"default working size, longer side in px (default: {d.default_size})")
+    parser.add_argument("--no-rebalance", action="store_true",
+                        help="do not rebalance colours unless a request asks for it")
+    parser.add_argument("--workers", type=int, default=d.workers,
+                        help=f"photos colorized at the same time (default: {d.workers})")
+    parser.add_argument("--queue", type=int, default=d.queue_size,
+                        help=f"requests that may wait; beyond that the server answers 503 (default: {d.queue_size})")
+    parser.add_argument("--max-upload-mb", type=float, default=d.max_upload_bytes / 1e6,
+                        help=f"largest upload in MB (default: {d.max_upload_bytes / 1e6:g})")
+    parser.add_argument("--max-megapixels", type=float, default=d.max_pixels / 1e6,
+                        help=f"largest image in megapixels (default: {d.max_pixels / 1e6:g})")
+    parser.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"),
+                        default="info", help="server log level (default: info)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..cli import UsageError
+    from ..serve import ServeSettings, create_app
+    from ..weights import WeightsError
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0..65535, got {args.port}")
+    try:
+        settings = ServeSettings(
+            weights=args.weights, device=args.device, precision=args.precision, default_size=args.size,
+            max_size=max(1024, args.size), rebalance=not args.no_rebalance, workers=args.workers,
+            queue_size=args.queue, max_upload_bytes=int(args.max_upload_mb * 1e6),
+            max_pixels=int(args.max_megapixels * 1e6))
+        app = create_app(settings=settings)
+    except (ValueError, WeightsError) as e:
+        raise UsageError(str(e)) from e
+    if not _is_loopback(args.host):
+        print(f"dlnet serve: warning: listening on {args.host}: other computers can reach this server",
+              file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, server_header=False)
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

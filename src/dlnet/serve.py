@@ -1,0 +1,291 @@
+"""The web app behind ``dlnet serve``: a page at ``/``, ``POST /v1/colorize``, ``GET /healthz``.
+
+Every photo goes through the project's one path: decoded and encoded by :mod:`dlnet.imageio`,
+colorized by :class:`dlnet.colorizer.Colorizer`. Per-request options (working size, rebalancing)
+are passed to ``Colorizer.colorize`` as arguments, so one shared Colorizer serves all threads.
+
+Limits, checked as early as they can be:
+
+* request body over ``max_upload_bytes``: 413, from ``Content-Length`` before any byte is read,
+  else while the body streams in;
+* more than ``workers + queue_size`` colorize requests at once: 503 with ``Retry-After``, before
+  the body is read, so waiting requests hold no memory;
+* image over ``max_pixels``: 413, from the image header before the pixels are decoded;
+* not an image: 415; a corrupt or truncated one: 400 (decided by decoding, never by name or header).
+
+Uploads stay in memory, nothing a user sends names a file, errors are ``{"detail": "<sentence>"}``.
+
+Example:
+    >>> import uvicorn
+    >>> app = create_app(settings=ServeSettings(weights="my-model.safetensors"))
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)     # doctest: +SKIP
+"""
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartParser
+
+from .colorizer import Colorizer
+from .imageio import ImageError, encode_image, read_image
+from .rebalance import Rebalance
+from .weights import DEFAULT_MODEL
+
+__all__ = ["ServeSettings", "create_app"]
+
+log = logging.getLogger("dlnet.serve")
+
+STATIC_DIR = Path(str(files("dlnet") / "static"))
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+STATUS_OF_KIND = {"not_image": 415, "too_large": 413}  # ImageError.kind -> HTTP status; else 400
+COLORIZE_PATH = "/v1/colorize"
+# The page loads nothing from elsewhere; say so to the browser too.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
+                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What the server loads and how much it accepts.
+
+    Args:
+        weights: shipped model name or ``.safetensors``/``.ckpt`` file (None: the default model).
+        device, precision: passed to :class:`~dlnet.colorizer.Colorizer`.
+        default_size: working size (longer side, px) when a request does not give one.
+        max_size: the largest working size a request may ask for.
+        rebalance: whether requests that do not say are rebalanced.
+        max_upload_bytes: the largest request body accepted (413 above).
+        max_pixels: the largest image (width x height) accepted (413 above).
+        workers: photos colorized at the same time (threads).
+        queue_size: requests allowed to wait for a worker; more get 503 + ``Retry-After``.
+        retry_after_s: the ``Retry-After`` sent with a 503.
+    """
+
+    weights: str | None = None
+    device: str | None = None
+    precision: str | None = None
+    default_size: int = 256
+    max_size: int = 1024
+    rebalance: bool = True
+    max_upload_bytes: int = 20_000_000
+    max_pixels: int = 50_000_000
+    workers: int = 1
+    queue_size: int = 8
+    retry_after_s: int = 2
+
+    def __post_init__(self) -> None:
+        if not 32 <= self.default_size <= self.max_size:
+            raise ValueError(f"default_size must lie in 32..max_size ({self.max_size}), got {self.default_size}")
+        if self.workers < 1 or self.queue_size < 0:
+            raise ValueError("workers must be >= 1 and queue_size >= 0")
+        if self.max_upload_bytes < 1 or self.max_pixels < 1:
+            raise ValueError("max_upload_bytes and max_pixels must be positive")
+
+
+class _ErrorBody(BaseModel):
+    detail: str
+
+
+class _Rejected(HTTPException):
+    """A request refused with a sentence written for the person who sent it."""
+
+
+def _mb(n: int) -> str:
+    if n < 1e6:
+        return f"{n / 1e3:.0f} kB"
+    return f"{n / 1e6:.0f} MB" if n >= 1e7 else f"{n / 1e6:.1f} MB"
+
+
+def _too_large(settings: ServeSettings) -> str:
+    return f"The upload is too large: the limit is {_mb(settings.max_upload_bytes)}."
+
+
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+class _Gate:
+    """ASGI middleware admitting at most ``capacity`` colorize requests at once.
+
+    It runs before the body is read, so a refused request costs no memory, and an oversized one
+    announced by ``Content-Length`` is refused without reading it. The counter needs no lock:
+    it is only touched on the event loop, with no ``await`` between the check and the increment.
+    """
+
+    def __init__(self, app, settings: ServeSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.capacity = settings.workers + settings.queue_size
+        self.active = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] != COLORIZE_PATH or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.settings.max_upload_bytes:
+            return await _error(413, _too_large(self.settings))(scope, receive, send)
+        if self.active >= self.capacity:
+            busy = (f"The server is busy ({self.active} photos in progress); "
+                    f"try again in {self.settings.retry_after_s} s.")
+            headers = {"Retry-After": str(self.settings.retry_after_s)}
+            return await _error(503, busy, headers)(scope, receive, send)
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
+def _colorize_bytes(colorizer: Colorizer, data: bytes, size: int, rebalance, fmt: str,
+                    max_pixels: int) -> bytes:
+    """Decode, colorize, encode: the whole CPU-bound job, run in a worker thread.
+
+    ``rebalance`` is the post-process for this request (None: none); the photo's ICC profile and
+    EXIF go back out with the result, as ``dlnet colorize`` keeps them.
+    """
+    try:
+        photo = read_image(data, max_pixels=max_pixels)
+    except ImageError as e:
+        raise _Rejected(STATUS_OF_KIND.get(e.kind, 400), f"{e.cause[:1].upper()}{e.cause[1:]}.") from e
+    result = colorizer.colorize(photo.rgb, size=size, rebalance=rebalance)
+    return encode_image(result, fmt, icc_profile=photo.icc_profile, exif=photo.exif)
+
+
+def _readable(errors) -> str:
+    """FastAPI's validation errors as one sentence: ``size: Input should be ... ; file: ...``."""
+    parts = []
+    for err in errors:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "form"))
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "missing" and where == "file":
+            msg = "no image: send the photo as the multipart form field 'file'"
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "Invalid request: " + "; ".join(parts) + "."
+
+
+def _model_name(settings: ServeSettings, given: bool) -> str:
+    if settings.weights is not None:
+        return Path(settings.weights).stem if Path(settings.weights).suffix else settings.weights
+    return "custom" if given else DEFAULT_MODEL
+
+
+def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | None = None) -> FastAPI:
+    """Build the FastAPI app; loads the model now (raises ``WeightsError``) unless one is given."""
+    settings = settings or ServeSettings()
+    model_name = _model_name(settings, colorizer is not None)
+    if colorizer is None:
+        colorizer = Colorizer.from_pretrained(settings.weights, device=settings.device,
+                                              precision=settings.precision)
+    # Starlette spools file parts over 1 MB to a temporary file; raise that threshold above our
+    # own limit so uploads stay in memory (the body limit, not the spool, bounds the memory).
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_upload_bytes + 1)
+    # Requests asking for rebalancing get the Colorizer's own post-process, else the default one.
+    rebalancer = colorizer.rebalance or Rebalance()
+    # Inference threads: the event loop only moves bytes; decoding, the model and encoding run here.
+    pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="dlnet-colorize")
+
+    app = FastAPIOffline(  # FastAPI whose /docs and /redoc load their assets from this server
+        title="dlnet",
+        summary="Colorize black-and-white photos with DL-Net, on this computer.",
+        version=_version(),
+        static_url="/static-docs",
+    )
+    app.add_middleware(_Gate, settings=settings)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 413 and not isinstance(exc, _Rejected):  # the streamed body limit
+            detail = _too_large(settings)
+        return _error(exc.status_code, detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _readable(exc.errors()))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error serving %s %s", request.method, request.url.path)
+        return _error(500, "Something went wrong on the server while handling this request; "
+                           "the details are in the server's log.")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+    @app.get("/healthz", summary="Liveness, the model and the limits")
+    async def healthz() -> dict:
+        return {
+            "status": "ok",
+            "model": model_name,
+            "encoder": colorizer.model.config.encoder,
+            "device": str(colorizer.device),
+            "precision": colorizer.precision,
+            "defaults": {"size": settings.default_size, "rebalance": settings.rebalance},
+            "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
+                       "max_size": settings.max_size, "workers": settings.workers,
+                       "queue_size": settings.queue_size},
+        }
+
+    error_responses = {code: {"model": _ErrorBody, "description": text} for code, text in {
+        400: "corrupt or truncated image",
+        413: "upload or image too large",
+        415: "not an image",
+        422: "invalid option",
+        503: "busy: retry after the Retry-After header's seconds",
+    }.items()}
+
+    @app.post(
+        COLORIZE_PATH,
+        summary="Colorize one photo",
+        response_class=Response,
+        max_body_size=settings.max_upload_bytes,
+        responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()},
+                         "description": "the colorized photo, same width and height as the upload"},
+                   **error_responses},
+    )
+    async def colorize(
+        file: Annotated[UploadFile, File(description="the photo (any format Pillow reads)")],
+        size: Annotated[int | None, Form(ge=32, le=settings.max_size,
+                                         description="working size, longer side in px")] = None,
+        rebalance: Annotated[bool | None, Form(description="rebalance colours (fewer greys)")] = None,
+        fmt: Annotated[Literal["png", "jpeg", "webp"], Form(alias="format",
+                                                            description="output format")] = "png",
+    ) -> Response:
+        data = await file.read()
+        wanted = settings.rebalance if rebalance is None else rebalance
+        job = (colorizer, data, size or settings.default_size, rebalancer if wanted else None, fmt,
+               settings.max_pixels)
+        out = await asyncio.get_running_loop().run_in_executor(pool, _colorize_bytes, *job)
+        return Response(out, media_type=MEDIA_TYPES[fmt],
+                        headers={"Content-Disposition": f'inline; filename="colorized.{fmt}"',
+                                 "Cache-Control": "no-store"})
+
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dlnet")
+    except PackageNotFoundError:
+        return "0"
