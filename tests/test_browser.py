@@ -1,0 +1,124 @@
+"""End to end in a real headless Chromium: open the page, upload a grey photo, get a colour one.
+
+Runs uvicorn on 127.0.0.1 (a free port) in a thread and drives Debian's /usr/bin/chromium with
+Playwright. Saves a screenshot to ``artifacts/browser/`` (gitignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from serve_helpers import mean_chroma, tinted_model_file
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "browser"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                                     "(apt-get install chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Base URL of a dlnet server with the tinted model, stopped after the module's tests."""
+    import uvicorn
+
+    from dlnet.colorizer import Colorizer
+    from dlnet.serve import ServeSettings, create_app
+
+    model = tinted_model_file(tmp_path_factory.mktemp("browser") / "tinted.safetensors")
+    colorizer = Colorizer.from_pretrained(str(model), device="cpu", precision="fp32")
+    app = create_app(colorizer, ServeSettings(weights=str(model)))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        thread.join(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_page(viewport={"width": 1100, "height": 900}, accept_downloads=True)
+        yield context
+        browser.close()
+
+
+@pytest.fixture
+def grey_astronaut(tmp_path) -> Path:
+    from skimage import data
+    from skimage.color import rgb2gray
+
+    path = tmp_path / "astronaut-grey.png"
+    Image.fromarray((rgb2gray(data.astronaut()) * 255).round().astype(np.uint8)).save(path)
+    return path
+
+
+def test_upload_colorizes_and_downloads(page, server, grey_astronaut, tmp_path):
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(server)
+    page.wait_for_function("document.getElementById('model').textContent.startsWith('Model')")
+    page.set_input_files("#file", str(grey_astronaut))
+    page.wait_for_selector("#download[aria-disabled='false']", timeout=60_000)
+    page.wait_for_function("document.getElementById('after').complete && "
+                           "document.getElementById('after').naturalWidth > 0")
+
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == "astronaut-grey-colour.png"
+    result = Image.open(saved)
+    assert result.size == (512, 512) and result.mode == "RGB"
+    assert mean_chroma(np.asarray(result)) > 15, "the result should be clearly coloured"
+
+    page.fill("#slider", "35")  # show more of the colour side in the screenshot
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "serve-page.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    assert page.is_hidden("#error")
+    outside = [u for u in requests if not u.startswith((server, "blob:", "data:"))]
+    assert not outside, f"the page reached outside this server: {outside}"
+
+
+def test_api_docs_render_offline(page, server):
+    page.goto(server + "docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)  # Swagger UI drew the operations
+    assert "/v1/colorize" in page.inner_text(".swagger-ui")
+
+
+def test_non_image_shows_a_clear_error(page, server, tmp_path):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is not a photo\n")
+    page.goto(server)
+    page.set_input_files("#file", str(bad))
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    message = page.inner_text("#error")
+    assert "image" in message.lower() and "Traceback" not in message
+    page.screenshot(path=str(ARTIFACTS / "serve-error.png"))
