@@ -212,6 +212,7 @@ def test_page_is_served_and_references_only_local_assets(client):
     resp = client.get("/")
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in resp.headers["content-security-policy"]
+    assert client.head("/").status_code == 200
     refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", resp.text)
     assert any(r.endswith(".js") for r in refs) and any(r.endswith(".css") for r in refs)
     for ref in refs:

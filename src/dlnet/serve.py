@@ -227,7 +227,7 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
         return _error(500, "Something went wrong on the server while handling this request; "
                            "the details are in the server's log.")
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
