@@ -113,23 +113,32 @@ def _upsample_rows(ab_wide: np.ndarray, height: int, rows: slice) -> np.ndarray:
     return lo + (ab_wide[:, i1] - lo) * t
 
 
-def _merge_strip(l: np.ndarray, ab: np.ndarray | None, out: np.ndarray) -> None:
-    """L* ``(h, W)`` + a*b* ``(2, h, W)`` (None: grey) -> sRGB uint8 written into ``out``."""
-    fy = l * np.float32(1 / 116) + np.float32(16 / 116)
-    f = np.empty(l.shape + (3,), np.float32)
-    f[..., 1] = fy
-    if ab is None:
-        f[..., 0] = fy
-        f[..., 2] = fy
-    else:
-        np.add(fy, ab[0] * np.float32(1 / 500), out=f[..., 0])
-        np.maximum(fy - ab[1] * np.float32(1 / 200), 0.0, out=f[..., 2])  # Z < 0 is out of range
-    xyz = np.where(f > np.float32(6 / 29), f * f * f, (f - np.float32(4 / 29)) * np.float32(1 / 7.787))
-    linear = xyz @ _F_TO_RGB
+def _f_inverse(f: np.ndarray) -> np.ndarray:
+    """CIE's inverse of f: f(X/Xn) -> X/Xn (cube above 6/29, linear below)."""
+    return np.where(f > np.float32(6 / 29), f * f * f, (f - np.float32(4 / 29)) * np.float32(1 / 7.787))
+
+
+def _encode(linear: np.ndarray, out: np.ndarray) -> None:
+    """Linear RGB (any shape, float32, modified in place) -> sRGB uint8 into ``out``."""
     np.clip(linear, 0.0, 1.0, out=linear)
     linear *= np.float32(_LEVELS)
     linear += np.float32(0.5)
     np.take(_ENCODE, linear.astype(np.uint16), out=out)
+
+
+def _merge_strip(l: np.ndarray, ab: np.ndarray | None, out: np.ndarray) -> None:
+    """L* ``(h, W)`` + a*b* ``(2, h, W)`` (None: grey) -> sRGB uint8 written into ``out``."""
+    fy = l * np.float32(1 / 116) + np.float32(16 / 116)
+    if ab is None:  # neutral grey: R = G = B = sRGB(Y) exactly
+        grey = np.empty(l.shape, np.uint8)
+        _encode(_f_inverse(fy), grey)
+        out[...] = grey[..., None]
+        return
+    f = np.empty(l.shape + (3,), np.float32)
+    np.add(fy, ab[0] * np.float32(1 / 500), out=f[..., 0])
+    f[..., 1] = fy
+    np.maximum(fy - ab[1] * np.float32(1 / 200), 0.0, out=f[..., 2])  # Z < 0 is out of range
+    _encode(_f_inverse(f) @ _F_TO_RGB, out)
 
 
 def merge_rgb8(l: np.ndarray, ab: np.ndarray | torch.Tensor | None) -> np.ndarray:

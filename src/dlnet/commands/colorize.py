@@ -1,0 +1,276 @@
+"""``dlnet colorize PATH... [-o OUT_DIR]``: colorize photos (files, folders recursively, globs).
+
+Each input ``x`` is written to ``OUT_DIR/<relative path of x>``: relative to the current folder
+when ``x`` lies inside it, else to the folder argument it was found under (a lone file outside
+the current folder keeps just its name). The output keeps the input's size, format (PNG, JPEG,
+WebP, TIFF; other formats become PNG, or ``--format``), RGB ICC profile, EXIF and alpha.
+
+Nothing is ever overwritten that should not be: an output path equal to an input is refused,
+existing outputs are skipped unless ``--overwrite``, and files are written atomically. A file
+that cannot be read or written gives one line ``<file>: <cause>`` on stderr and the batch goes
+on; the exit code is then 1. A summary line ends the run: ``N colorized, N skipped, N failed``.
+
+Example:
+    $ dlnet colorize old-photos/ scans/*.tif -o colour --side-by-side
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..colorizer import DEFAULT_SIZE
+
+
+@dataclass
+class Job:
+    """One input file and where its output goes."""
+
+    src: Path
+    dst: Path
+    fmt: str
+
+
+@dataclass
+class Tally:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def fail(self, path, cause: str) -> None:
+        line = f"{path}: {cause}"
+        print(line, file=sys.stderr)
+        self.failures.append(line)
+        self.failed += 1
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
+    parser.add_argument("-o", "--output-dir", type=Path, default=Path("colorized"), metavar="OUT_DIR",
+                        help="where outputs go, mirroring the inputs' relative paths (default: %(default)s)")
+    parser.add_argument("--weights", default=None, metavar="NAME|PATH",
+                        help="shipped model name, .safetensors/.ckpt file, or .onnx file (default: the default model)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                        help="working size: longer side at which colour is predicted, 0 = full size (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=8, help="photos of the same working shape per model call (default: %(default)s)")
+    parser.add_argument("--rebalance", action=argparse.BooleanOptionalAction, default=False,
+                        help="region smoothing + saturation after prediction (default: off)")
+    parser.add_argument("--side-by-side", action="store_true", help="write grey | colour side by side")
+    parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+                        help="inference runtime (default: torch, or onnx for an .onnx --weights)")
+    parser.add_argument("--format", choices=["png", "jpeg", "webp", "tiff"], default=None,
+                        help="output format (default: the input's, PNG for other input formats)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
+    parser.add_argument("--max-megapixels", type=float, default=120.0,
+                        help="refuse larger images, e.g. decompression bombs (default: %(default)s)")
+
+
+def _has_magic(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def _relative(path: Path, root: Path | None) -> Path:
+    """``path`` relative to the current folder if inside it, else to the folder argument ``root``."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return Path(root.resolve().name) / path.resolve().relative_to(root.resolve()) if root else Path(path.name)
+
+
+def _scan(folder: Path, out_dir: Path):
+    from ..imageio import IMAGE_SUFFIXES
+
+    out_dir = out_dir.resolve()
+    for f in sorted(folder.rglob("*")):
+        parts = f.relative_to(folder).parts
+        if any(p.startswith(".") for p in parts) or f.suffix.lower() not in IMAGE_SUFFIXES or not f.is_file():
+            continue
+        if f.resolve().is_relative_to(out_dir):  # earlier outputs are not inputs
+            continue
+        yield f
+
+
+def collect(paths: list[str], out_dir: Path, tally: Tally) -> list[tuple[Path, Path]]:
+    """Expand arguments into ``(file, relative path)`` pairs, each file once; report missing ones."""
+    found: dict[Path, tuple[Path, Path]] = {}
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            items = [(f, _relative(f, p)) for f in _scan(p, out_dir)]
+            if not items:
+                tally.fail(arg, "no image files in this folder")
+        elif p.exists():
+            items = [(p, _relative(p, None))]
+        elif _has_magic(arg):
+            matches = [Path(m) for m in sorted(glob.glob(arg, recursive=True))]
+            items = [(m, _relative(m, None)) for m in matches if m.is_file()]
+            for d in (m for m in matches if m.is_dir()):
+                items += [(f, _relative(f, d)) for f in _scan(d, out_dir)]
+            if not items:
+                tally.fail(arg, "no files match")
+        else:
+            tally.fail(arg, "no such file or folder")
+            continue
+        for f, rel in items:
+            found.setdefault(f.resolve(), (f, rel))
+    return list(found.values())
+
+
+def plan(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None, overwrite: bool, tally: Tally) -> list[Job]:
+    """Decide each output path; refuse outputs that are inputs or collide, skip existing ones."""
+    from PIL import Image
+
+    from ..imageio import output_format
+
+    sources = {f.resolve() for f, _ in inputs}
+    taken: dict[Path, Path] = {}
+    jobs = []
+    for src, rel in inputs:
+        # The source format is only known once decoded; the suffix gives the planned one.
+        guess = Image.registered_extensions().get(src.suffix.lower())
+        dst, out_fmt = output_format(out_dir / rel, guess, fmt)
+        key = dst.resolve()
+        if key in sources:
+            tally.fail(src, f"output {dst} would overwrite an input; choose another -o")
+        elif key in taken:
+            tally.fail(src, f"output {dst} is already the output of {taken[key]}")
+        elif dst.is_dir():
+            tally.fail(src, f"output {dst} is a folder")
+        elif dst.exists() and not overwrite:
+            tally.skipped += 1
+        else:
+            taken[key] = src
+            jobs.append(Job(src, dst, out_fmt))
+    return jobs
+
+
+def _build_colorizer(args: argparse.Namespace):
+    import torch
+
+    from ..cli import UsageError
+    from ..colorizer import Colorizer
+    from ..rebalance import Rebalance
+    from ..weights import WeightsError, load_model
+
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.size != 0 and args.size < 32:
+        raise UsageError(f"--size must be 0 (full size) or >= 32, got {args.size}")
+    try:
+        device = torch.device(args.device) if args.device else None
+    except RuntimeError as e:
+        raise UsageError(f"--device {args.device!r}: {e}") from None
+    if device is not None and device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
+    onnx_file = args.weights is not None and str(args.weights).endswith(".onnx")
+    runtime = args.runtime or ("onnx" if onnx_file else "torch")
+    if onnx_file and runtime == "torch":
+        raise UsageError(f"{args.weights}: an .onnx file needs --runtime onnx")
+    try:
+        if runtime == "onnx":
+            from ..export import onnx_model_for
+
+            model, precision = onnx_model_for(args.weights, device), "fp32"
+        else:
+            model, precision = load_model(args.weights), None
+    except WeightsError as e:
+        raise UsageError(str(e)) from None
+    except Exception as e:  # an unreadable .onnx file, say
+        raise UsageError(f"{args.weights}: cannot load model ({type(e).__name__}: {e})") from None
+    return Colorizer(model, device=device, size=args.size or None, precision=precision,
+                     rebalance=Rebalance() if args.rebalance else None, batch_size=args.batch_size)
+
+
+def _alpha8(alpha):
+    import numpy as np
+
+    return alpha if alpha.dtype == np.uint8 else np.round(alpha * 255).astype(np.uint8)
+
+
+def _write(job: Job, photo, image, side_by_side: bool) -> None:
+    from PIL import Image
+
+    from ..imageio import save_image
+
+    if photo.alpha is not None and not side_by_side:
+        image.putalpha(Image.fromarray(_alpha8(photo.alpha)))
+    save_image(image, job.dst, job.fmt, icc_profile=photo.icc_profile, exif=photo.exif)
+
+
+def _colorize_group(colorizer, group: list, args: argparse.Namespace, tally: Tally, advance) -> None:
+    """Colorize photos of one working shape in one model call and write them; if the batch
+    fails as a whole, retry one by one so that a single bad photo only costs itself."""
+    from ..imageio import ImageError
+
+    try:
+        images = colorizer.colorize_batch([photo.rgb for _, photo in group], side_by_side=args.side_by_side)
+    except Exception as e:
+        if len(group) > 1:
+            for item in group:
+                _colorize_group(colorizer, [item], args, tally, advance)
+            return
+        job = group[0][0]
+        tally.fail(job.src, f"colorization failed ({type(e).__name__}: {e})")
+        advance()
+        return
+    for (job, photo), image in zip(group, images):
+        try:
+            _write(job, photo, image, args.side_by_side)
+            tally.done += 1
+        except ImageError as e:
+            tally.fail(job.src, f"cannot write {job.dst}: {e.cause}")
+        advance()
+
+
+def process(jobs: list[Job], colorizer, args: argparse.Namespace, tally: Tally, advance) -> None:
+    """Read each job's photo, batch photos of the same working shape, colorize and write.
+
+    At most ``batch_size`` decoded photos wait at a time (the largest group is flushed when that
+    many are pending), so memory stays bounded for big folders of mixed sizes.
+    """
+    from ..colorizer import working_shape
+    from ..imageio import ImageError, read_image
+
+    pending: dict[tuple[int, int], list] = {}
+    max_pixels = int(args.max_megapixels * 1e6)
+    for job in jobs:
+        try:
+            photo = read_image(job.src, max_pixels=max_pixels)
+        except ImageError as e:
+            tally.fail(job.src, e.cause)
+            advance()
+            continue
+        h, w = photo.rgb.shape[:2]
+        pending.setdefault(working_shape(h, w, colorizer.size), []).append((job, photo))
+        if sum(map(len, pending.values())) >= colorizer.batch_size:
+            biggest = max(pending, key=lambda k: len(pending[k]))
+            _colorize_group(colorizer, pending.pop(biggest), args, tally, advance)
+    for group in pending.values():
+        _colorize_group(colorizer, group, args, tally, advance)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..cli import UsageError
+
+    out_dir: Path = args.output_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: output folder exists and is not a folder")
+    tally = Tally()
+    jobs = plan(collect(args.paths, out_dir, tally), out_dir, args.format, args.overwrite, tally)
+    if jobs:
+        colorizer = _build_colorizer(args)
+        console = Console(stderr=True)
+        columns = (TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+            task = bar.add_task("colorize", total=len(jobs))
+            process(jobs, colorizer, args, tally, lambda: bar.advance(task))
+    print(f"{tally.done} colorized, {tally.skipped} skipped, {tally.failed} failed")
+    return 1 if tally.failed else 0
