@@ -87,7 +87,7 @@ class ServeSettings:
     max_upload_bytes: int = 20_000_000
     max_pixels: int = 50_000_000
     workers: int = 1
-    queue_size: int = 8
+    queue_size: int = 16
     retry_after_s: int = 2
 
     def __post_init__(self) -> None:
