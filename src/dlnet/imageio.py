@@ -226,8 +226,10 @@ def read_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray,
         raise ImageError(path, "permission denied", kind="io") from None
     except UnidentifiedImageError:
         raise ImageError(path, "not an image file Pillow can read", kind="not_image") from None
-    except Image.DecompressionBombError as e:
-        raise ImageError(path, f"too many pixels (decompression bomb?): {e}", kind="too_large") from None
+    except Image.DecompressionBombError:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+        raise ImageError(path, f"too many pixels, over Pillow's limit of {limit:.0f} MP (decompression bomb?)",
+                         kind="too_large") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
         cause = str(e) or type(e).__name__
         if "truncated" in cause or isinstance(e, EOFError):
@@ -301,6 +303,9 @@ def save_image(img: Image.Image, path: str | os.PathLike, format: str | None = N
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ImageError(path, f"cannot write: cannot make folder {path.parent} ({e.strerror or e})", kind="io") from None
+    try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             _write(img, f, fmt, icc_profile, exif)

@@ -122,18 +122,26 @@ def collect(paths: list[str], out_dir: Path, tally: Tally) -> list[tuple[Path, P
 
 
 def plan(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None, overwrite: bool, tally: Tally) -> list[Job]:
-    """Decide each output path; refuse outputs that are inputs or collide, skip existing ones."""
+    """Decide each output path; refuse outputs that are inputs or collide, skip existing ones.
+
+    An input whose output keeps its name is served first; one whose suffix changes (``a.gif``
+    -> ``a.png``) and collides with it gets ``a.gif.png`` instead.
+    """
     from PIL import Image
 
     from ..imageio import output_format
 
     sources = {f.resolve() for f, _ in inputs}
-    taken: dict[Path, Path] = {}
-    jobs = []
+    planned = []
     for src, rel in inputs:
         # The source format is only known once decoded; the suffix gives the planned one.
         guess = Image.registered_extensions().get(src.suffix.lower())
-        dst, out_fmt = output_format(out_dir / rel, guess, fmt)
+        planned.append((src, *output_format(out_dir / rel, guess, fmt)))
+    taken: dict[Path, Path] = {}
+    jobs = []
+    for src, dst, out_fmt in sorted(planned, key=lambda p: p[1].suffix != p[0].suffix):
+        if dst.resolve() in taken and dst.suffix != src.suffix:
+            dst = dst.with_name(src.name + dst.suffix)
         key = dst.resolve()
         if key in sources:
             tally.fail(src, f"output {dst} would overwrite an input; choose another -o")
@@ -141,11 +149,12 @@ def plan(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None, overwr
             tally.fail(src, f"output {dst} is already the output of {taken[key]}")
         elif dst.is_dir():
             tally.fail(src, f"output {dst} is a folder")
-        elif dst.exists() and not overwrite:
-            tally.skipped += 1
         else:
             taken[key] = src
-            jobs.append(Job(src, dst, out_fmt))
+            if dst.exists() and not overwrite:
+                tally.skipped += 1
+            else:
+                jobs.append(Job(src, dst, out_fmt))
     return jobs
 
 
@@ -223,7 +232,7 @@ def _colorize_group(colorizer, group: list, args: argparse.Namespace, tally: Tal
             _write(job, photo, image, args.side_by_side)
             tally.done += 1
         except ImageError as e:
-            tally.fail(job.src, f"cannot write {job.dst}: {e.cause}")
+            tally.fail(job.src, f"output {e}")
         advance()
 
 
