@@ -190,6 +190,15 @@ def test_output_format_option_and_missing_paths(corpus, weights, capsys):
     assert captured.out.strip().endswith("1 colorized, 0 skipped, 2 failed")
 
 
+def test_side_by_side_and_rebalance_options(corpus, weights, capsys):
+    code = main(["colorize", "in/photo.webp", "in/alpha.png", "-o", "o4", "--weights", weights, "--size", "64",
+                 "--side-by-side", "--rebalance"])
+    assert code == 0, capsys.readouterr().err
+    for name in ("photo.webp", "alpha.png"):
+        with Image.open(Path("o4/in") / name) as img:
+            assert img.size == (128, 48) and img.mode == "RGB"  # grey | colour, no alpha
+
+
 def test_unwritable_output_folder(corpus, weights, capsys):
     if os.geteuid() == 0:
         pytest.skip("root ignores folder permissions (the blocked-folder case covers write failures)")

@@ -46,6 +46,22 @@ def test_accepts_path_pil_and_numpy_alike(colorizer, photo, tmp_path):
         np.testing.assert_array_equal(r, results[0])
 
 
+def test_array_shapes_and_dtypes(colorizer, photo):
+    grey = np.array(Image.fromarray(photo).convert("L"))
+    ref = np.asarray(colorizer.colorize(grey), dtype=int)
+    variants = {
+        "HxWx3 uint8": np.repeat(grey[..., None], 3, axis=2),
+        "HxWx4 uint8": np.dstack([grey, grey, grey, np.full_like(grey, 255)]),
+        "HxW uint16": grey.astype(np.uint16) * 257,
+        "HxW float 0..1": grey.astype(np.float32) / 255,
+        "HxWx3 float64 0..1": np.repeat(grey[..., None], 3, axis=2) / 255.0,
+    }
+    for name, arr in variants.items():
+        out = colorizer.colorize(arr)
+        assert out.mode == "RGB" and out.size == (96, 80), name
+        assert np.abs(np.asarray(out, dtype=int) - ref).max() <= 1, name
+
+
 @pytest.mark.parametrize("h, w", [(67, 131), (131, 67), (1, 1), (33, 5)])
 def test_output_size_equals_input_size(colorizer, h, w):
     img = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), dtype=np.uint8)

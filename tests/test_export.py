@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 pytest.importorskip("onnxruntime")
 
@@ -53,3 +54,15 @@ def test_export_command(tmp_path, capsys):
     assert out.is_file() and "max |a*b* difference|" in capsys.readouterr().out
     assert main(["export", "--weights", str(tmp_path / "missing.safetensors"), "-o", str(out)]) == 2
     assert "missing.safetensors" in capsys.readouterr().err
+
+
+def test_colorize_command_with_the_onnx_runtime(exported, tmp_path, monkeypatch, capsys):
+    _, path, _ = exported
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 56), dtype=np.uint8)).save("g.png")
+    weights = tiny_model_file(tmp_path)
+    assert main(["colorize", "g.png", "-o", "a", "--weights", str(path), "--size", "64"]) == 0
+    assert main(["colorize", "g.png", "-o", "b", "--weights", str(weights), "--runtime", "onnx", "--size", "64"]) == 0
+    assert Image.open("a/g.png").size == Image.open("b/g.png").size == (56, 40)
+    assert main(["colorize", "g.png", "-o", "c", "--weights", str(path), "--runtime", "torch"]) == 2
+    assert "needs --runtime onnx" in capsys.readouterr().err

@@ -68,9 +68,9 @@ class Colorizer:
             raise ValueError(f"precision must be bf16 or fp32, got {self.precision!r}")
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         if compile:
-            # Inductor with frozen weights fuses BatchNorm/ReLU into their neighbours: on 2 CPU
-            # cores (bf16) 1.5x the throughput and half the latency of eager, but each new
-            # working shape costs a compile of 30-40 s (benchmarks/README.md, inference).
+            # Inductor with frozen weights fuses BatchNorm/ReLU (60% of eager bf16 time on a CPU)
+            # into their neighbours: 1.15-1.5x the batch throughput on 2 busy cores, but each new
+            # working shape costs a compile of 35-115 s (benchmarks/README.md, inference).
             self.model = torch.compile(self.model, dynamic=False, options={"freezing": True})
         self.size = size
         self.rebalance = rebalance
