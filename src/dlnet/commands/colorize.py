@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,16 +35,21 @@ class Job:
     fmt: str
 
 
+def _print_err(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 @dataclass
 class Tally:
     done: int = 0
     skipped: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
+    report: Callable[[str], None] = _print_err  # where the one-line errors go
 
     def fail(self, path, cause: str) -> None:
         line = f"{path}: {cause}"
-        print(line, file=sys.stderr)
+        self.report(line)
         self.failures.append(line)
         self.failed += 1
 
@@ -285,6 +291,8 @@ def run(args: argparse.Namespace) -> int:
         console = Console(stderr=True)
         columns = (TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+            if console.is_terminal:  # print above the bar, each error still on one (soft-wrapped) line
+                tally.report = lambda line: console.print(line, soft_wrap=True, markup=False, highlight=False)
             task = bar.add_task("colorize", total=len(jobs))
             process(jobs, colorizer, args, tally, lambda: bar.advance(task))
     print(f"{tally.done} colorized, {tally.skipped} skipped, {tally.failed} failed")
