@@ -158,6 +158,8 @@ def test_corpus_each_file_gives_output_or_one_clear_line(corpus, weights, capsys
         assert img.mode == "RGBA" and np.array(img)[..., 3].min() == 0
     with Image.open(out / "in" / "with-icc.png") as img:
         assert img.info.get("icc_profile")
+    with Image.open(out / "in" / "exif-rotated.jpg") as img:  # turned upright once, not twice
+        assert img.getexif().get(0x0112, 1) == 1
     with Image.open(out / "in" / "cmyk.jpg") as img:
         assert img.mode == "RGB" and not img.info.get("icc_profile")
     assert "decompression bomb" in captured.err and "empty file" in captured.err
