@@ -1,32 +1,12 @@
-"""Shared fixtures: tiny models and photos made here, so the suite needs nothing outside the repo."""
+"""Shared helpers: photos made here, so the suite needs nothing outside the repo (tiny models: _tiny_model.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
-from dlnet.model import DLNet, ModelConfig
-from dlnet.weights import save_model
-
 torch.set_num_threads(2)
-
-TINY_DECODER = (64, 32, 32, 16, 16, 16, 16)
-
-
-def tiny_model(encoder: str = "efficientnet_lite0", seed: int = 0) -> DLNet:
-    """A small random-init DLNet: the real encoder, a narrow decoder."""
-    torch.manual_seed(seed)
-    return DLNet(ModelConfig(encoder=encoder, decoder_channels=TINY_DECODER))
-
-
-@pytest.fixture(scope="session")
-def tiny_model_file(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(tiny_model(), path)
-    return str(path)
-
 
 def gradient_photo(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
     """A colourful uint8 RGB photo-like image (smooth gradients plus a saturated patch)."""

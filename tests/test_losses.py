@@ -7,7 +7,7 @@ import torch
 from dlnet import GlobalLoss, LocalLoss, global_loss, kmeans, local_loss
 from dlnet.losses import cluster_target
 
-from conftest import tiny_model
+from _tiny_model import tiny_model
 
 
 def _two_colour_target(frac_rare: float = 0.1, rare=(40.0, -30.0)) -> torch.Tensor:
@@ -122,7 +122,7 @@ def test_overfit_one_batch(loss_name):
     rgb = torch.stack([torch.from_numpy(gradient_photo(32, 32, seed=s)) for s in range(2)]).permute(0, 3, 1, 2)
     lab = rgb_to_lab(rgb.float() / 255)
     l, ab = lab[:, :1], lab[:, 1:]
-    model = tiny_model().train()
+    model = tiny_model().train()  # tiny_model() returns eval mode
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     fn = global_loss if loss_name == "global" else (lambda p, t: local_loss(p, t, k=5))
     first = fn(model(l), ab).item()

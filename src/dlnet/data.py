@@ -77,7 +77,9 @@ def make_split(roots: list[str | Path], test_fraction: float = 0.2, val_fraction
             group = group[:]
             rng.shuffle(group)
             n_test = round(len(group) * test_fraction)
-            n_val = round((len(group) - n_test) * val_fraction)
+            n_train = len(group) - n_test
+            # at least one validation photo per category that can spare one: tiny folders still validate
+            n_val = max(1, round(n_train * val_fraction)) if val_fraction > 0 and n_train >= 2 else 0
             split.test += group[:n_test]
             split.val += group[n_test:n_test + n_val]
             split.train += group[n_test + n_val:]

@@ -113,6 +113,14 @@ class ColorizationModule(L.LightningModule):
             self.log("train/skipped", float(skipped), reduce_fx="sum", batch_size=n)
         return loss
 
+    def on_train_start(self) -> None:
+        # A run resumed with a new --max-steps: bend the cosine schedule to end at the new last
+        # step. CosineAnnealingLR updates multiplicatively from the current rate, so this
+        # continues smoothly from where the run stopped down to 0 at the new end.
+        if self.hparams.schedule == "cosine":
+            for config in self.trainer.lr_scheduler_configs:
+                config.scheduler.T_max = int(self.trainer.estimated_stepping_batches)
+
     def on_train_epoch_start(self) -> None:
         self._t_last = None  # don't count the data-loader start-up as a slow step
 
@@ -167,13 +175,18 @@ def fit(cfg: TrainConfig) -> Path:
     data = ColorDataModule(split, cfg.size, cfg.batch_size, cfg.workers)
     model_cfg = ModelConfig(encoder=cfg.encoder, pretrained=cfg.pretrained)
     module = ColorizationModule(model_cfg.to_dict(), cfg.loss, cfg.clusters, cfg.cluster_weights, cfg.lr, cfg.schedule)
-    checkpoints = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min",
-                                  save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    # Two callbacks, because ModelCheckpoint(save_last=True) refreshes last.ckpt only when the
+    # monitored score improves: a run whose validation loss stalls would resume from far back.
+    best = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min",
+                           save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                           every_n_train_steps=cfg.val_every_steps, enable_version_counter=False,
+                           save_on_train_epoch_end=True)
     trainer = L.Trainer(
         default_root_dir=out, max_epochs=cfg.epochs, max_steps=cfg.max_steps, precision=cfg.precision,
         accelerator=cfg.accelerator, devices=_devices(cfg.devices), num_nodes=cfg.num_nodes, strategy=cfg.strategy,
         logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tensorboard", version="")],
-        callbacks=[checkpoints, RichProgressBar(), LearningRateMonitor("step")],
+        callbacks=[best, last, RichProgressBar(), LearningRateMonitor("step")],
         plugins=[AtomicCheckpointIO()], val_check_interval=cfg.val_every_steps,
         check_val_every_n_epoch=None if cfg.val_every_steps else 1, limit_val_batches=cfg.limit_val_batches,
         log_every_n_steps=10, deterministic=False,
@@ -184,4 +197,7 @@ def fit(cfg: TrainConfig) -> Path:
     if resume and not Path(resume).is_file():
         raise FileNotFoundError(f"{resume}: no checkpoint to resume from")
     trainer.fit(module, datamodule=data, ckpt_path=resume)
+    # The final state, whatever the periodic checkpoints last caught (also after Ctrl-C, which
+    # Lightning turns into a clean stop): --resume continues exactly from here.
+    trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
     return out
