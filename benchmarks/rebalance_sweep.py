@@ -33,7 +33,12 @@ def load_photos(folder: Path, limit: int, size: int) -> torch.Tensor:
     """Up to ``limit`` photos under ``folder`` as sRGB ``(N, 3, size, size)`` in 0..1."""
     from dlnet.imageio import IMAGE_SUFFIXES
 
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if folder.is_file():  # a file list, e.g. a training run's split/val.txt
+        from dlnet.data import read_list
+
+        files = read_list(folder)[:limit]
+    else:
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not files:
         raise SystemExit(f"{folder}: no images found")
     arrays = [np.asarray(ImageOps.fit(Image.open(f).convert("RGB"), (size, size), Image.BICUBIC)) for f in files]
@@ -78,7 +83,7 @@ def cost_ms(config, side: int = 224, batch: int = 1, repeats: int = 7) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", required=True, help="model name or .safetensors/.ckpt path")
-    ap.add_argument("--images", type=Path, required=True, help="folder of colour photos (searched recursively)")
+    ap.add_argument("--images", type=Path, required=True, help="folder of colour photos (searched recursively) or a file list")
     ap.add_argument("--limit", type=int, default=64, help="photos used (default: %(default)s)")
     ap.add_argument("--size", type=int, default=224, help="side of the square crops (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=2)

@@ -33,7 +33,11 @@ import torch.nn.functional as F
 
 from .kmeans import kmeans
 
-__all__ = ["RebalanceConfig", "rebalance", "Rebalance", "regions", "region_smooth", "saturate"]
+# Whether colorize, the API and the server rebalance when not told: chosen by measurement
+# (docs/RESULTS.md, benchmarks/rebalance_sweep.py).
+REBALANCE_BY_DEFAULT = False
+
+__all__ = ["REBALANCE_BY_DEFAULT", "RebalanceConfig", "rebalance", "Rebalance", "regions", "region_smooth", "saturate"]
 
 
 @dataclass(frozen=True)

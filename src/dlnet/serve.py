@@ -41,7 +41,7 @@ from starlette.formparsers import MultiPartParser
 
 from .colorizer import Colorizer
 from .imageio import ImageError, encode_image, read_image
-from .rebalance import Rebalance
+from .rebalance import REBALANCE_BY_DEFAULT, Rebalance
 from .weights import DEFAULT_MODEL
 
 __all__ = ["ServeSettings", "create_app"]
@@ -83,7 +83,7 @@ class ServeSettings:
     precision: str | None = None
     default_size: int = 256
     max_size: int = 1024
-    rebalance: bool = True
+    rebalance: bool = REBALANCE_BY_DEFAULT
     max_upload_bytes: int = 20_000_000
     max_pixels: int = 50_000_000
     workers: int = 1

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..colorizer import DEFAULT_SIZE
+from ..rebalance import REBALANCE_BY_DEFAULT
 
 
 @dataclass
@@ -64,8 +65,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
                         help="working size: longer side at which colour is predicted, 0 = full size (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=8, help="photos of the same working shape per model call (default: %(default)s)")
-    parser.add_argument("--rebalance", action=argparse.BooleanOptionalAction, default=False,
-                        help="region smoothing + saturation after prediction (default: off)")
+    parser.add_argument("--rebalance", action=argparse.BooleanOptionalAction, default=REBALANCE_BY_DEFAULT,
+                        help=f"region smoothing + saturation after prediction (default: {'on' if REBALANCE_BY_DEFAULT else 'off'})")
     parser.add_argument("--side-by-side", action="store_true", help="write grey | colour side by side")
     parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
                         help="inference runtime (default: torch, or onnx for an .onnx --weights)")

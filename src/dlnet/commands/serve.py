@@ -27,8 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="inference precision (default: what the device runs fast)")
     parser.add_argument("--size", type=int, default=d.default_size,
                         help=f"default working size, longer side in px (default: {d.default_size})")
-    parser.add_argument("--no-rebalance", action="store_true",
-                        help="do not rebalance colours unless a request asks for it")
+    parser.add_argument("--rebalance", action=argparse.BooleanOptionalAction, default=d.rebalance,
+                        help=f"rebalance colours when a request does not say (default: {'on' if d.rebalance else 'off'})")
     parser.add_argument("--workers", type=int, default=d.workers,
                         help=f"photos colorized at the same time (default: {d.workers})")
     parser.add_argument("--queue", type=int, default=d.queue_size,
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = ServeSettings(
             weights=args.weights, device=args.device, precision=args.precision, default_size=args.size,
-            max_size=max(1024, args.size), rebalance=not args.no_rebalance, workers=args.workers,
+            max_size=max(1024, args.size), rebalance=args.rebalance, workers=args.workers,
             queue_size=args.queue, max_upload_bytes=int(args.max_upload_mb * 1e6),
             max_pixels=int(args.max_megapixels * 1e6))
         app = create_app(settings=settings)
