@@ -8,6 +8,7 @@ from PIL import Image
 
 torch.set_num_threads(2)
 
+
 def gradient_photo(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
     """A colourful uint8 RGB photo-like image (smooth gradients plus a saturated patch)."""
     rng = np.random.default_rng(seed)
