@@ -23,7 +23,7 @@ from .model import DLNet, ModelConfig
 __all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "available_models", "load_model", "save_model", "sha256_file"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "dlnet-places-local"
+DEFAULT_MODEL = "dlnet-effnet-local"
 
 
 class WeightsError(RuntimeError):
