@@ -21,13 +21,15 @@ import yaml
 
 
 def read_log(run: Path) -> pd.DataFrame:
-    """The run's metrics; a run resumed after its CSV log was restarted keeps the first part in
-    ``logs-phase1`` (rows past the resumed checkpoint are dropped: that work was redone)."""
-    log = pd.read_csv(run / "logs" / "metrics.csv")
-    first = run / "logs-phase1" / "metrics.csv"
-    if first.exists():
-        early = pd.read_csv(first)
-        log = pd.concat([early[early["step"] < log["step"].min()], log], ignore_index=True)
+    """The run's metrics from all its (re)starts: ``logs/version_N/metrics.csv`` in order (and the
+    older layout ``logs-phase1/`` + ``logs/metrics.csv``). Rows of an earlier part past the step
+    the next part resumed from are dropped: that work was lost and redone."""
+    parts = [run / "logs-phase1" / "metrics.csv", run / "logs" / "metrics.csv",
+             *sorted((run / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))]
+    log = None
+    for part in filter(Path.exists, parts):
+        new = pd.read_csv(part)
+        log = new if log is None else pd.concat([log[log["step"] < new["step"].min()], new], ignore_index=True)
     return log
 
 

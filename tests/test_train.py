@@ -75,13 +75,15 @@ def test_train_checkpoint_resume_evaluate_colorize(photos, tmp_path):
     assert main(["train", "--data", str(photos), "--out", str(run), "--max-steps", "2", *TRAIN]) == 0
     last = run / "checkpoints" / "last.ckpt"
     assert last.is_file() and (run / "checkpoints" / "best.ckpt").is_file()
-    assert (run / "config.yaml").is_file() and (run / "logs" / "metrics.csv").is_file()
+    assert (run / "config.yaml").is_file() and (run / "logs" / "version_0" / "metrics.csv").is_file()
     assert len((run / "split" / "test.txt").read_text().split()) == 4
-    assert "val/psnr" in (run / "logs" / "metrics.csv").read_text()
+    assert "val/psnr" in (run / "logs" / "version_0" / "metrics.csv").read_text()
     assert torch.load(last, weights_only=False)["global_step"] == 2
 
     assert main(["train", "--config", str(run / "config.yaml"), "--max-steps", "4", "--resume"]) == 0
     assert torch.load(last, weights_only=False)["global_step"] == 4  # continued, not restarted
+    # the first part's log survives the restart
+    assert (run / "logs" / "version_0" / "metrics.csv").is_file() and (run / "logs" / "version_1" / "metrics.csv").is_file()
 
     report = tmp_path / "report"
     assert main(["evaluate", "--data", str(run / "split" / "test.txt"), "--checkpoint", f"tiny={last}",

@@ -185,7 +185,8 @@ def fit(cfg: TrainConfig) -> Path:
     trainer = L.Trainer(
         default_root_dir=out, max_epochs=cfg.epochs, max_steps=cfg.max_steps, precision=cfg.precision,
         accelerator=cfg.accelerator, devices=_devices(cfg.devices), num_nodes=cfg.num_nodes, strategy=cfg.strategy,
-        logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tensorboard", version="")],
+        # CSV: a new logs/version_N per (re)start, because CSVLogger deletes an existing metrics.csv.
+        logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tensorboard", version="")],
         callbacks=[best, last, RichProgressBar(), LearningRateMonitor("step")],
         plugins=[AtomicCheckpointIO()], val_check_interval=cfg.val_every_steps,
         check_val_every_n_epoch=None if cfg.val_every_steps else 1, limit_val_batches=cfg.limit_val_batches,
