@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 
 GAMMAS = (1.0, 0.9, 0.8, 0.7)
 KERNELS = (1, 5, 9)
@@ -30,18 +29,14 @@ K1S = (4, 8)
 
 
 def load_photos(folder: Path, limit: int, size: int) -> torch.Tensor:
-    """Up to ``limit`` photos under ``folder`` as sRGB ``(N, 3, size, size)`` in 0..1."""
-    from dlnet.imageio import IMAGE_SUFFIXES
+    """Up to ``limit`` photos under ``folder`` (or in a file list, e.g. a run's split/val.txt) as
+    sRGB ``(N, 3, size, size)`` in 0..1, with the centre crop that training and evaluation use."""
+    from dlnet.data import find_images, load_rgb, read_list, resize_crop
 
-    if folder.is_file():  # a file list, e.g. a training run's split/val.txt
-        from dlnet.data import read_list
-
-        files = read_list(folder)[:limit]
-    else:
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    files = (read_list(folder) if folder.is_file() else find_images(folder))[:limit]
     if not files:
         raise SystemExit(f"{folder}: no images found")
-    arrays = [np.asarray(ImageOps.fit(Image.open(f).convert("RGB"), (size, size), Image.BICUBIC)) for f in files]
+    arrays = [np.asarray(resize_crop(load_rgb(f), size)) for f in files]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255
 
 

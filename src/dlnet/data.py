@@ -24,10 +24,12 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
+from .imageio import IMAGE_SUFFIXES
+
 __all__ = ["IMAGE_EXTENSIONS", "find_images", "make_split", "write_split", "read_list", "PhotoDataset",
            "ColorDataModule", "Split", "DataError"]
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES  # one list of what counts as a photo, shared with colorize
 GREY_TOLERANCE = 3  # a photo whose channels never differ by more than this (0..255) is grey
 
 
