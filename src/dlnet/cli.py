@@ -15,6 +15,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "colorize": ("dlnet.commands.colorize", "colorize photos (files, folders, globs)"),
+    "pack": ("dlnet.commands.pack", "pack training photos into one file (fast training, GPU travel)"),
     "train": ("dlnet.commands.train", "train a model (Lightning; one CPU to many GPUs)"),
     "evaluate": ("dlnet.commands.evaluate", "score checkpoints and other methods against ground truth"),
     "export": ("dlnet.commands.export", "export a model to ONNX"),

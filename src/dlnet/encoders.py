@@ -3,6 +3,8 @@
 Every registered encoder takes a normalised grey image ``(B, 1, H, W)`` (H, W multiples of 32)
 and returns one feature map ``(B, C, H/32, W/32)``; it carries ``out_channels`` (C) and the
 grey ``mean``/``std`` its weights expect. The decoder is sized from ``out_channels``.
+``forward_features`` returns the maps at 1/2, 1/4, 1/8, 1/16 and 1/32 (channels in
+``feature_channels``), the skip connections of the U-Net decoder.
 
 - ``densenet121``: the paper's encoder, torchvision's DenseNet-121 (growth 32, blocks 6/12/24/16)
   without its classifier: 1024 channels (7 x 7 x 1024 at 224).
@@ -16,6 +18,8 @@ Example:
     >>> enc = create_encoder("densenet121")
     >>> enc(torch.zeros(1, 1, 64, 64)).shape
     torch.Size([1, 1024, 2, 2])
+    >>> [f.shape[-1] for f in enc.forward_features(torch.zeros(1, 1, 64, 64))]
+    [32, 16, 8, 4, 2]
 """
 
 from __future__ import annotations
@@ -35,15 +39,20 @@ class Encoder(nn.Module):
 
     reduction = 32
 
-    def __init__(self, trunk: nn.Module, out_channels: int, mean: float, std: float) -> None:
+    def __init__(self, trunk: nn.Module, feature_channels: tuple[int, ...], mean: float, std: float) -> None:
         super().__init__()
-        self.trunk = trunk
-        self.out_channels = out_channels
+        self.trunk = trunk  # has forward(x) -> 1/32 map and forward_features(x) -> 5 maps
+        self.feature_channels = tuple(feature_channels)  # at 1/2, 1/4, 1/8, 1/16, 1/32
+        self.out_channels = self.feature_channels[-1]
         self.mean = mean
         self.std = std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x)
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input size."""
+        return self.trunk.forward_features(x)
 
 
 _REGISTRY: dict[str, Callable[[Pretrained], Encoder]] = {}
@@ -102,9 +111,24 @@ def densenet121(pretrained: Pretrained = False) -> Encoder:
     features = net.features
     features.conv0 = grey_first_conv(features.conv0)
     # torchvision applies the final ReLU in forward(), outside `features`.
-    trunk = nn.Sequential(features, nn.ReLU(inplace=True))
+    trunk = _DenseNetTrunk(features, nn.ReLU(inplace=True))
     # ImageNet statistics averaged over RGB, the grey image's equivalent.
-    return Encoder(trunk, 1024, mean=0.449, std=0.226)
+    return Encoder(trunk, (64, 256, 512, 1024, 1024), mean=0.449, std=0.226)
+
+
+class _DenseNetTrunk(nn.Sequential):
+    """``Sequential(features, ReLU)`` (the layout of the shipped weights) that can also tap the
+    outputs of relu0 (1/2), denseblock1 (1/4), denseblock2 (1/8) and denseblock3 (1/16)."""
+
+    _TAPS = ("relu0", "denseblock1", "denseblock2", "denseblock3")
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        taps = []
+        for name, layer in self[0].named_children():
+            x = layer(x)
+            if name in self._TAPS:
+                taps.append(x)
+        return taps + [self[1](x)]
 
 
 def efficientnet_lite0_rgb(pretrained: Pretrained = True) -> nn.Module:
@@ -140,14 +164,30 @@ class _TimmTrunk(nn.Module):
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.conv_stem, self.bn1, self.blocks = net.conv_stem, net.bn1, net.blocks
+        # timm's feature_info names the last block of each resolution ("blocks.4" for 1/16).
+        info = {f["reduction"]: f for f in net.feature_info}
+        self.taps = [int(info[r]["module"].split(".")[1]) for r in (2, 4, 8, 16)]
+        self.feature_channels = tuple(info[r]["num_chs"] for r in (2, 4, 8, 16)) + (
+            net.blocks[-1][-1].conv_pwl.out_channels,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.bn1(self.conv_stem(x)))
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        # Stage strides 2, 4, 8, 16, 16, 32, 32: tap the last block of each resolution.
+        x = self.bn1(self.conv_stem(x))
+        taps = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in self.taps:
+                taps.append(x)
+        return taps + [x]
 
 
 @register_encoder("efficientnet_lite0")
 def efficientnet_lite0(pretrained: Pretrained = False) -> Encoder:
     net = efficientnet_lite0_rgb(pretrained)
     net.conv_stem = grey_first_conv(net.conv_stem)
+    trunk = _TimmTrunk(net)
     # The TF-trained Lite weights expect (x - 0.5) / 0.5.
-    return Encoder(_TimmTrunk(net), 320, mean=0.5, std=0.5)
+    return Encoder(trunk, trunk.feature_channels, mean=0.5, std=0.5)

@@ -4,12 +4,19 @@ Read top to bottom: :class:`TrainConfig` is everything a run needs (saved as ``c
 the run folder and inside every checkpoint); :class:`ColorizationModule` turns a batch of RGB
 photos into (L, a*b*) on the device and applies the paper's global or local loss;
 :func:`fit` builds the data, the model and the Trainer, and runs (or resumes) the training.
+
+Photos come from image folders (``--data``, decoded per step by loader workers) or from a
+``.pack`` made by ``dlnet pack`` (``--packed``: decoded once, kept on the device, augmented
+there; see :mod:`dlnet.packed`). ``--init`` starts from trained weights (a shipped model's name
+or a file) with a fresh optimiser: fine-tuning, or a new decoder on a trained encoder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +33,7 @@ from .color import merge_l_ab, rgb_to_lab
 from .data import ColorDataModule, make_split, write_split
 from .losses import global_loss, local_loss
 from .model import DLNet, ModelConfig
+from .packed import PackedDataModule
 
 __all__ = ["TrainConfig", "ColorizationModule", "fit"]
 
@@ -36,18 +44,25 @@ class TrainConfig:
 
     data: list[str] = field(default_factory=list)  # folders split 80/20 per category
     extra_train: list[str] = field(default_factory=list)  # folders used for training only
+    packed: str | None = None  # a .pack from `dlnet pack` instead of --data
     out: str = "runs/dlnet"
     encoder: str = "densenet121"
+    decoder: str = "plain"  # "plain" (the paper's Table 2) or "unet"
     pretrained: bool | str = False
+    init: str | None = None  # start from these weights (shipped name or file), fresh optimiser
     loss: str = "local"  # "global" (Eq. 1) or "local" (Eq. 2/21)
     clusters: int = 5
     cluster_weights: list[float] | None = None
+    global_weight: float = 0.0  # local loss + this x global loss (0: the paper's pure local loss)
     size: int = 224
     batch_size: int = 32
     epochs: int = 40
     max_steps: int = -1
     lr: float = 1e-3
+    encoder_lr_scale: float = 1.0  # the encoder's lr = lr x this (below 1 protects pretrained features)
     schedule: str = "constant"  # "constant" (the paper) or "cosine"
+    warmup_steps: int = 0  # linear warm-up of the learning rate
+    max_time: str | None = None  # wall-clock limit "DD:HH:MM:SS"; the final state is saved
     precision: str = "bf16-mixed"
     accelerator: str = "auto"
     devices: str = "auto"
@@ -62,8 +77,14 @@ class TrainConfig:
     resume: str | None = None  # a checkpoint path, or "last" for RUN/checkpoints/last.ckpt
 
     def validate(self) -> None:
-        if not self.data:
-            raise ValueError("no training data: give at least one --data folder")
+        if not self.data and not self.packed:
+            raise ValueError("no training data: give at least one --data folder or a --packed file")
+        if self.data and self.packed:
+            raise ValueError("give --data folders or a --packed file, not both")
+        from .model import DECODERS
+
+        if self.decoder not in DECODERS:
+            raise ValueError(f"--decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
         if self.loss not in ("global", "local"):
             raise ValueError(f"--loss must be global or local, got {self.loss!r}")
         if self.cluster_weights is not None and len(self.cluster_weights) != self.clusters:
@@ -78,7 +99,8 @@ class ColorizationModule(L.LightningModule):
     """DL-Net + the chosen loss. Batches arrive as uint8 RGB; Lab is computed on the device."""
 
     def __init__(self, model: dict, loss: str = "local", clusters: int = 5,
-                 cluster_weights: list[float] | None = None, lr: float = 1e-3, schedule: str = "constant") -> None:
+                 cluster_weights: list[float] | None = None, lr: float = 1e-3, schedule: str = "constant",
+                 global_weight: float = 0.0, encoder_lr_scale: float = 1.0, warmup_steps: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()  # "model" holds the ModelConfig: a checkpoint rebuilds itself
         self.model = DLNet(ModelConfig.from_dict(model)).to(memory_format=torch.channels_last)
@@ -95,7 +117,12 @@ class ColorizationModule(L.LightningModule):
         if self.hparams.loss == "global":
             return global_loss(pred, target)
         # A new k-means seed each step, reproducible from the step number.
-        return local_loss(pred, target, self.hparams.clusters, self.hparams.cluster_weights, seed=self.global_step)
+        loss = local_loss(pred, target, self.hparams.clusters, self.hparams.cluster_weights, seed=self.global_step)
+        if self.hparams.get("global_weight"):
+            # The local loss alone up-weights rare saturated clusters and lets the mean colour
+            # drift; a global term anchors it to the pixel average.
+            loss = loss + self.hparams.global_weight * global_loss(pred, target)
+        return loss
 
     def training_step(self, batch: dict, batch_idx: int):
         n = batch["rgb"].shape[0]
@@ -113,13 +140,6 @@ class ColorizationModule(L.LightningModule):
             self.log("train/skipped", float(skipped), reduce_fx="sum", batch_size=n)
         return loss
 
-    def on_train_start(self) -> None:
-        # A run resumed with a new --max-steps: bend the cosine schedule to end at the new last
-        # step. CosineAnnealingLR updates multiplicatively from the current rate, so this
-        # continues smoothly from where the run stopped down to 0 at the new end.
-        if self.hparams.schedule == "cosine":
-            for config in self.trainer.lr_scheduler_configs:
-                config.scheduler.T_max = int(self.trainer.estimated_stepping_batches)
 
     def on_train_epoch_start(self) -> None:
         self._t_last = None  # don't count the data-loader start-up as a slow step
@@ -139,10 +159,24 @@ class ColorizationModule(L.LightningModule):
         self.log("val/ssim", ssim(out, truth).mean(), batch_size=n, sync_dist=True)
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
-        if self.hparams.schedule == "constant":
+        lr, scale = self.hparams.lr, self.hparams.get("encoder_lr_scale", 1.0)
+        opt = torch.optim.Adam([
+            {"params": self.model.encoder.parameters(), "lr": lr * scale},
+            {"params": self.model.decoder.parameters(), "lr": lr},
+        ])
+        warmup = self.hparams.get("warmup_steps", 0)
+        if self.hparams.schedule == "constant" and not warmup:
             return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(self.trainer.estimated_stepping_batches))
+        total = int(self.trainer.estimated_stepping_batches) if self.hparams.schedule == "cosine" else 0
+
+        def factor(step: int) -> float:  # linear warm-up, then constant or a cosine to 0
+            if step < warmup:
+                return (step + 1) / warmup
+            if not total:
+                return 1.0
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -158,6 +192,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
 
+def init_from(model: DLNet, source: str) -> tuple[int, int]:
+    """Copy into ``model`` every tensor of ``source`` (a shipped model's name, a ``.safetensors``
+    or a ``.ckpt``) whose name and shape match; returns (copied, tensors in model).
+
+    Nothing matching at all is an error (a different encoder); a new decoder on a trained
+    encoder is the intended partial case.
+    """
+    from .weights import load_model
+
+    src = load_model(source).state_dict()
+    dst = model.state_dict()
+    same = {k: v for k, v in src.items() if k in dst and dst[k].shape == v.shape}
+    if not same:
+        raise ValueError(f"--init {source}: no tensor fits this model (different encoder?)")
+    model.load_state_dict(same, strict=False)
+    return len(same), len(dst)
+
+
 def _devices(value: str):
     return int(value) if str(value).isdigit() else value
 
@@ -167,14 +219,23 @@ def fit(cfg: TrainConfig) -> Path:
     cfg.validate()
     out = Path(cfg.out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    split = make_split(cfg.data, cfg.test_fraction, cfg.val_fraction, cfg.seed, cfg.extra_train)
-    if int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0:
+    rank0 = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+    if cfg.packed:  # the split was made (and written beside the photos) by `dlnet pack`
+        data = PackedDataModule(cfg.packed, cfg.size, cfg.batch_size, cfg.seed)
+    else:
+        split = make_split(cfg.data, cfg.test_fraction, cfg.val_fraction, cfg.seed, cfg.extra_train)
+        if rank0:
+            write_split(split, out / "split")
+        data = ColorDataModule(split, cfg.size, cfg.batch_size, cfg.workers)
+    if rank0:
         out.mkdir(parents=True, exist_ok=True)
-        write_split(split, out / "split")
         (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-    data = ColorDataModule(split, cfg.size, cfg.batch_size, cfg.workers)
-    model_cfg = ModelConfig(encoder=cfg.encoder, pretrained=cfg.pretrained)
-    module = ColorizationModule(model_cfg.to_dict(), cfg.loss, cfg.clusters, cfg.cluster_weights, cfg.lr, cfg.schedule)
+    model_cfg = ModelConfig(encoder=cfg.encoder, decoder=cfg.decoder, pretrained=cfg.pretrained and not cfg.init)
+    module = ColorizationModule(model_cfg.to_dict(), cfg.loss, cfg.clusters, cfg.cluster_weights, cfg.lr, cfg.schedule,
+                                cfg.global_weight, cfg.encoder_lr_scale, cfg.warmup_steps)
+    if cfg.init and not cfg.resume:
+        loaded, total = init_from(module.model, cfg.init)
+        print(f"init: {loaded}/{total} tensors from {cfg.init}", file=sys.stderr)
     # Two callbacks, because ModelCheckpoint(save_last=True) refreshes last.ckpt only when the
     # monitored score improves: a run whose validation loss stalls would resume from far back.
     best = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min",
@@ -190,7 +251,7 @@ def fit(cfg: TrainConfig) -> Path:
         callbacks=[best, last, RichProgressBar(), LearningRateMonitor("step")],
         plugins=[AtomicCheckpointIO()], val_check_interval=cfg.val_every_steps,
         check_val_every_n_epoch=None if cfg.val_every_steps else 1, limit_val_batches=cfg.limit_val_batches,
-        log_every_n_steps=10, deterministic=False,
+        log_every_n_steps=10, deterministic=False, max_time=cfg.max_time,
     )
     resume = cfg.resume
     if resume == "last":
