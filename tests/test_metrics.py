@@ -1,4 +1,4 @@
-"""dlnet.metrics against scikit-image's reference implementations, on real photos."""
+"""dlnet.metrics against scikit-image's reference implementations, on real photos; colour measures by hand."""
 
 import math
 
@@ -8,7 +8,7 @@ import skimage.data
 import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from dlnet.metrics import colourfulness, mse_rgb, psnr, ssim
+from dlnet.metrics import colourfulness, hue_spread, mean_colour_bias, mse_rgb, psnr, ssim
 
 
 def _pairs():
@@ -103,3 +103,46 @@ def test_colourfulness_is_per_image():
 def test_bad_shape():
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         psnr(torch.rand(3, 8, 8), torch.rand(3, 8, 8))
+
+
+def _hues(degrees, chroma, h: int = 4) -> torch.Tensor:
+    """a*b* (1, 2, h, len(degrees)): column j has hue degrees[j] and chroma chroma[j]."""
+    rad = torch.deg2rad(torch.tensor(degrees, dtype=torch.float64))
+    c = torch.as_tensor(chroma, dtype=torch.float64)
+    return torch.stack([c * rad.cos(), c * rad.sin()]).view(1, 2, 1, -1).expand(1, 2, h, -1)
+
+
+def test_hue_spread_by_hand():
+    one_hue = _hues([40.0] * 6, [25.0] * 6)
+    twelve = _hues([15.0 + 30 * k for k in range(12)], [20.0] * 12)  # each 30-degree bin once
+    two = _hues([100.0, 100.0, 250.0], [10.0, 10.0, 20.0])  # 2 bins, equal chroma-weighted mass
+    got = hue_spread(torch.cat([one_hue[..., :3], two]))
+    assert got.shape == (2,) and got.dtype == torch.float64
+    assert got[0].item() == 0.0
+    assert got[1].item() == pytest.approx(math.log(2) / math.log(12), rel=1e-12)
+    assert hue_spread(twelve).item() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_hue_spread_ignores_low_chroma_and_grey():
+    grey = torch.zeros(1, 2, 8, 8)
+    assert hue_spread(grey).item() == 0.0  # no pixel with chroma >= 5: 0, not nan
+    faint = _hues([15.0 + 30 * k for k in range(12)], [4.9] * 12)
+    assert hue_spread(faint).item() == 0.0
+    # One strong hue plus faint pixels of every other hue: still one hue.
+    mixed = _hues([200.0] + [15.0 + 30 * k for k in range(12)], [30.0] + [4.9] * 12)
+    assert hue_spread(mixed).item() == 0.0
+
+
+def test_hue_spread_bad_shape():
+    with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
+        hue_spread(torch.zeros(1, 3, 4, 4))
+
+
+def test_mean_colour_bias_by_hand():
+    truth = torch.zeros(2, 2, 2, 2)
+    truth[1, 0] = torch.tensor([[10.0, 20.0], [30.0, 40.0]])  # image 1: mean a* 25
+    pred = torch.zeros(2, 2, 2, 2)
+    pred[0, 1] = 6.0  # image 0: everything yellower by 6
+    bias = mean_colour_bias(pred, truth)
+    assert bias.shape == (2, 2)
+    assert bias.tolist() == [[0.0, 6.0], [-25.0, 0.0]]
