@@ -60,7 +60,8 @@ def test_writes_csv_report_summary_and_grid(setup):
     files = setup["result"].files
     assert set(files) == {"per_image.csv", "report.md", "summary.json", "grid.png"}
     rows = _csv(files["per_image.csv"])
-    assert list(rows[0]) == ["image", "method", "psnr", "ssim", "mse_rgb", "colourfulness", "colourfulness_truth"]
+    assert list(rows[0]) == ["image", "method", "psnr", "ssim", "mse_rgb", "colourfulness", "colourfulness_truth",
+                             "hue_spread", "hue_spread_truth", "bias_a", "bias_b", "left_out"]
     methods = {r["method"] for r in rows}
     assert methods == {"grey", "m", "m+rebalance", "same"}
     assert sum(r["method"] == "grey" for r in rows) == N  # the baseline is there for every photo

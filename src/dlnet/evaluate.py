@@ -11,6 +11,9 @@ The protocol (see docs/EVALUATION.md):
   images colorized by any other method are matched by file name and brought to the same crop.
 * Every output is rounded to 8 bits before scoring, as a saved image would be, so checkpoints and
   image folders are scored alike. Metrics: :mod:`dlnet.metrics`. Report: :mod:`dlnet.report`.
+* Photos whose ground truth is itself grey (colourfulness below :data:`GREY_TRUTH_BELOW`) are
+  scored but left out of the averages, since any grey output matches them (``keep_grey_truth``
+  keeps them); their rows say so in ``left_out``.
 
 Example:
     >>> result = evaluate("RUN/split/test.txt", "reports/run1", checkpoints={"ours": "RUN/best.ckpt"})
@@ -38,9 +41,14 @@ from .data import IMAGE_EXTENSIONS, find_images, load_rgb, read_list, resize_cro
 from .model import DLNet
 from .report import GREY, TRUTH  # method names: the grey baseline (L, a* = b* = 0); the truth
 
-__all__ = ["evaluate", "find_truth", "match_files", "Evaluation", "EvaluationError", "Truth", "GREY", "TRUTH"]
+__all__ = ["evaluate", "find_truth", "match_files", "Evaluation", "EvaluationError", "Truth", "GREY", "TRUTH",
+           "GREY_TRUTH_BELOW"]
 
 DEFAULT_SIZE = 256
+# A truth photo less colourful than this (Hasler & Suesstrunk M; a colour photo scores 15 or more)
+# is a black-and-white photo: the grey baseline matches it almost exactly (PSNR capped at 100 dB),
+# so it measures nothing about colour and inflates grey's means.
+GREY_TRUTH_BELOW = 1.0
 
 
 class EvaluationError(ValueError):
@@ -58,8 +66,9 @@ class Truth:
 
 @dataclass
 class Evaluation:
-    """What :func:`evaluate` found: per-image rows, the summary (as in ``summary.json``), the
-    files written and one line per input that could not be read."""
+    """What :func:`evaluate` found: per-image rows (those of photos left out of the averages too,
+    marked in ``left_out``), the summary (as in ``summary.json``), the files written and one line
+    per input that could not be read."""
 
     rows: list[dict]
     summary: dict
@@ -173,12 +182,21 @@ def _same_shape_runs(items: list[dict]) -> list[list[dict]]:
     return runs
 
 
-def _score(out8: torch.Tensor, truth: torch.Tensor, truth_colour: torch.Tensor) -> list[dict]:
+def _truth_values(truth: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The truth's a*b* and its per-photo colour measures (the ``*_truth`` columns)."""
+    ab = rgb_to_lab(truth)[:, 1:]
+    return ab, {"colourfulness_truth": metrics.colourfulness(truth), "hue_spread_truth": metrics.hue_spread(ab)}
+
+
+def _score(out8: torch.Tensor, truth: torch.Tensor, truth_ab: torch.Tensor,
+           truth_values: Mapping[str, torch.Tensor]) -> list[dict]:
     out = out8.float() / 255
+    ab = rgb_to_lab(out)[:, 1:]
+    bias = metrics.mean_colour_bias(ab, truth_ab)
     values = {
         "psnr": metrics.psnr(out, truth), "ssim": metrics.ssim(out, truth),
         "mse_rgb": metrics.mse_rgb(out, truth), "colourfulness": metrics.colourfulness(out),
-        "colourfulness_truth": truth_colour,
+        "hue_spread": metrics.hue_spread(ab), "bias_a": bias[:, 0], "bias_b": bias[:, 1], **truth_values,
     }
     cols = {k: v.tolist() for k, v in values.items()}
     return [{k: cols[k][i] for k in cols} for i in range(out.shape[0])]
@@ -190,7 +208,7 @@ def _score_run(run: list[dict], colorizers: Mapping, pred_names: list[str], devi
     idx = [it["index"] for it in run]
     truth8 = torch.stack([it["truth"] for it in run]).to(device)
     truth = truth8.float() / 255
-    truth_colour = metrics.colourfulness(truth)
+    truth_ab, truth_values = _truth_values(truth)
     outputs = {GREY: _to_8bit(merge_l_ab(rgb_to_lab(truth)[:, :1], torch.zeros_like(truth[:, :2])))}
     # The checkpoint sees the truth's exact L (colorize_tensor keeps only L), not a rounded grey.
     outputs.update({n: _to_8bit(c.colorize_tensor(truth)) for n, c in colorizers.items()})
@@ -203,7 +221,8 @@ def _score_run(run: list[dict], colorizers: Mapping, pred_names: list[str], devi
     cells = {k: {TRUTH: truth8[k]} for k, i in enumerate(idx) if i in grid_rows}
     for name, out8 in outputs.items():
         ks = have[name]
-        for j, (k, r) in enumerate(zip(ks, _score(out8, truth[ks], truth_colour[ks]))):
+        scores = _score(out8, truth[ks], truth_ab[ks], {c: v[ks] for c, v in truth_values.items()})
+        for j, (k, r) in enumerate(zip(ks, scores)):
             rows.append({"index": idx[k], "method": name, **r})
             if k in cells:
                 cells[k][name] = out8[j]
@@ -241,7 +260,7 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
              table_rows: int = 10, seed: int = 0, device: str | torch.device | None = None,
              batch_size: int = 8, precision: str = "fp32", rebalance: Callable | None = None,
              n_resamples: int = 1000, workers: int | None = None, overwrite: bool = False,
-             progress: bool = False) -> Evaluation:
+             keep_grey_truth: bool = False, progress: bool = False) -> Evaluation:
     """Score the grey baseline, ``checkpoints`` and ``preds`` folders on the photos of ``data``
     and write ``per_image.csv``, ``report.md``, ``summary.json`` and ``grid.png`` into ``out``.
 
@@ -259,6 +278,9 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
             also scored with it, as method ``NAME+rebalance``.
         n_resamples: bootstrap resamples for the 95% intervals (seeded by ``seed``).
         workers: image-decoding processes (default: 0 on CPU, where the model needs the cores).
+        keep_grey_truth: average photos whose truth is grey (colourfulness below
+            :data:`GREY_TRUTH_BELOW`) too; by default they are scored, marked ``left_out`` and
+            counted, but left out of the summary.
 
     Raises :class:`EvaluationError` (one line) for unusable data, methods or ``out``, before any
     work; unreadable images are listed in ``Evaluation.failures`` and on stderr, and skipped.
@@ -324,7 +346,15 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
     rows.sort(key=lambda r: (r["index"], order[r["method"]]))
     for r in rows:
         r["image"] = truths[r.pop("index")].name
-    scored = {r["image"] for r in rows}  # photos whose truth could be read
+    grey_truth = list(dict.fromkeys(r["image"] for r in rows if r["colourfulness_truth"] < GREY_TRUTH_BELOW))
+    left_out = set() if keep_grey_truth else set(grey_truth)
+    for r in rows:
+        r["left_out"] = "grey_truth" if r["image"] in left_out else ""
+    kept = [r for r in rows if not r["left_out"]]
+    if not kept:
+        raise EvaluationError(f"{data}: all {len(grey_truth)} readable photos have a grey ground truth "
+                              f"(colourfulness < {GREY_TRUTH_BELOW:g}); --keep-grey-truth scores them")
+    scored = {r["image"] for r in kept}  # photos whose truth could be read and is in colour
     missing = {}
     for name, paths in pred_paths.items():
         lacking = [t.name for t, p in zip(truths, paths) if p is None and t.name in scored]
@@ -337,9 +367,11 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
     sources.update({f"{n}+rebalance": f"{s} + rebalance" for n, s in sources.items() if rebalance is not None})
     sources.update({n: str(p) for n, p in preds.items()})
     meta = {"data": str(data), "images": len(truths), "images_scored": len(scored),
+            "grey_truth": {"below": GREY_TRUTH_BELOW, "count": len(grey_truth), "kept": keep_grey_truth,
+                           "images": grey_truth},
             "size": size, "seed": seed, "precision": precision, "device": str(device),
             "dlnet_version": _version()}
-    summary = report.summarize(rows, methods, kinds=kinds, sources=sources, missing=missing, meta=meta,
+    summary = report.summarize(kept, methods, kinds=kinds, sources=sources, missing=missing, meta=meta,
                                n_resamples=n_resamples, seed=seed)
     grid_order = [i for i in grid_order if i in grid_cells]  # unreadable photos drop out
     files = report.write_all(out, rows, summary, methods=methods, table_rows=table_rows,

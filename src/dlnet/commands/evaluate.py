@@ -49,6 +49,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="model precision (default fp32: the same numbers on any machine)")
     p.add_argument("--rebalance", action="store_true",
                    help="also score each checkpoint with colour rebalancing, as NAME+rebalance")
+    p.add_argument("--keep-grey-truth", action="store_true",
+                   help="keep photos whose ground truth is grey (colourfulness < 1) in the averages; by default "
+                        "they are left out, counted and marked in per_image.csv")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out")
 
 
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..evaluate import EvaluationError, evaluate
-    from ..report import averages_table
+    from ..report import averages_table, grey_truth_note
 
     for flag, value, low in (("--size", args.size, 11), ("--batch-size", args.batch_size, 1),
                              ("--resamples", args.resamples, 1), ("--grid", args.grid, 0),
@@ -92,11 +95,13 @@ def run(args: argparse.Namespace) -> int:
             if args.grid_images else None, table_rows=args.table_rows, seed=args.seed, device=args.device,
             batch_size=args.batch_size, precision=args.precision,
             rebalance=_rebalance_fn() if args.rebalance else None, n_resamples=args.resamples,
-            workers=args.workers, overwrite=args.overwrite, progress=sys.stderr.isatty())
+            workers=args.workers, overwrite=args.overwrite, keep_grey_truth=args.keep_grey_truth,
+            progress=sys.stderr.isatty())
     except EvaluationError as e:
         raise UsageError(str(e)) from e
     # A log file or pipe gets the whole table on one line per method, not wrapped at 80 columns.
-    Console(width=None if sys.stdout.isatty() else 160).print(averages_table(result.summary))
+    Console(width=None if sys.stdout.isatty() else 220).print(averages_table(result.summary))
+    print(grey_truth_note(result.summary["meta"]))
     print(f"wrote {', '.join(str(p) for p in result.files.values())}")
     if result.failures:
         print(f"{len(result.failures)} files could not be read (listed above)", file=sys.stderr)
