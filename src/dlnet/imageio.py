@@ -43,7 +43,7 @@ _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 
 # Suffixes picked up when a folder is scanned (explicitly named files are always tried).
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif",
-                  ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2", ".j2k", ".jfif"}
+                  ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2", ".j2k", ".jfif", ".avif"}
 
 
 class ImageError(Exception):
@@ -230,10 +230,12 @@ def read_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray,
         limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
         raise ImageError(path, f"too many pixels, over Pillow's limit of {limit:.0f} MP (decompression bomb?)",
                          kind="too_large") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+    except Exception as e:  # OSError, SyntaxError, ValueError, EOFError, and any other a decoder raises
         cause = str(e) or type(e).__name__
         if "truncated" in cause or isinstance(e, EOFError):
             cause = f"truncated or corrupt image data ({cause})"
+        elif not isinstance(e, (OSError, SyntaxError, ValueError, MemoryError)):
+            cause = f"{type(e).__name__}: {cause}"  # e.g. the AVIF decoder's RuntimeError
         raise ImageError(path, f"cannot decode image: {cause}", kind="corrupt") from None
 
 

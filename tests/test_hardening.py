@@ -1,0 +1,105 @@
+"""The eight defects of issue 10, one test each: every one gave a traceback, a 5xx or a hang.
+
+Each test fails on the code before its fix. The bad-input corpus (test_bad_input.py) holds the
+same kinds among many others; these tests name the defect and check the exact behaviour asked.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _tiny_model import tiny_model_file
+
+from dlnet.cli import main
+
+RGB = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+
+
+def png(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **kw)
+    return buf.getvalue()
+
+
+def corrupt_avif() -> bytes:
+    """An AVIF whose header promises 80-bit samples: Pillow opens it, then its decoder raises
+    RuntimeError (not OSError) on load."""
+    buf = io.BytesIO()
+    Image.fromarray(RGB).save(buf, "AVIF")
+    data = bytearray(buf.getvalue())
+    data[data.index(b"pixi") + 9] = 80  # pixi box: version/flags (4), channel count (1), depths
+    return bytes(data)
+
+
+def big_exif_png() -> bytes:
+    """A PNG carrying 70 KB of EXIF: more than a JPEG's EXIF segment holds (64 KB)."""
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000  # ImageDescription
+    return png(Image.fromarray(RGB), exif=exif.tobytes())
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> str:
+    return str(tiny_model_file(tmp_path_factory.mktemp("model")))
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "good.png").write_bytes(png(Image.fromarray(RGB)))
+    return tmp_path
+
+
+def colorize(weights: str, *args: str) -> int:
+    return main(["colorize", *args, "-o", "out", "--weights", weights, "--size", "64"])
+
+
+def one_error_line(err: str, name: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{name}: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def server(weights: str, **settings):
+    from fastapi.testclient import TestClient
+
+    from dlnet.colorizer import Colorizer
+    from dlnet.serve import ServeSettings, create_app
+
+    colorizer = Colorizer.from_pretrained(weights, device="cpu", precision="fp32")
+    app = create_app(colorizer, ServeSettings(**{"default_size": 64, **settings}))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def post(client, data: bytes, **form):
+    return client.post("/v1/colorize", files={"file": ("photo", data, "application/octet-stream")},
+                       data={k: str(v) for k, v in form.items()})
+
+
+def json_sentence(resp, status: int) -> str:
+    assert resp.status_code == status, resp.text
+    detail = resp.json()["detail"]
+    assert isinstance(detail, str) and detail.endswith(".") and "Traceback" not in detail
+    return detail
+
+
+# 1. A corrupt AVIF (Pillow raises RuntimeError) aborted the batch and made the server answer 500.
+def test_corrupt_avif_is_one_line_and_the_batch_goes_on(here, weights, capsys):
+    (here / "in" / "broken.avif").write_bytes(corrupt_avif())
+    assert colorize(weights, "in/broken.avif", "in/good.png") == 1
+    out, err = capsys.readouterr()
+    assert "cannot decode" in one_error_line(err, "in/broken.avif")
+    assert out.strip().endswith("1 colorized, 0 skipped, 1 failed")
+
+
+def test_corrupt_avif_is_400_on_the_server(weights):
+    assert "decode" in json_sentence(post(server(weights), corrupt_avif()), 400)
