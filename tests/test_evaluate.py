@@ -1,4 +1,5 @@
-"""dlnet evaluate: ground truth, method matching, outputs, bootstrap and the CLI, on tiny images."""
+"""dlnet evaluate: ground truth, method matching, outputs, bootstrap, the grey-truth rule, the colour
+figures and the CLI, on tiny images."""
 
 import contextlib
 import csv
@@ -188,3 +189,79 @@ def test_cli_exit_codes(setup, tmp_path, capsys):
     assert len(rows) == 4 and {r["image"] for r in rows} == {"a.png", "b.png"}
     assert main(["evaluate", "--data", str(data), "--out", str(out)]) == 2  # never overwrites
     assert main(["evaluate", "--data", str(data), "--out", str(out), "--overwrite", "--grid", "0"]) == 1
+
+
+@pytest.fixture(scope="module")
+def grey_truth_data(tmp_path_factory):
+    """Three colour photos and one black-and-white one; a method "p" that returns p0, p1 and bw
+    exactly and p2 with inverted colours (far below grey)."""
+    root = tmp_path_factory.mktemp("greytruth")
+    data, pred = root / "data", root / "pred"
+    data.mkdir()
+    pred.mkdir()
+    for i in range(3):
+        Image.fromarray(_photo(i, 32, 32)).save(data / f"p{i}.png")
+        Image.fromarray(_photo(i, 32, 32) if i < 2 else 255 - _photo(i, 32, 32)).save(pred / f"p{i}.png")
+    bw = np.repeat(_photo(5, 32, 32).mean(axis=-1, keepdims=True), 3, axis=-1).astype(np.uint8)
+    Image.fromarray(bw).save(data / "bw.png")
+    Image.fromarray(bw).save(pred / "bw.png")
+    return data, pred
+
+
+def _run(data, out, **kw):
+    return evaluate(data, out, preds={"p": data.parent / "pred"}, size=32, grid=0, device="cpu",
+                    n_resamples=100, **kw)
+
+
+def test_grey_truth_photos_are_left_out_and_counted(grey_truth_data, tmp_path):
+    data, _ = grey_truth_data
+    result = _run(data, tmp_path / "r")
+    meta, ms = result.summary["meta"], result.summary["methods"]
+    assert meta["grey_truth"] == {"below": 1.0, "count": 1, "kept": False, "images": ["bw.png"]}
+    assert meta["images"] == 4 and meta["images_scored"] == 3
+    assert ms["grey"]["n"] == ms["p"]["n"] == 3 and result.summary["truth"]["colourfulness"]["n"] == 3
+    assert ms["grey"]["psnr_inf"] == 0  # the grey photo's perfect grey score is not averaged
+    rows = _csv(result.files["per_image.csv"])  # still listed, marked
+    assert {(r["image"], r["left_out"]) for r in rows if r["left_out"]} == {("bw.png", "grey_truth")}
+    assert sum(r["image"] == "bw.png" for r in rows) == 2  # grey and p
+    assert "1 photos left out because their ground truth is grey" in result.files["report.md"].read_text()
+    # beats grey: p0 and p1 are exact (inf > grey's PSNR), p2 is inverted (below grey): 2 of 3
+    by = {(r["image"], r["method"]): float(r["psnr"]) for r in rows}
+    assert by[("p2.png", "p")] < by[("p2.png", "grey")] < by[("p0.png", "p")] == math.inf
+    assert ms["p"]["beats_grey"]["mean"] == pytest.approx(2 / 3) and ms["p"]["beats_grey"]["n"] == 3
+    assert ms["grey"]["beats_grey"] is None
+
+
+def test_keep_grey_truth_keeps_them(grey_truth_data, tmp_path, capsys):
+    data, pred = grey_truth_data
+    out = tmp_path / "r"
+    assert main(["evaluate", "--data", str(data), "--pred", f"p={pred}", "--size", "32", "--grid", "0",
+                 "--device", "cpu", "--resamples", "50", "--out", str(out), "--keep-grey-truth"]) == 0
+    assert "1 photos whose ground truth is grey (colourfulness < 1) are kept" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    ms = summary["methods"]
+    assert summary["meta"]["grey_truth"]["kept"] and summary["meta"]["grey_truth"]["count"] == 1
+    assert ms["grey"]["n"] == 4 and ms["grey"]["psnr_inf"] == 1
+    assert ms["p"]["beats_grey"]["mean"] == pytest.approx(2 / 4)  # on bw both are exact: a tie, not a win
+    assert all(r["left_out"] == "" for r in _csv(out / "per_image.csv"))
+
+
+def test_only_grey_truth_is_a_clear_error(grey_truth_data, tmp_path):
+    data, _ = grey_truth_data
+    with pytest.raises(EvaluationError, match="grey ground truth.*--keep-grey-truth"):
+        evaluate(data / "bw.png", tmp_path / "r", grid=0, size=32, device="cpu")
+
+
+def test_colour_figures_of_grey_and_truth(grey_truth_data, tmp_path):
+    data, _ = grey_truth_data
+    result = _run(data, tmp_path / "r")
+    ms, truth = result.summary["methods"], result.summary["truth"]
+    assert ms["grey"]["hue_spread"]["mean"] == 0  # no pixel of chroma >= 5
+    assert 0 < truth["hue_spread"]["mean"] <= 1 and truth["hue_spread"]["n"] == 3
+    rows = [r for r in result.rows if r["method"] == "p" and r["image"] in ("p0.png", "p1.png")]
+    for r in rows:  # an exact copy: the truth's hue spread, no colour bias
+        assert r["hue_spread"] == pytest.approx(r["hue_spread_truth"])
+        assert r["bias_a"] == pytest.approx(0, abs=1e-9) and r["bias_b"] == pytest.approx(0, abs=1e-9)
+    md = result.files["report.md"].read_text()
+    for part in ("| Hue spread | Beats grey |", "## Mean colour bias", "### Hue spread"):
+        assert part in md
