@@ -103,3 +103,24 @@ def test_corrupt_avif_is_one_line_and_the_batch_goes_on(here, weights, capsys):
 
 def test_corrupt_avif_is_400_on_the_server(weights):
     assert "decode" in json_sentence(post(server(weights), corrupt_avif()), 400)
+
+
+# 2. Encoder errors other than OSError gave a traceback on the CLI and a 500 from the server.
+@pytest.mark.parametrize("name, blob, fmt", [
+    ("wide.png", lambda: png(Image.new("L", (20000, 2), 128)), "webp"),  # over WebP's 16383 px
+    ("exif.png", big_exif_png, "jpeg"),                                   # 70 KB EXIF in a JPEG
+])
+def test_unencodable_output_is_one_line_and_the_batch_goes_on(here, weights, capsys, name, blob, fmt):
+    (here / "in" / name).write_bytes(blob())
+    assert colorize(weights, f"in/{name}", "in/good.png", "--format", fmt) == 1
+    out, err = capsys.readouterr()
+    assert "cannot write" in one_error_line(err, f"in/{name}")
+    assert out.strip().endswith("1 colorized, 0 skipped, 1 failed")
+    assert not list((here / "out").rglob("*.tmp")) and not list((here / "out").rglob(".*"))
+
+
+@pytest.mark.parametrize("blob", [lambda: png(Image.new("L", (70000, 2), 128)), big_exif_png])
+def test_unencodable_output_is_4xx_on_the_server(weights, blob):
+    resp = post(server(weights), blob(), format="jpeg")
+    assert 400 <= resp.status_code < 500
+    assert "JPEG" in json_sentence(resp, resp.status_code)

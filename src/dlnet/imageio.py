@@ -40,6 +40,7 @@ DEFAULT_MAX_PIXELS = 120_000_000
 # Formats written as they came in; anything else (GIF, BMP, ...) is written as PNG.
 SAVE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+_MAX_SIDE = {"JPEG": 65500, "WEBP": 16383}  # the formats' own limits on a side, px
 
 # Suffixes picked up when a folder is scanned (explicitly named files are always tried).
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif",
@@ -51,8 +52,8 @@ class ImageError(Exception):
 
     ``kind`` says which sort of problem it is, for callers that answer differently (the web
     server's HTTP status): ``"not_image"``, ``"corrupt"`` (empty, truncated, undecodable),
-    ``"too_large"`` (over the pixel limit), ``"io"`` (missing, unreadable, unwritable) or
-    ``"invalid"`` (anything else).
+    ``"too_large"`` (over the pixel limit), ``"io"`` (missing, unreadable, unwritable),
+    ``"unencodable"`` (the output format cannot hold this image) or ``"invalid"`` (anything else).
     """
 
     def __init__(self, path: str | os.PathLike | None, cause: str, kind: str = "invalid") -> None:
@@ -274,7 +275,16 @@ def _write(img: Image.Image, f, fmt: str, icc_profile: bytes | None, exif: bytes
         params["exif"] = exif
     if fmt in ("JPEG", "WEBP"):
         params["quality"] = 95
-    img.save(f, format=fmt, **params)
+    limit = _MAX_SIDE.get(fmt)
+    if limit and max(img.size) > limit:  # checked here: libjpeg would also print to stderr
+        raise ImageError(None, f"cannot write as {fmt}: {img.width}x{img.height} px is over its limit of "
+                               f"{limit} px a side; choose PNG or TIFF", kind="unencodable")
+    try:
+        img.save(f, format=fmt, **params)
+    except OSError:
+        raise
+    except Exception as e:  # the encoder refusing this image (EXIF too long for JPEG, ...)
+        raise ImageError(None, f"cannot write as {fmt}: {e}", kind="unencodable") from None
 
 
 def encode_image(img: Image.Image, format: str = "PNG", icc_profile: bytes | None = None,
@@ -287,7 +297,10 @@ def encode_image(img: Image.Image, format: str = "PNG", icc_profile: bytes | Non
         b'\\x89PNG\\r\\n\\x1a\\n'
     """
     buf = io.BytesIO()
-    _write(img, buf, format, icc_profile, exif)
+    try:
+        _write(img, buf, format, icc_profile, exif)
+    except OSError as e:  # in memory, only the encoder itself fails
+        raise ImageError(None, f"cannot write as {format.upper()}: {e}", kind="unencodable") from None
     return buf.getvalue()
 
 
@@ -314,6 +327,8 @@ def save_image(img: Image.Image, path: str | os.PathLike, format: str | None = N
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
         tmp = None
+    except ImageError as e:
+        raise ImageError(path, e.cause, e.kind) from None
     except OSError as e:
         raise ImageError(path, f"cannot write: {e.strerror or e}", kind="io") from None
     finally:

@@ -50,7 +50,8 @@ log = logging.getLogger("dlnet.serve")
 
 STATIC_DIR = Path(str(files("dlnet") / "static"))
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-STATUS_OF_KIND = {"not_image": 415, "too_large": 413}  # ImageError.kind -> HTTP status; else 400
+# ImageError.kind -> HTTP status; else 400
+STATUS_OF_KIND = {"not_image": 415, "too_large": 413, "unencodable": 422}
 COLORIZE_PATH = "/v1/colorize"
 # The page loads nothing from elsewhere; say so to the browser too.
 PAGE_HEADERS = {
@@ -162,10 +163,10 @@ def _colorize_bytes(colorizer: Colorizer, data: bytes, size: int, rebalance, fmt
     """
     try:
         photo = read_image(data, max_pixels=max_pixels)
+        result = colorizer.colorize(photo.rgb, size=size, rebalance=rebalance)
+        return encode_image(result, fmt, icc_profile=photo.icc_profile, exif=photo.exif)
     except ImageError as e:
         raise _Rejected(STATUS_OF_KIND.get(e.kind, 400), f"{e.cause[:1].upper()}{e.cause[1:]}.") from e
-    result = colorizer.colorize(photo.rgb, size=size, rebalance=rebalance)
-    return encode_image(result, fmt, icc_profile=photo.icc_profile, exif=photo.exif)
 
 
 def _readable(errors) -> str:
