@@ -124,3 +124,21 @@ def test_unencodable_output_is_4xx_on_the_server(weights, blob):
     resp = post(server(weights), blob(), format="jpeg")
     assert 400 <= resp.status_code < 500
     assert "JPEG" in json_sentence(resp, resp.status_code)
+
+
+# 3. --max-megapixels nan or inf gave a traceback instead of a usage error.
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1"])
+def test_megapixel_limit_must_be_a_positive_number(here, weights, capsys, value):
+    assert colorize(weights, "in/good.png", f"--max-megapixels={value}") == 2
+    assert main(["serve", "--weights", weights, f"--max-megapixels={value}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith("dlnet colorize: error: --max-megapixels")
+    assert err[1].startswith("dlnet serve: error: --max-megapixels")
+    assert not (here / "out").exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0"])
+def test_upload_limit_must_be_a_positive_number(weights, capsys, value):
+    assert main(["serve", "--weights", weights, f"--max-upload-mb={value}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dlnet serve: error: --max-upload-mb"), err

@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from .commands import UsageError
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "colorize": ("dlnet.commands.colorize", "colorize photos (files, folders, globs)"),
@@ -22,10 +24,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("dlnet.commands.serve", "web page and REST API"),
     "models": ("dlnet.commands.models", "list the shipped models"),
 }
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for: reported as one line, exit code 2."""
 
 
 def _version() -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..colorizer import DEFAULT_SIZE
+from . import UsageError, millions
 from ..rebalance import REBALANCE_BY_DEFAULT
 
 
@@ -171,7 +172,6 @@ def plan(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None, overwr
 def _build_colorizer(args: argparse.Namespace):
     import torch
 
-    from ..cli import UsageError
     from ..colorizer import Colorizer
     from ..rebalance import Rebalance
     from ..weights import WeightsError, load_model
@@ -259,7 +259,7 @@ def process(jobs: list[Job], colorizer, args: argparse.Namespace, tally: Tally, 
     from ..imageio import ImageError, read_image
 
     pending: dict[tuple[int, int], list] = {}
-    max_pixels = int(args.max_megapixels * 1e6)
+    max_pixels = millions("--max-megapixels", args.max_megapixels)
     for job in jobs:
         try:
             photo = read_image(job.src, max_pixels=max_pixels)
@@ -280,8 +280,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..cli import UsageError
-
+    millions("--max-megapixels", args.max_megapixels)
     out_dir: Path = args.output_dir
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: output folder exists and is not a folder")

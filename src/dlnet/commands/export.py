@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import UsageError
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: onnx)")
@@ -20,7 +22,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UsageError
     from ..export import OPSET, export_onnx
     from ..weights import WeightsError, load_model
 

@@ -11,6 +11,8 @@ import argparse
 import ipaddress
 import sys
 
+from . import UsageError, millions
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from ..serve import ServeSettings
@@ -44,18 +46,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..cli import UsageError
     from ..serve import ServeSettings, create_app
     from ..weights import WeightsError
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
+    max_upload_bytes = millions("--max-upload-mb", args.max_upload_mb)
+    max_pixels = millions("--max-megapixels", args.max_megapixels)
     try:
         settings = ServeSettings(
             weights=args.weights, device=args.device, precision=args.precision, default_size=args.size,
             max_size=max(1024, args.size), rebalance=args.rebalance, workers=args.workers,
-            queue_size=args.queue, max_upload_bytes=int(args.max_upload_mb * 1e6),
-            max_pixels=int(args.max_megapixels * 1e6))
+            queue_size=args.queue, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
         app = create_app(settings=settings)
     except (ValueError, WeightsError) as e:
         raise UsageError(str(e)) from e
