@@ -73,6 +73,7 @@ def test_writes_csv_report_summary_and_grid(setup):
     summary = json.loads(files["summary.json"].read_text())
     assert list(summary["methods"]) == ["grey", "m", "m+rebalance", "same"]
     assert summary["methods"]["grey"]["n"] == N
+    assert "No photo left out: none has a grey ground truth" in md  # colour photos only: nothing left out
     grid = Image.open(files["grid.png"])
     assert grid.format == "PNG" and grid.width > grid.height  # 3 rows x 5 columns
 

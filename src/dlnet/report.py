@@ -198,6 +198,8 @@ def grey_truth_note(meta: Mapping) -> str:
     rule = f"ground truth is grey (colourfulness < {gt['below']:g})"
     if gt["kept"]:
         return f"{gt['count']} photos whose {rule} are kept in the averages (--keep-grey-truth)."
+    if not gt["count"]:
+        return f"No photo left out: none has a grey ground truth (colourfulness < {gt['below']:g})."
     return (f"{gt['count']} photos left out because their {rule}: any grey output matches them; "
             "per_image.csv marks them left_out = grey_truth, --keep-grey-truth keeps them.")
 
