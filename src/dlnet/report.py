@@ -143,7 +143,8 @@ def summarize(rows: list[dict], methods: Sequence[str], kinds: Mapping[str, str]
 def _fmt(value: float | None, metric: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return "inf" if math.isinf(value) else f"{value:.{DIGITS[metric]}f}"
+    sign = "+" if metric in BIAS else ""  # a cast has a direction
+    return "inf" if math.isinf(value) else f"{value:{sign}.{DIGITS[metric]}f}"
 
 
 def _fmt_est(est: dict, metric: str) -> str:
