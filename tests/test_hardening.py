@@ -142,3 +142,14 @@ def test_upload_limit_must_be_a_positive_number(weights, capsys, value):
     assert main(["serve", "--weights", weights, f"--max-upload-mb={value}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("dlnet serve: error: --max-upload-mb"), err
+
+
+# 4. Valid names of 242-255 bytes could not be written: the temporary name added 14 bytes.
+@pytest.mark.parametrize("stem", ["a" * 238, "b" * 251, "é" * 125 + "c"])  # 242, 255, 255 bytes
+def test_longest_valid_file_names_are_written(here, weights, capsys, stem):
+    name = stem + ".png"
+    assert len(os.fsencode(name)) in (242, 255)
+    (here / "in" / name).write_bytes(png(Image.fromarray(RGB)))
+    assert colorize(weights, f"in/{name}") == 0, capsys.readouterr().err
+    assert (here / "out" / "in" / name).is_file()
+    assert [p.name for p in (here / "out" / "in").iterdir()] == [name]  # no temporary file left

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .atomic import atomic_path
 from .model import DLNet
 
 __all__ = ["export_onnx", "check_onnx", "OnnxModel", "onnx_model_for", "OPSET"]
@@ -44,8 +45,7 @@ def export_onnx(model: DLNet, path: str | Path, opset: int = OPSET, check: bool 
     path = Path(path)
     model = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)
     example = torch.rand(_EXAMPLE_SHAPE) * 100
-    tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():
+    with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
         # The tracer warns that Python-level shape logic is recorded as traced: that is the point.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # ... and that the tracer-based exporter is legacy: chosen deliberately (docstring above).
@@ -55,9 +55,8 @@ def export_onnx(model: DLNet, path: str | Path, opset: int = OPSET, check: bool 
             input_names=["l"], output_names=["ab"],
             dynamic_axes={"l": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "height", 3: "width"}},
         )
-    _add_metadata(tmp, {"dlnet_config": json.dumps(model.config.to_dict()),
-                        "dlnet_io": "l: raw L* (B,1,H,W) 0..100 float32 -> ab: raw a*b* (B,2,H,W)"})
-    tmp.replace(path)
+        _add_metadata(tmp, {"dlnet_config": json.dumps(model.config.to_dict()),
+                            "dlnet_io": "l: raw L* (B,1,H,W) 0..100 float32 -> ab: raw a*b* (B,2,H,W)"})
     return check_onnx(path, model) if check else None
 
 

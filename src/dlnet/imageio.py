@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .atomic import atomic_open
 
 __all__ = ["ImageError", "Photo", "read_image", "to_photo", "save_image", "encode_image", "output_format",
            "DEFAULT_MAX_PIXELS", "SAVE_FORMATS", "IMAGE_SUFFIXES"]
@@ -256,12 +257,6 @@ def output_format(path: str | os.PathLike, source_format: str | None, requested:
     return path, fmt
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _write(img: Image.Image, f, fmt: str, icc_profile: bytes | None, exif: bytes | None) -> None:
     """Encode ``img`` as ``fmt`` into the binary file object ``f`` (the one encoder of both
     :func:`save_image` and :func:`encode_image`)."""
@@ -315,23 +310,15 @@ def save_image(img: Image.Image, path: str | os.PathLike, format: str | None = N
     """
     path = Path(path)
     fmt = (format or Image.registered_extensions().get(path.suffix.lower()) or "PNG").upper()
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ImageError(path, f"cannot write: cannot make folder {path.parent} ({e.strerror or e})", kind="io") from None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path) as f:
             _write(img, f, fmt, icc_profile, exif)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-        tmp = None
     except ImageError as e:
         raise ImageError(path, e.cause, e.kind) from None
     except OSError as e:
         raise ImageError(path, f"cannot write: {e.strerror or e}", kind="io") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return path
