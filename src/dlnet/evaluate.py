@@ -182,12 +182,6 @@ def _same_shape_runs(items: list[dict]) -> list[list[dict]]:
     return runs
 
 
-def _truth_values(truth: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The truth's a*b* and its per-photo colour measures (the ``*_truth`` columns)."""
-    ab = rgb_to_lab(truth)[:, 1:]
-    return ab, {"colourfulness_truth": metrics.colourfulness(truth), "hue_spread_truth": metrics.hue_spread(ab)}
-
-
 def _score(out8: torch.Tensor, truth: torch.Tensor, truth_ab: torch.Tensor,
            truth_values: Mapping[str, torch.Tensor]) -> list[dict]:
     out = out8.float() / 255
@@ -208,8 +202,11 @@ def _score_run(run: list[dict], colorizers: Mapping, pred_names: list[str], devi
     idx = [it["index"] for it in run]
     truth8 = torch.stack([it["truth"] for it in run]).to(device)
     truth = truth8.float() / 255
-    truth_ab, truth_values = _truth_values(truth)
-    outputs = {GREY: _to_8bit(merge_l_ab(rgb_to_lab(truth)[:, :1], torch.zeros_like(truth[:, :2])))}
+    lab = rgb_to_lab(truth)
+    truth_ab = lab[:, 1:]
+    truth_values = {"colourfulness_truth": metrics.colourfulness(truth),
+                    "hue_spread_truth": metrics.hue_spread(truth_ab)}
+    outputs = {GREY: _to_8bit(merge_l_ab(lab[:, :1], torch.zeros_like(truth_ab)))}
     # The checkpoint sees the truth's exact L (colorize_tensor keeps only L), not a rounded grey.
     outputs.update({n: _to_8bit(c.colorize_tensor(truth)) for n, c in colorizers.items()})
     have = {n: list(range(len(run))) for n in outputs}

@@ -2,9 +2,10 @@
 
 Every function takes sRGB ``(B, 3, H, W)`` in 0..1 and returns one value per image, shape
 ``(B,)``, float64; the colour measures :func:`hue_spread` and :func:`mean_colour_bias` take
-CIE a*b* ``(B, 2, H, W)`` instead (raw Lab units, see :mod:`dlnet.color`). The scores are computed on the 0..255 scale, as in the DL-Net paper
-(Gain & Debnath 2023, Eq. 29) and in scikit-image with ``data_range=255``, so numbers are
-comparable with published tables. PSNR, MSE and colourfulness are computed in float64; SSIM in
+CIE a*b* ``(B, 2, H, W)`` instead (raw Lab units, see :mod:`dlnet.color`) and
+:func:`mean_colour_bias` returns ``(B, 2)``. The RGB scores are computed on the 0..255 scale, as
+in the DL-Net paper (Gain & Debnath 2023, Eq. 29) and in scikit-image with ``data_range=255``, so
+numbers are comparable with published tables. PSNR, MSE and colourfulness are computed in float64; SSIM in
 float32, because CPU convolutions in float64 are ten times slower (0.7 s per 256 px image),
 at a cost of about 1e-5 (its local variances ``E[x^2] - E[x]^2`` lose a few digits).
 
