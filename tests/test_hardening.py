@@ -153,3 +153,18 @@ def test_longest_valid_file_names_are_written(here, weights, capsys, stem):
     assert colorize(weights, f"in/{name}") == 0, capsys.readouterr().err
     assert (here / "out" / "in" / name).is_file()
     assert [p.name for p in (here / "out" / "in").iterdir()] == [name]  # no temporary file left
+
+
+# 5. A recursive glob over a folder with two symbolic links back to itself ran for ever.
+def test_recursive_glob_does_not_follow_symbolic_link_loops(here, weights):
+    (here / "in" / "sub").mkdir()
+    (here / "in" / "sub" / "deep.png").write_bytes(png(Image.fromarray(RGB)))
+    for name in ("loop1", "loop2"):
+        (here / "in" / name).symlink_to(".", target_is_directory=True)
+    cli = "import sys; from dlnet.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", cli, "colorize", "in/**", "-o", "out", "--weights", weights,
+                           "--size", "64"], capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "2 colorized, 0 skipped, 0 failed"
+    assert sorted(str(p.relative_to(here / "out")) for p in (here / "out").rglob("*.png")) == [
+        "in/good.png", "in/sub/deep.png"]

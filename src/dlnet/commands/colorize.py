@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,6 +84,21 @@ def _has_magic(s: str) -> bool:
     return any(c in s for c in "*?[")
 
 
+def _glob(pattern: str) -> list[Path]:
+    """The matches of ``pattern``, sorted; ``**`` never descends into symbolic links to folders
+    (``glob.glob`` does, so a link back to a parent would recurse for ever). Hidden names match
+    only a pattern part that starts with a dot, as in the shell."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if _has_magic(part))
+    root = Path(*parts[:first]) if first else Path()
+    hidden = any(part.startswith(".") for part in parts[first:])
+    try:
+        matches = root.glob(str(Path(*parts[first:])))
+        return sorted(m for m in matches if hidden or not any(p.startswith(".") for p in m.relative_to(root).parts))
+    except (OSError, ValueError):  # an unreadable folder, or a pattern pathlib refuses
+        return []
+
+
 def _relative(path: Path, root: Path | None) -> Path:
     """``path`` relative to the current folder if inside it, else to the folder argument ``root``."""
     try:
@@ -118,7 +132,7 @@ def collect(paths: list[str], out_dir: Path, tally: Tally) -> list[tuple[Path, P
         elif p.exists():
             items = [(p, _relative(p, None))]
         elif _has_magic(arg):
-            matches = [Path(m) for m in sorted(glob.glob(arg, recursive=True))]
+            matches = _glob(arg)
             items = [(m, _relative(m, None)) for m in matches if m.is_file()]
             for d in (m for m in matches if m.is_dir()):
                 items += [(f, _relative(f, d)) for f in _scan(d, out_dir)]
