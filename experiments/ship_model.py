@@ -1,10 +1,13 @@
-"""Turn a training checkpoint into a model shipped inside the package.
+"""Turn a training checkpoint into a model shipped inside the package (or any fp16 model file).
 
-Writes ``src/dlnet/weights/NAME.safetensors`` (fp16, config in its metadata) and ``NAME.json``
-(SHA-256, size, where it came from), which :func:`dlnet.weights.load_model` checks at every load.
+Writes ``src/dlnet/weights/NAME.safetensors`` (fp16, config and images seen in its metadata)
+and ``NAME.json`` (SHA-256, size, training, images seen), which
+:func:`dlnet.weights.load_model` checks at every load. With ``--to PATH`` it writes only the
+fp16 model file there (what the GPU run brings back).
 
-    python experiments/ship_model.py runs/effnet-local/checkpoints/last.ckpt dlnet-effnet-local \
+    python experiments/ship_model.py runs/effnet-local/checkpoints/last.ckpt dlnet-effnet-local \\
         --description "EfficientNet-Lite0 encoder (ImageNet), local loss, MiniPlaces"
+    python experiments/ship_model.py RUN/checkpoints/last.ckpt gpu-run --to $OUT/gpu-run.safetensors
 """
 
 from __future__ import annotations
@@ -15,34 +18,44 @@ from pathlib import Path
 
 import torch
 
-from dlnet.weights import WEIGHTS_DIR, load_model, save_model, sha256_file
+from dlnet.weights import WEIGHTS_DIR, images_seen, load_model, save_model, sha256_file
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a .ckpt, or a .safetensors model file (e.g. from a GPU run)")
     p.add_argument("name")
-    p.add_argument("--description", required=True)
+    p.add_argument("--description", help="one line for the model's record (required when shipping)")
+    p.add_argument("--to", help="write only the fp16 model file to this path")
     args = p.parse_args()
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     model = load_model(args.checkpoint)
-    path = save_model(model, WEIGHTS_DIR / f"{args.name}.safetensors", dtype=torch.float16)
-    record = {
-        "description": args.description,
-        "sha256": sha256_file(path),
-        "bytes": path.stat().st_size,
-        "dtype": "float16",
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "trained_steps": ckpt["global_step"],
-        "training": ckpt["hyper_parameters"],
-        "licence": "weights trained on Places photos: non-commercial research and education use (see MODEL_CARD.md)",
-    }
-    path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    seen = images_seen(args.checkpoint)
+    dest = Path(args.to) if args.to else WEIGHTS_DIR / f"{args.name}.safetensors"
+    if args.to is None and not args.description:
+        p.error("--description is required when shipping into the package")
+    path = save_model(model, dest, dtype=torch.float16, extra={"images_seen": seen})
+    if args.to is None:
+        training = {}
+        if args.checkpoint.endswith(".ckpt"):
+            ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+            training = {"trained_steps": ckpt["global_step"], "training": ckpt["hyper_parameters"]}
+        record = {
+            "description": args.description,
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+            "dtype": "float16",
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "images_seen": seen,
+            **training,
+            "licence": "weights trained on Places photos: non-commercial research and education use (see MODEL_CARD.md)",
+        }
+        path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     # fp16 storage must not change what the model does beyond rounding: check on a test input.
     x = torch.rand(1, 1, 64, 64) * 100
     with torch.no_grad():
-        diff = (model(x) - load_model(args.name)(x)).abs().max().item()
-    print(f"wrote {path} ({record['bytes'] / 2**20:.1f} MiB), max |a*b*| change from fp16 storage: {diff:.3f}")
+        diff = (model(x) - load_model(path if args.to else args.name)(x)).abs().max().item()
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {seen} training images seen), "
+          f"max |a*b*| change from fp16 storage: {diff:.3f}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from dlnet import DLNet, ModelConfig, list_encoders, load_model, save_model
 from dlnet.encoders import create_encoder, efficientnet_lite0_rgb
+from dlnet.model import DECODERS
 from dlnet.weights import WeightsError
 
 ENCODERS = list_encoders()
@@ -22,6 +23,11 @@ def test_encoder_uniform_output(name):
     with torch.no_grad():
         out = enc(torch.zeros(2, 1, 64, 96))
     assert out.shape == (2, enc.out_channels, 2, 3)
+    with torch.no_grad():
+        maps = enc.forward_features(torch.zeros(2, 1, 64, 96))
+    assert [tuple(m.shape) for m in maps] == [(2, c, 64 // r, 96 // r) for c, r in
+                                              zip(enc.feature_channels, (2, 4, 8, 16, 32))]
+    assert torch.equal(maps[-1], out)  # the 1/32 map is the plain decoder's input
 
 
 def test_densenet_is_the_paper_encoder():
@@ -32,20 +38,22 @@ def test_densenet_is_the_paper_encoder():
     assert [len(b) for b in blocks] == [6, 12, 24, 16]
 
 
+@pytest.mark.parametrize("decoder", list(DECODERS))
 @pytest.mark.parametrize("name", ENCODERS)
 @pytest.mark.parametrize("hw", [(64, 64), (40, 50), (33, 97), (1, 1)])
-def test_model_shapes_and_finite(name, hw):
-    model = DLNet(ModelConfig(encoder=name)).eval()
+def test_model_shapes_and_finite(name, hw, decoder):
+    model = DLNet(ModelConfig(encoder=name, decoder=decoder)).eval()
     with torch.no_grad():
         ab = model(torch.rand(2, 1, *hw) * 100)
     assert ab.shape == (2, 2, *hw)
     assert torch.isfinite(ab).all()
 
 
+@pytest.mark.parametrize("decoder", list(DECODERS))
 @pytest.mark.parametrize("name", ENCODERS)
-def test_every_parameter_gets_a_gradient(name):
+def test_every_parameter_gets_a_gradient(name, decoder):
     torch.manual_seed(0)
-    model = DLNet(ModelConfig(encoder=name)).train()
+    model = DLNet(ModelConfig(encoder=name, decoder=decoder)).train()
     ab = model(torch.rand(2, 1, 64, 64) * 100)
     (ab ** 2).mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
@@ -105,3 +113,29 @@ def test_grey_first_conv_matches_rgb_response_on_grey_input():
         a = rgb.conv_stem(g.expand(-1, 3, -1, -1))
         b = grey.trunk.conv_stem(g)
     torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_unet_colour_follows_local_structure():
+    """The U-Net decoder sees the 1/2 map: a change in one corner of the input changes the
+    output near it far more than far from it (the plain decoder's 1/32 cells spread it)."""
+    torch.manual_seed(0)
+    model = DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="unet")).eval()
+    x = torch.full((1, 1, 128, 128), 50.0)
+    y = x.clone()
+    y[..., :8, :8] = 90.0
+    with torch.no_grad():
+        d = (model(y) - model(x)).abs().sum(1)[0]
+    assert d[:16, :16].mean() > 3 * d[64:, 64:].mean()
+
+
+def test_unknown_decoder_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown decoder 'nope'"):
+        ModelConfig.from_dict({"decoder": "nope"})
+    with pytest.raises(ValueError, match="unknown decoder"):
+        DLNet(ModelConfig(decoder="nope"))
+
+
+def test_old_model_configs_load_as_the_plain_decoder():
+    cfg = ModelConfig.from_dict({"encoder": "efficientnet_lite0", "decoder_channels": [32, 32, 16, 16, 16, 8, 8],
+                                 "ab_scale": 110.0, "pretrained": False})
+    assert cfg.decoder == "plain" and DLNet(cfg).decoder.__class__.__name__ == "PlainDecoder"

@@ -14,6 +14,7 @@ or a file) with a fresh optimiser: fine-tuning, or a new decoder on a trained en
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 import sys
@@ -25,7 +26,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.fabric.utilities.cloud_io import get_filesystem
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -105,6 +106,10 @@ class ColorizationModule(L.LightningModule):
         self.save_hyperparameters()  # "model" holds the ModelConfig: a checkpoint rebuilds itself
         self.model = DLNet(ModelConfig.from_dict(model)).to(memory_format=torch.channels_last)
         self._t_last: float | None = None
+        # Training images this model has seen, over every run it came from (--init carries the
+        # source's count): the budget a shipped model reports. Saved in every checkpoint.
+        self.images_seen = 0
+        self._run_images, self._run_start = 0, None
 
     def forward(self, l: torch.Tensor) -> torch.Tensor:
         return self.model(l.contiguous(memory_format=torch.channels_last))
@@ -131,6 +136,9 @@ class ColorizationModule(L.LightningModule):
         l, ab = self._lab(batch)
         loss = self._loss(self(l), ab)
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        seen = n * self.trainer.world_size
+        self.images_seen += seen
+        self._run_images += seen
         now = time.perf_counter()
         if self._t_last is not None:
             self.log("train/img_per_s", n / (now - self._t_last), prog_bar=True, batch_size=n)
@@ -140,6 +148,22 @@ class ColorizationModule(L.LightningModule):
             self.log("train/skipped", float(skipped), reduce_fx="sum", batch_size=n)
         return loss
 
+
+    def on_train_start(self) -> None:
+        self._run_start = time.perf_counter()
+
+    def on_train_end(self) -> None:
+        if self._run_start is None or not self.trainer.is_global_zero:
+            return
+        elapsed = time.perf_counter() - self._run_start
+        print(f"trained {self._run_images} images in {elapsed:.0f} s: {self._run_images / max(elapsed, 1e-9):.1f} images/s "
+              f"(all devices, validation included); the model has seen {self.images_seen} in all", file=sys.stderr)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["images_seen"] = self.images_seen
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.images_seen = int(checkpoint.get("images_seen", 0))
 
     def on_train_epoch_start(self) -> None:
         self._t_last = None  # don't count the data-loader start-up as a slow step
@@ -192,22 +216,37 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
 
-def init_from(model: DLNet, source: str) -> tuple[int, int]:
+def init_from(model: DLNet, source: str) -> tuple[int, int, int]:
     """Copy into ``model`` every tensor of ``source`` (a shipped model's name, a ``.safetensors``
-    or a ``.ckpt``) whose name and shape match; returns (copied, tensors in model).
+    or a ``.ckpt``) whose name and shape match; returns (copied, tensors in model, images the
+    source was trained on).
 
     Nothing matching at all is an error (a different encoder); a new decoder on a trained
     encoder is the intended partial case.
     """
-    from .weights import load_model
+    from .weights import images_seen, load_model
 
     src = load_model(source).state_dict()
     dst = model.state_dict()
     same = {k: v for k, v in src.items() if k in dst and dst[k].shape == v.shape}
-    if not same:
-        raise ValueError(f"--init {source}: no tensor fits this model (different encoder?)")
+    if not any(k.startswith("encoder.") for k in same):  # decoder shapes alone can match by chance
+        raise ValueError(f"--init {source}: no encoder tensor fits this model (a different encoder?)")
     model.load_state_dict(same, strict=False)
-    return len(same), len(dst)
+    return len(same), len(dst), images_seen(source)
+
+
+def _loggers(out: Path) -> list:
+    # CSV: a new logs/version_N per (re)start, because CSVLogger deletes an existing metrics.csv.
+    loggers = [CSVLogger(out, name="logs")]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
+    return loggers  # a bare GPU machine may lack TensorBoard: CSV is enough
+
+
+def _progress_bar():
+    if importlib.util.find_spec("rich"):
+        return RichProgressBar()
+    return TQDMProgressBar()
 
 
 def _devices(value: str):
@@ -234,8 +273,8 @@ def fit(cfg: TrainConfig) -> Path:
     module = ColorizationModule(model_cfg.to_dict(), cfg.loss, cfg.clusters, cfg.cluster_weights, cfg.lr, cfg.schedule,
                                 cfg.global_weight, cfg.encoder_lr_scale, cfg.warmup_steps)
     if cfg.init and not cfg.resume:
-        loaded, total = init_from(module.model, cfg.init)
-        print(f"init: {loaded}/{total} tensors from {cfg.init}", file=sys.stderr)
+        loaded, total, module.images_seen = init_from(module.model, cfg.init)
+        print(f"init: {loaded}/{total} tensors from {cfg.init} (trained on {module.images_seen} images)", file=sys.stderr)
     # Two callbacks, because ModelCheckpoint(save_last=True) refreshes last.ckpt only when the
     # monitored score improves: a run whose validation loss stalls would resume from far back.
     best = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min",
@@ -246,9 +285,7 @@ def fit(cfg: TrainConfig) -> Path:
     trainer = L.Trainer(
         default_root_dir=out, max_epochs=cfg.epochs, max_steps=cfg.max_steps, precision=cfg.precision,
         accelerator=cfg.accelerator, devices=_devices(cfg.devices), num_nodes=cfg.num_nodes, strategy=cfg.strategy,
-        # CSV: a new logs/version_N per (re)start, because CSVLogger deletes an existing metrics.csv.
-        logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tensorboard", version="")],
-        callbacks=[best, last, RichProgressBar(), LearningRateMonitor("step")],
+        logger=_loggers(out), callbacks=[best, last, _progress_bar(), LearningRateMonitor("step")],
         plugins=[AtomicCheckpointIO()], val_check_interval=cfg.val_every_steps,
         check_val_every_n_epoch=None if cfg.val_every_steps else 1, limit_val_batches=cfg.limit_val_batches,
         log_every_n_steps=10, deterministic=False, max_time=cfg.max_time,

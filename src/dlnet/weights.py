@@ -20,7 +20,7 @@ import torch
 
 from .model import DLNet, ModelConfig
 
-__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "available_models", "load_model", "save_model", "sha256_file"]
+__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "available_models", "images_seen", "load_model", "save_model", "sha256_file"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "dlnet-effnet-local"
@@ -87,6 +87,32 @@ def _load_checkpoint(path: Path) -> DLNet:
     return _from_state(hparams["model"], state)
 
 
+def _resolve(name_or_path: str | Path | None) -> Path:
+    name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
+    path = Path(name)
+    if not path.suffix and not path.exists():  # a shipped model's name
+        path = WEIGHTS_DIR / f"{name}.safetensors"
+    return path
+
+
+def images_seen(name_or_path: str | Path | None = None) -> int:
+    """How many training images a model has seen (0 when its file does not say).
+
+    Read from a shipped model's record (``NAME.json``), a model file's metadata, or a
+    training checkpoint, so a fine-tuned model can report its whole budget.
+    """
+    path = _resolve(name_or_path)
+    record = path.with_suffix(".json")
+    if path.parent == WEIGHTS_DIR and record.is_file():
+        return int(json.loads(record.read_text()).get("images_seen", 0))
+    if path.suffix == ".ckpt":
+        return int(torch.load(path, map_location="cpu", weights_only=False).get("images_seen", 0))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return int(json.loads((f.metadata() or {}).get("images_seen", "0")))
+
+
 def load_model(name_or_path: str | Path | None = None) -> DLNet:
     """Load a shipped model by name (default :data:`DEFAULT_MODEL`) or a file by path.
 
@@ -94,9 +120,8 @@ def load_model(name_or_path: str | Path | None = None) -> DLNet:
     Raises :class:`WeightsError` with a one-line reason if the file cannot be used.
     """
     name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
-    path = Path(name)
-    if not path.suffix and not path.exists():  # a shipped model's name
-        path = WEIGHTS_DIR / f"{name}.safetensors"
+    path = _resolve(name)
+    if path.parent == WEIGHTS_DIR and not Path(name).suffix:  # a shipped model's name
         if not path.exists():
             raise WeightsError(f"unknown model {name!r}; shipped: {', '.join(available_models()) or 'none'}")
         record = json.loads(path.with_suffix(".json").read_text())

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..colorizer import DEFAULT_SIZE
-from . import UsageError, millions
+from . import UsageError, one_line, millions
 from ..rebalance import REBALANCE_BY_DEFAULT
 
 
@@ -49,7 +49,7 @@ class Tally:
     report: Callable[[str], None] = _print_err  # where the one-line errors go
 
     def fail(self, path, cause: str) -> None:
-        line = f"{path}: {cause}"
+        line = one_line(f"{path}: {cause}")
         self.report(line)
         self.failures.append(line)
         self.failed += 1

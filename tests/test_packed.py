@@ -1,0 +1,116 @@
+"""Packed training photos: the pack, the decoded cache, device-side augmentation, training on it."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dlnet.cli import main
+from dlnet.data import load_rgb, make_split, resize_crop
+from dlnet.packed import augment, load_packed, pack_photos
+from dlnet.training import init_from
+from dlnet.model import DLNet, ModelConfig
+from dlnet.weights import images_seen, save_model
+
+from conftest import write_photo_folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    write_photo_folder(root, categories=2, per_category=10, size=40)
+    Image.new("RGB", (40, 40), (90, 90, 90)).save(root / "cat0" / "grey.jpg")  # never packed
+    (root / "cat1" / "broken.jpg").write_bytes(b"not a jpeg")  # skipped with a warning
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+def test_pack_holds_train_and_val_never_test(folder, tmp_path, fmt, capsys):
+    split = make_split([folder], seed=0)
+    summary = pack_photos(split, tmp_path / "p.pack", size=32, quality=90, fmt=fmt)
+    assert summary["train"] + summary["val"] + summary["train_skipped"] + summary["val_skipped"] == \
+        len(split.train) + len(split.val)
+    assert summary["train_skipped"] + summary["val_skipped"] == sum(
+        p.name in ("grey.jpg", "broken.jpg") for p in split.train + split.val)
+    with np.load(tmp_path / "p.pack") as z:
+        packed = set(z["train_names"]) | set(z["val_names"])
+    assert not packed & {str(p) for p in split.test}
+    photos = load_packed(tmp_path / "p.pack")
+    assert photos["train"].shape == (summary["train"], 3, 32, 32) and photos["train"].dtype == torch.uint8
+    # the decoded photos are the photos, resized and centre-cropped (lossy codec: close, not equal)
+    with np.load(tmp_path / "p.pack") as z:
+        first = z["train_names"][0]
+    expected = torch.from_numpy(np.asarray(resize_crop(load_rgb(first), 32))).permute(2, 0, 1)
+    assert (photos["train"][0].float() - expected.float()).abs().mean() < 4
+
+
+def test_decoded_cache_is_made_once_and_remade_when_the_pack_changes(folder, tmp_path):
+    split = make_split([folder], seed=0)
+    pack_photos(split, tmp_path / "p.pack", size=32)
+    a = load_packed(tmp_path / "p.pack")["train"].clone()
+    cache = tmp_path / "p.pack.u8"
+    mtime = cache.stat().st_mtime_ns
+    assert torch.equal(load_packed(tmp_path / "p.pack")["train"], a) and cache.stat().st_mtime_ns == mtime
+    pack_photos(split, tmp_path / "p.pack", size=32, limit=3)
+    assert len(load_packed(tmp_path / "p.pack")["train"]) == 3
+
+
+def test_augment_full_crop_is_the_photo_or_its_mirror():
+    photos = torch.randint(0, 256, (16, 3, 24, 24), dtype=torch.uint8)
+    out = augment(photos, 24, torch.Generator().manual_seed(0), min_scale=1.0)
+    same = (out == photos).flatten(1).all(1)
+    mirrored = (out == photos.flip(-1)).flatten(1).all(1)
+    assert bool((same | mirrored).all()) and 0 < int(mirrored.sum()) < 16
+
+
+def test_augment_crops_and_resizes():
+    photos = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    photos[..., :16] = 200  # left half bright
+    out = augment(photos, 48, torch.Generator().manual_seed(1), min_scale=0.25)
+    assert out.shape == (4, 3, 48, 48) and out.dtype == torch.uint8
+    assert bool(((out == 0) | (out == 200) | True).all())
+    assert len({float(o.float().mean()) for o in out}) > 1  # different crops per photo
+
+
+def test_init_copies_what_fits(tmp_path):
+    torch.manual_seed(0)
+    plain = DLNet(ModelConfig(encoder="efficientnet_lite0"))
+    path = save_model(plain, tmp_path / "plain.safetensors", extra={"images_seen": 123})
+    unet = DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="unet"))
+    copied, total, seen = init_from(unet, str(path))
+    assert seen == 123 and copied == len(plain.encoder.state_dict()) < total
+    assert torch.equal(unet.encoder.trunk.conv_stem.weight, plain.encoder.trunk.conv_stem.weight)
+    with pytest.raises(ValueError, match="no encoder tensor fits"):
+        init_from(DLNet(ModelConfig(encoder="densenet121")), str(path))
+
+
+def test_train_on_a_pack_from_init_counts_images(folder, tmp_path, capsys):
+    pack = tmp_path / "p.pack"
+    assert main(["pack", "--data", str(folder), "-o", str(pack), "--size", "32"]) == 0
+    assert (tmp_path / "p.pack.split" / "test.txt").is_file()
+    assert main(["pack", "--data", str(folder), "-o", str(pack)]) == 2  # never overwritten
+    assert "exists" in capsys.readouterr().err
+    torch.manual_seed(0)
+    init = save_model(DLNet(ModelConfig(encoder="efficientnet_lite0")), tmp_path / "init.safetensors",
+                      extra={"images_seen": 1000})
+    run = tmp_path / "run"
+    args = ["train", "--packed", str(pack), "--init", str(init), "--encoder", "efficientnet_lite0",
+            "--decoder", "unet", "--size", "32", "--batch-size", "4", "--max-steps", "2",
+            "--val-every-steps", "2", "--limit-val-batches", "1", "--loss", "local", "--clusters", "3",
+            "--global-weight", "1", "--encoder-lr-scale", "0.1", "--warmup-steps", "1", "--out", str(run)]
+    assert main(args) == 0
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["images_seen"] == 1000 + 2 * 4
+    assert images_seen(run / "checkpoints" / "last.ckpt") == 1008
+    assert [g["lr"] for g in ckpt["optimizer_states"][0]["param_groups"]] == pytest.approx([1e-4, 1e-3])
+    assert "images/s" in capsys.readouterr().err
+    # resume continues the count
+    assert main(args[:-2] + ["--max-steps", "3", "--out", str(run), "--resume"]) == 0
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["images_seen"] == 1012
+
+
+def test_packed_and_data_together_is_a_usage_error(folder, tmp_path, capsys):
+    assert main(["train", "--packed", "x.pack", "--data", str(folder), "--out", str(tmp_path / "r")]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["train", "--packed", str(tmp_path / "none.pack"), "--out", str(tmp_path / "r")]) == 2
+    assert "no such pack file" in capsys.readouterr().err
