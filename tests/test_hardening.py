@@ -168,3 +168,16 @@ def test_recursive_glob_does_not_follow_symbolic_link_loops(here, weights):
     assert proc.stdout.strip() == "2 colorized, 0 skipped, 0 failed"
     assert sorted(str(p.relative_to(here / "out")) for p in (here / "out").rglob("*.png")) == [
         "in/good.png", "in/sub/deep.png"]
+
+
+# 6. A file name with a newline split its error over two lines (one line per bad file is promised).
+def test_control_characters_in_names_keep_each_error_on_one_line(here, weights, capsys):
+    for name in ("two\nlines.jpg", "tab\there.jpg", "cr\rhere.jpg"):
+        (here / "in" / name).write_bytes(b"not a photo")
+    assert colorize(weights, "in") == 1
+    out, err = capsys.readouterr()
+    lines = err.strip().split("\n")
+    assert sorted(lines) == sorted(err.strip().splitlines()), "a line break other than one per error"
+    assert len(lines) == 3 and all(line.startswith("in/") for line in lines)
+    assert any(line.startswith("in/two\\nlines.jpg: not an image") for line in lines), lines
+    assert out.strip().endswith("1 colorized, 0 skipped, 3 failed")

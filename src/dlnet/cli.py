@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from .commands import UsageError
+from .commands import UsageError, one_line
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except UsageError as e:
-        print(f"dlnet {args.command}: error: {e}", file=sys.stderr)
+        print(one_line(f"dlnet {args.command}: error: {e}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -18,3 +18,17 @@ def millions(flag: str, value: float) -> int:
     if not (math.isfinite(value) and value > 0):
         raise UsageError(f"{flag} must be a positive number, got {value:g}")
     return max(1, int(value * 1e6))
+
+
+def one_line(text: str) -> str:
+    r"""``text`` with its control characters escaped, so that one message stays one line whatever
+    a file is called; bytes of a name that are not UTF-8 show as ``\xNN``.
+
+    Example:
+        >>> one_line("in/two\nlines.jpg: not an image")
+        'in/two\\nlines.jpg: not an image'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else repr(c)[1:-1] for c in text)
