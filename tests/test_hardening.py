@@ -181,3 +181,15 @@ def test_control_characters_in_names_keep_each_error_on_one_line(here, weights, 
     assert len(lines) == 3 and all(line.startswith("in/") for line in lines)
     assert any(line.startswith("in/two\\nlines.jpg: not an image") for line in lines), lines
     assert out.strip().endswith("1 colorized, 0 skipped, 3 failed")
+
+
+# 7. Without the server extra, `dlnet serve` (even --help) ended in a ModuleNotFoundError traceback.
+@pytest.mark.parametrize("args", [["serve"], ["serve", "--help"], ["serve", "--port", "9000"]])
+def test_serve_without_its_extra_says_what_to_install(monkeypatch, capsys, args):
+    for name in [m for m in sys.modules if m == "dlnet.serve" or m == "dlnet.commands.serve"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # what a core install (no [serve]) looks like
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert not out and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("dlnet serve: error:") and 'pip install "dlnet[serve]"' in err

@@ -32,8 +32,22 @@ def _version() -> str:
     return version("dlnet")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+# The optional modules (by top-level name) and the extra that installs each.
+EXTRAS = {"fastapi": "serve", "fastapi_offline": "serve", "starlette": "serve", "uvicorn": "serve",
+          "multipart": "serve", "python_multipart": "serve", "onnx": "onnx", "onnxruntime": "onnx",
+          "onnxscript": "onnx"}
+
+
+def _missing(module: str) -> str:
+    top = module.partition(".")[0]
+    if top in EXTRAS:
+        extra = EXTRAS[top]
+        return f'this needs the optional "{extra}" extra, which is not installed ({top} is missing): ' \
+               f'pip install "dlnet[{extra}]"'
+    return f"the Python module {top} is missing; reinstall dlnet (pip install dlnet)"
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dlnet", description="dlnet: colorize grey photos with DL-Net, train and evaluate colorizers.")
     parser.add_argument("--version", action="version", version=f"dlnet {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -46,11 +60,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    module = importlib.import_module(args._module)
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv else ""
     try:
-        return int(module.run(args) or 0)
+        return _main(argv)
     except UsageError as e:
-        print(one_line(f"dlnet {args.command}: error: {e}"), file=sys.stderr)
+        print(one_line(f"dlnet {command}: error: {e}"), file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # an optional extra not installed (the server without [serve])
+        if not e.name:
+            raise
+        print(one_line(f"dlnet {command}: error: {_missing(e.name)}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
