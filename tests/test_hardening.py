@@ -7,9 +7,14 @@ same kinds among many others; these tests name the defect and check the exact be
 from __future__ import annotations
 
 import io
+import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -193,3 +198,81 @@ def test_serve_without_its_extra_says_what_to_install(monkeypatch, capsys, args)
     out, err = capsys.readouterr()
     assert not out and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert err.startswith("dlnet serve: error:") and 'pip install "dlnet[serve]"' in err
+
+
+# 8. Clients that sent headers and then stalled held every slot (503 for all others, for as long
+#    as their sockets stayed open): the slot is now taken for the work only, and slow uploads
+#    time out. Over loopback, with a real server: 3 stalled sockets, a few seconds in all.
+@contextmanager
+def live_server(weights: str, **settings):
+    import uvicorn
+
+    from dlnet.colorizer import Colorizer
+    from dlnet.serve import ServeSettings, create_app
+
+    colorizer = Colorizer.from_pretrained(weights, device="cpu", precision="fp32")
+    app = create_app(colorizer, ServeSettings(default_size=64, workers=1, queue_size=1, **settings))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def stalled_upload(port: int) -> socket.socket:
+    """A client that sends its headers and the start of the body, then nothing more."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    sock.sendall(b"POST /v1/colorize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n"
+                 b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+                 b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n')
+    return sock
+
+
+def read_answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """The status line and headers, and the body (by its Content-Length) of one HTTP answer."""
+    data = b""
+    while b"\r\n\r\n" not in data and (chunk := sock.recv(4096)):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length and (chunk := sock.recv(4096)):
+        body += chunk
+    return head, body
+
+
+def test_stalled_uploads_do_not_lock_other_clients_out(weights):
+    import httpx
+
+    with live_server(weights) as port:
+        stalled = [stalled_upload(port) for _ in range(3)]  # more than workers + queue (2)
+        try:
+            time.sleep(0.5)
+            resp = httpx.post(f"http://127.0.0.1:{port}/v1/colorize", timeout=60,
+                              files={"file": ("good.png", png(Image.fromarray(RGB)), "image/png")})
+            assert resp.status_code == 200, resp.text
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+def test_a_stalled_upload_times_out_with_408(weights):
+    with live_server(weights, upload_timeout_s=1.0) as port:
+        stalled = [stalled_upload(port) for _ in range(3)]
+        try:
+            start = time.monotonic()
+            answers = [read_answer(sock) for sock in stalled]
+            assert time.monotonic() - start < 10
+            assert all(sock.recv(1) == b"" for sock in stalled)  # and the server hangs up
+        finally:
+            for sock in stalled:
+                sock.close()
+    for head, body in answers:
+        assert head.startswith(b"HTTP/1.1 408 "), head
+        assert "too slow" in json.loads(body)["detail"]

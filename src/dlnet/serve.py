@@ -8,8 +8,11 @@ Limits, checked as early as they can be:
 
 * request body over ``max_upload_bytes``: 413, from ``Content-Length`` before any byte is read,
   else while the body streams in;
-* more than ``workers + queue_size`` colorize requests at once: 503 with ``Retry-After``, before
-  the body is read, so waiting requests hold no memory;
+* an upload that has not fully arrived ``upload_timeout_s`` after its headers: 408, so a client
+  that stalls cannot hold a connection (and its memory) for ever;
+* more than ``workers + queue_size`` photos in the works (colorizing or waiting for a worker):
+  503 with ``Retry-After``. A request takes its slot once its upload has arrived, for the work
+  only, so clients that are slow to send (or stall) never lock the others out;
 * image over ``max_pixels``: 413, from the image header before the pixels are decoded;
 * not an image: 415; a corrupt or truncated one: 400 (decided by decoding, never by name or header).
 
@@ -23,6 +26,8 @@ Example:
 
 import asyncio
 import logging
+import math
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.resources import files
@@ -77,6 +82,7 @@ class ServeSettings:
         workers: photos colorized at the same time (threads).
         queue_size: requests allowed to wait for a worker; more get 503 + ``Retry-After``.
         retry_after_s: the ``Retry-After`` sent with a 503.
+        upload_timeout_s: time from a request's headers to the end of its upload (408 beyond).
     """
 
     weights: str | None = None
@@ -90,6 +96,7 @@ class ServeSettings:
     workers: int = 1
     queue_size: int = 16
     retry_after_s: int = 2
+    upload_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not 32 <= self.default_size <= self.max_size:
@@ -98,6 +105,8 @@ class ServeSettings:
             raise ValueError("workers must be >= 1 and queue_size >= 0")
         if self.max_upload_bytes < 1 or self.max_pixels < 1:
             raise ValueError("max_upload_bytes and max_pixels must be positive")
+        if not (math.isfinite(self.upload_timeout_s) and self.upload_timeout_s > 0):
+            raise ValueError(f"upload_timeout_s must be a positive number of seconds, got {self.upload_timeout_s}")
 
 
 class _ErrorBody(BaseModel):
@@ -123,18 +132,16 @@ def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> J
 
 
 class _Gate:
-    """ASGI middleware admitting at most ``capacity`` colorize requests at once.
+    """ASGI middleware in front of ``POST /v1/colorize``: the upload's limits in size and time.
 
-    It runs before the body is read, so a refused request costs no memory, and an oversized one
-    announced by ``Content-Length`` is refused without reading it. The counter needs no lock:
-    it is only touched on the event loop, with no ``await`` between the check and the increment.
+    An upload announced by ``Content-Length`` as too large is refused before any byte is read;
+    one still arriving ``upload_timeout_s`` after its headers is answered 408 (the receive that
+    waits past the deadline raises). Slots for the work are taken later (:class:`_Slots`).
     """
 
     def __init__(self, app, settings: ServeSettings) -> None:
         self.app = app
         self.settings = settings
-        self.capacity = settings.workers + settings.queue_size
-        self.active = 0
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] != COLORIZE_PATH or scope["method"] != "POST":
@@ -142,14 +149,47 @@ class _Gate:
         length = Headers(scope=scope).get("content-length", "")
         if length.isdigit() and int(length) > self.settings.max_upload_bytes:
             return await _error(413, _too_large(self.settings))(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.upload_timeout_s
+        arrived = False
+
+        async def receive_in_time():
+            nonlocal arrived
+            if arrived:  # the body is in: later receives (a disconnect) may wait as they like
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise _Rejected(408, f"The upload was too slow: it must arrive within "
+                                     f"{self.settings.upload_timeout_s:g} s of the request.") from None
+            arrived = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, receive_in_time, send)
+
+
+class _Slots:
+    """At most ``workers + queue_size`` photos in the works at once; more get 503 + ``Retry-After``.
+
+    Held from the moment a request's upload has arrived until its result is ready. The counter
+    needs no lock: it is only touched on the event loop, with no ``await`` between the check and
+    the increment.
+    """
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.capacity = settings.workers + settings.queue_size
+        self.retry_after_s = settings.retry_after_s
+        self.active = 0
+
+    @contextmanager
+    def hold(self):
         if self.active >= self.capacity:
-            busy = (f"The server is busy ({self.active} photos in progress); "
-                    f"try again in {self.settings.retry_after_s} s.")
-            headers = {"Retry-After": str(self.settings.retry_after_s)}
-            return await _error(503, busy, headers)(scope, receive, send)
+            raise _Rejected(503, f"The server is busy ({self.active} photos in progress); "
+                                 f"try again in {self.retry_after_s} s.",
+                            headers={"Retry-After": str(self.retry_after_s)})
         self.active += 1
         try:
-            await self.app(scope, receive, send)
+            yield
         finally:
             self.active -= 1
 
@@ -201,6 +241,7 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
     rebalancer = colorizer.rebalance or Rebalance()
     # Inference threads: the event loop only moves bytes; decoding, the model and encoding run here.
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="dlnet-colorize")
+    slots = _Slots(settings)
 
     app = FastAPIOffline(  # FastAPI whose /docs and /redoc load their assets from this server
         title="dlnet",
@@ -243,11 +284,12 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
             "defaults": {"size": settings.default_size, "rebalance": settings.rebalance},
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
                        "max_size": settings.max_size, "workers": settings.workers,
-                       "queue_size": settings.queue_size},
+                       "queue_size": settings.queue_size, "upload_timeout_s": settings.upload_timeout_s},
         }
 
     error_responses = {code: {"model": _ErrorBody, "description": text} for code, text in {
         400: "corrupt or truncated image",
+        408: "the upload did not arrive in time",
         413: "upload or image too large",
         415: "not an image",
         422: "invalid option",
@@ -275,7 +317,8 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
         wanted = settings.rebalance if rebalance is None else rebalance
         job = (colorizer, data, size or settings.default_size, rebalancer if wanted else None, fmt,
                settings.max_pixels)
-        out = await asyncio.get_running_loop().run_in_executor(pool, _colorize_bytes, *job)
+        with slots.hold():
+            out = await asyncio.get_running_loop().run_in_executor(pool, _colorize_bytes, *job)
         return Response(out, media_type=MEDIA_TYPES[fmt],
                         headers={"Content-Disposition": f'inline; filename="colorized.{fmt}"',
                                  "Cache-Control": "no-store"})

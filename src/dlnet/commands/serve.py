@@ -39,6 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"largest upload in MB (default: {d.max_upload_bytes / 1e6:g})")
     parser.add_argument("--max-megapixels", type=float, default=d.max_pixels / 1e6,
                         help=f"largest image in megapixels (default: {d.max_pixels / 1e6:g})")
+    parser.add_argument("--upload-timeout", type=float, default=d.upload_timeout_s, metavar="SECONDS",
+                        help=f"time a client has to send its upload; slower ones get 408 "
+                             f"(default: {d.upload_timeout_s:g})")
     parser.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"),
                         default="info", help="server log level (default: info)")
 
@@ -57,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         settings = ServeSettings(
             weights=args.weights, device=args.device, precision=args.precision, default_size=args.size,
             max_size=max(1024, args.size), rebalance=args.rebalance, workers=args.workers,
-            queue_size=args.queue, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
+            queue_size=args.queue, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
+            upload_timeout_s=args.upload_timeout)
         app = create_app(settings=settings)
     except (ValueError, WeightsError) as e:
         raise UsageError(str(e)) from e
