@@ -183,3 +183,15 @@ class Colorizer:
                         colour = np.concatenate([merge_rgb8(l, None), colour], axis=1)
                     out[i] = Image.fromarray(colour)
         return out
+
+    def colorize_video(self, src, dst, **options):
+        """Colorize a video (path or file object) into ``dst`` (``.mp4``, ``.mkv``, ...): every
+        frame as a photo, colour smoothed over time (``temporal``, 0 = off), audio copied, frames
+        streamed. Options and result: :func:`dlnet.video.colorize_video`.
+
+        Example:
+            >>> Colorizer.from_pretrained().colorize_video("film.avi", "film-colour.mp4")  # doctest: +SKIP
+        """
+        from .video import colorize_video
+
+        return colorize_video(self, src, dst, **options)

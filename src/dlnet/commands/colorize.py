@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..colorizer import DEFAULT_SIZE
-from . import UsageError, one_line, millions
+from . import UsageError, one_line, colorize_video, millions
 from ..rebalance import REBALANCE_BY_DEFAULT
 
 
@@ -78,6 +78,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
     parser.add_argument("--max-megapixels", type=float, default=120.0,
                         help="refuse larger images, e.g. decompression bombs (default: %(default)s)")
+    colorize_video.configure(parser)
 
 
 def _has_magic(s: str) -> bool:
@@ -113,7 +114,8 @@ def _scan(folder: Path, out_dir: Path):
     out_dir = out_dir.resolve()
     for f in sorted(folder.rglob("*")):
         parts = f.relative_to(folder).parts
-        if any(p.startswith(".") for p in parts) or f.suffix.lower() not in IMAGE_SUFFIXES or not f.is_file():
+        wanted = f.suffix.lower() in IMAGE_SUFFIXES or colorize_video.is_video(f)
+        if any(p.startswith(".") for p in parts) or not wanted or not f.is_file():
             continue
         if f.resolve().is_relative_to(out_dir):  # earlier outputs are not inputs
             continue
@@ -128,7 +130,7 @@ def collect(paths: list[str], out_dir: Path, tally: Tally) -> list[tuple[Path, P
         if p.is_dir():
             items = [(f, _relative(f, p)) for f in _scan(p, out_dir)]
             if not items:
-                tally.fail(arg, "no image files in this folder")
+                tally.fail(arg, "no image or video files in this folder")
         elif p.exists():
             items = [(p, _relative(p, None))]
         elif _has_magic(arg):
@@ -159,6 +161,9 @@ def plan(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None, overwr
     sources = {f.resolve() for f, _ in inputs}
     planned = []
     for src, rel in inputs:
+        if colorize_video.is_video(src):
+            planned.append((src, *colorize_video.planned_output(out_dir / rel)))
+            continue
         # The source format is only known once decoded; the suffix gives the planned one.
         guess = Image.registered_extensions().get(src.suffix.lower())
         planned.append((src, *output_format(out_dir / rel, guess, fmt)))
@@ -263,7 +268,7 @@ def _colorize_group(colorizer, group: list, args: argparse.Namespace, tally: Tal
         advance()
 
 
-def process(jobs: list[Job], colorizer, args: argparse.Namespace, tally: Tally, advance) -> None:
+def process(jobs: list[Job], colorizer, args: argparse.Namespace, tally: Tally, advance, bar=None) -> None:
     """Read each job's photo, batch photos of the same working shape, colorize and write.
 
     At most ``batch_size`` decoded photos wait at a time (the largest group is flushed when that
@@ -272,6 +277,8 @@ def process(jobs: list[Job], colorizer, args: argparse.Namespace, tally: Tally, 
     from ..colorizer import working_shape
     from ..imageio import ImageError, read_image
 
+    videos = [job for job in jobs if job.fmt == colorize_video.VIDEO]
+    jobs = [job for job in jobs if job.fmt != colorize_video.VIDEO]
     pending: dict[tuple[int, int], list] = {}
     max_pixels = millions("--max-megapixels", args.max_megapixels)
     for job in jobs:
@@ -288,6 +295,7 @@ def process(jobs: list[Job], colorizer, args: argparse.Namespace, tally: Tally, 
             _colorize_group(colorizer, pending.pop(biggest), args, tally, advance)
     for group in pending.values():
         _colorize_group(colorizer, group, args, tally, advance)
+    colorize_video.process(videos, colorizer, args, tally, advance, bar)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -295,6 +303,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     millions("--max-megapixels", args.max_megapixels)
+    colorize_video.check(args)
     out_dir: Path = args.output_dir
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: output folder exists and is not a folder")
@@ -303,11 +312,12 @@ def run(args: argparse.Namespace) -> int:
     if jobs:
         colorizer = _build_colorizer(args)
         console = Console(stderr=True)
-        columns = (TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        columns = (TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), *colorize_video.columns(),
+                   TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
             if console.is_terminal:  # print above the bar, each error still on one (soft-wrapped) line
                 tally.report = lambda line: console.print(line, soft_wrap=True, markup=False, highlight=False)
             task = bar.add_task("colorize", total=len(jobs))
-            process(jobs, colorizer, args, tally, lambda: bar.advance(task))
+            process(jobs, colorizer, args, tally, lambda: bar.advance(task), bar)
     print(f"{tally.done} colorized, {tally.skipped} skipped, {tally.failed} failed")
     return 1 if tally.failed else 0

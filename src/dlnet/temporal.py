@@ -1,0 +1,75 @@
+"""Colour that stays put over time: smoothing a*b* predicted frame by frame, and measuring flicker.
+
+A colorizer guesses every frame's colour afresh; small changes of a frame (grain, exposure
+flicker of old film, compression noise) change the guess, and the colour flickers although the
+scene does not. :class:`TemporalSmoother` averages the guesses over time where the scene is
+still, follows them where it moves, and starts afresh at scene cuts; :func:`flicker` measures
+what is left (docs/VIDEO.md has the numbers).
+
+Example:
+    >>> smoother = TemporalSmoother(0.8)
+    >>> ab = smoother(ab_of_frame, l_of_frame)   # (2, h, w), (1, h, w) float32 at working size  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+__all__ = ["DEFAULT_TEMPORAL", "TemporalSmoother", "flicker"]
+
+DEFAULT_TEMPORAL = 0.8  # weight of the past at still pixels (docs/VIDEO.md: how it was chosen)
+
+
+class TemporalSmoother:
+    """Per-pixel exponential moving average of a*b* at the working size, reset at scene cuts.
+
+    ``strength`` (0..1) is the weight of the past where the scene is still: 0.8 averages over
+    about 5 frames. Where L* moved away from its own running average (motion), the weight falls
+    as ``exp(-(dL/motion)^2)``, so colour follows moving edges instead of trailing them. L* is
+    compared after matching each frame's mean and spread, so exposure flicker is not motion. A
+    cut (the histogram of the standardised L* changes by more than ``cut``, total variation)
+    restarts the average.
+    """
+
+    def __init__(self, strength: float = DEFAULT_TEMPORAL, motion: float = 6.0, cut: float = 0.3) -> None:
+        if not 0.0 <= strength < 1.0:
+            raise ValueError(f"temporal strength must lie in 0..1 (1 excluded), got {strength}")
+        self.strength, self.motion, self.cut = strength, motion, cut
+        self.cuts = 0
+        self._ab = self._z = self._hist = None
+
+    def __call__(self, ab: np.ndarray, l: np.ndarray) -> np.ndarray:
+        """a*b* ``(2, h, w)`` and L* ``(1, h, w)`` of one frame (float32) -> smoothed a*b*.
+
+        NumPy, not torch: a few small operations per frame, which as OpenMP regions stall for
+        milliseconds each on busy cores."""
+        if self.strength == 0:
+            return ab
+        std = max(float(l.std()), 2.0)
+        z = (l - l.mean()) / np.float32(std)
+        hist = np.histogram(z, bins=32, range=(-3, 3))[0] / z.size
+        if self._ab is None or 0.5 * float(np.abs(hist - self._hist).sum()) > self.cut:
+            self.cuts += self._ab is not None
+            self._ab, self._z = ab, z
+        else:
+            w = self.strength * np.exp(-np.square((z - self._z) * np.float32(std / self.motion)))
+            self._ab, self._z = ab + (self._ab - ab) * w, z + (self._z - z) * w
+        self._hist = hist
+        return self._ab
+
+
+def flicker(frames: Iterable[np.ndarray]) -> float:
+    """Mean absolute change of a* and b* between consecutive frames (CIE units, all pixels, both
+    channels) of sRGB ``(H, W, 3)`` uint8 frames: 0 for colour that never changes."""
+    from .color import rgb_to_lab
+
+    total, n, prev = 0.0, 0, None
+    for rgb in frames:
+        ab = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)[0, 1:]
+        if prev is not None:
+            total, n = total + float((ab - prev).abs().mean()), n + 1
+        prev = ab
+    return total / max(n, 1)

@@ -1,0 +1,229 @@
+"""Videos: ``dlnet colorize`` and ``Colorizer.colorize_video`` on clips made here with PyAV.
+
+Clips are tiny (96x64, 24 frames) and the model is tiny or a few lines of arithmetic, so the
+whole file runs in seconds; what is checked is what a film must keep (frame count, size, frame
+times, audio packets), what must not happen (flicker, colour dragged across a cut, debris left
+by a failure or Ctrl-C) and that bad files cost one line each.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from _tiny_model import tiny_model_file
+
+from dlnet.cli import main
+from dlnet.colorizer import Colorizer
+from dlnet.temporal import TemporalSmoother, flicker
+from dlnet.video import VideoError, read_frames
+
+W, H, N = 96, 64, 24
+SCENE = np.asarray(Image.fromarray(data.astronaut()).convert("L").resize((2 * W, H)))  # wide: room to pan
+OTHER = np.asarray(Image.fromarray(data.camera()).resize((W, H)))
+_SAMPLE_TYPES = {"flt": np.float32, "fltp": np.float32, "s16": np.int16, "s16p": np.int16}
+
+
+def still(i: int) -> np.ndarray:
+    """A still scene as old film shows it: exposure off by several percent each frame, grain."""
+    rng = np.random.default_rng(i)
+    return np.clip(SCENE[:, :W] * (1 + 0.05 * rng.standard_normal()) + rng.normal(0, 6, (H, W)), 0, 255).astype(np.uint8)
+
+
+def pan(i: int) -> np.ndarray:
+    return np.ascontiguousarray(SCENE[:, 3 * i: 3 * i + W])
+
+
+def cut(i: int) -> np.ndarray:
+    return pan(i) if i < N // 2 else OTHER
+
+
+def write_clip(path: Path, render=still, n: int = N, rate=24, size=(W, H), codec="libx264", pix_fmt="yuv420p",
+               audio: tuple[str, int] | None = None, options: dict | None = None) -> Path:
+    """Encode ``render(i)`` (grey uint8 frames) into ``path``, with a 440 Hz tone as ``audio``
+    ``(codec, sample rate)`` if given."""
+    with av.open(str(path), "w", options=options or {}) as out:
+        video = out.add_stream(codec, rate=Fraction(rate))
+        video.width, video.height = size
+        video.pix_fmt = pix_fmt
+        sound = out.add_stream(audio[0], rate=audio[1], layout="mono") if audio else None
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(render(i)[:size[1], :size[0]]), format="gray")
+            out.mux(video.encode(frame.reformat(format=pix_fmt)))
+        out.mux(video.encode())
+        if sound is not None:
+            cc, rate_a = sound.codec_context, audio[1]
+            step, total = cc.frame_size or 1024, int(rate_a * n / float(rate))
+            tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(total + step) / rate_a)
+            kind = _SAMPLE_TYPES[cc.format.name]
+            for start in range(0, total, step):
+                chunk = tone[start:start + step] * (32767 if kind is np.int16 else 1)
+                frame = av.AudioFrame.from_ndarray(chunk[None].astype(kind), format=cc.format.name, layout="mono")
+                frame.sample_rate, frame.pts = rate_a, start
+                out.mux(sound.encode(frame))
+            out.mux(sound.encode())
+    return path
+
+
+def describe(path: Path) -> dict:
+    """What a film must keep: frame count, size, frame times (s), audio packets and their times."""
+    with av.open(str(path)) as c:
+        frames = [(round(float(f.time), 3), (f.width, f.height)) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        audio = [p for p in c.demux(audio=0) if p.dts is not None] if c.streams.audio else []
+        return {"frames": len(frames), "size": frames[-1][1], "times": [t for t, _ in frames],
+                "audio": [bytes(p) for p in audio], "audio_times": [float(p.pts * p.time_base) for p in audio]}
+
+
+class LumaColour(torch.nn.Module):
+    """a*b* that follow L* closely: exposure changes and grain make them flicker frame to frame."""
+
+    def forward(self, l):
+        return torch.cat([(l - 50) * 0.8, 30 * torch.sin(l / 6)], 1)
+
+
+class MeanColour(torch.nn.Module):
+    """One colour per frame from its mean L*: a* = 40 for bright frames, -40 for dark ones."""
+
+    def forward(self, l):
+        a = torch.where(l.mean((1, 2, 3), keepdim=True) > 50, 40.0, -40.0).expand_as(l)
+        return torch.cat([a, torch.zeros_like(l)], 1)
+
+
+def _colorizer(model=None) -> Colorizer:
+    return Colorizer(model or LumaColour(), "cpu", size=64, precision="fp32", batch_size=4)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: the pipeline's own threads keep both cores busy, and OpenMP regions
+    of two threads stall for milliseconds each when the cores are shared (10x slower here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    return tiny_model_file(tmp_path_factory.mktemp("video-model"))
+
+
+def test_cli_mixed_batch_keeps_every_film_and_reports_bad_ones(tmp_path, model_file, capsys):
+    src = tmp_path / "in"
+    (src / "reel").mkdir(parents=True)
+    clips = {
+        "still.mp4": write_clip(src / "still.mp4"),
+        "reel/pan.webm": write_clip(src / "reel" / "pan.webm", pan, codec="libvpx-vp9"),
+        "cut.avi": write_clip(src / "cut.avi", cut, codec="mpeg4"),
+        "tone.mov": write_clip(src / "tone.mov", audio=("aac", 16000)),
+        "odd.mkv": write_clip(src / "odd.mkv", pan, rate=Fraction(30000, 1001), size=(97, 55), pix_fmt="yuv444p"),
+        "film.mpg": write_clip(src / "film.mpg", cut, rate=25, codec="mpeg2video", audio=("mp2", 32000)),
+        "pcm.avi": write_clip(src / "pcm.avi", codec="mjpeg", pix_fmt="yuvj420p", audio=("pcm_s16le", 8000)),
+    }
+    whole = write_clip(tmp_path / "whole.mp4", n=48, options={"movflags": "+faststart"}).read_bytes()
+    (src / "truncated.mp4").write_bytes(whole[: len(whole) * 2 // 3])
+    (src / "notes.mp4").write_text("not a film")
+    Image.fromarray(SCENE).save(src / "photo.png")
+    before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+
+    out = tmp_path / "out"
+    code = main(["colorize", str(src), "-o", str(out), "--weights", str(model_file), "--size", "64"])
+    captured = capsys.readouterr()
+    errors = captured.err.strip().splitlines()
+    assert code == 1 and "8 colorized, 0 skipped, 2 failed" in captured.out
+    assert len(errors) == 2 and "Traceback" not in captured.err
+    assert any(line.startswith(f"{src / 'truncated.mp4'}: ") and "truncated" in line for line in errors)
+    assert any(line.startswith(f"{src / 'notes.mp4'}: ") and "not a video" in line for line in errors)
+    assert (out / "in" / "photo.png").exists()
+    for rel, clip in clips.items():
+        dst = out / "in" / Path(rel).with_suffix(".mkv" if rel == "pcm.avi" else ".mp4")  # MP4 holds no PCM
+        got, want = describe(dst), describe(clip)
+        assert got["frames"] == want["frames"] == N, rel
+        assert got["size"] == want["size"], rel
+        assert np.allclose(got["times"], want["times"], atol=0.0015), rel
+        assert got["audio"] == want["audio"], rel  # the same packets: copied, not re-encoded
+        assert np.allclose(got["audio_times"], want["audio_times"], atol=0.0015), rel
+    assert len(describe(out / "in" / "tone.mp4")["audio"]) > 5
+    assert not list(out.rglob(".*")), "temporary files left behind"
+    assert before == {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}, "an input changed"
+
+
+def test_default_smoothing_at_least_halves_flicker(tmp_path):
+    clip = write_clip(tmp_path / "still.mp4")
+    colorizer = _colorizer()
+    off = colorizer.colorize_video(clip, tmp_path / "off.mp4", temporal=0)
+    on = colorizer.colorize_video(clip, tmp_path / "on.mp4")
+    flicker_off, flicker_on = flicker(read_frames(off.path)), flicker(read_frames(on.path))
+    assert flicker_off > 1.0, "the test clip should flicker without smoothing"
+    assert flicker_on <= 0.5 * flicker_off, (flicker_on, flicker_off)
+    assert on.cuts == 0, "exposure flicker is not a scene cut"
+
+
+def test_scene_cut_restarts_the_colour(tmp_path):
+    dark_then_bright = write_clip(tmp_path / "cut.mp4", lambda i: cut(i) // 2 if i < N // 2 else 255 - OTHER // 3)
+    result = _colorizer(MeanColour()).colorize_video(dark_then_bright, tmp_path / "out.mp4")
+    assert result.cuts == 1
+    with av.open(str(result.path)) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    redness = [float((f[..., 0] - f[..., 1]).mean()) for f in frames]
+    assert redness[N // 2 - 1] < -5 and redness[N // 2] > 5  # blue-green, then red at once: no blend
+
+
+def test_pan_is_not_a_cut_and_colour_follows_motion():
+    frames = [pan(i)[None].astype(np.float32) / 2.55 for i in range(N)]
+    ab = [LumaColour()(torch.from_numpy(l)[None])[0].numpy() for l in frames]
+    lag = {}
+    for motion in (6.0, float("inf")):  # inf: no motion gate, a plain moving average
+        smoother = TemporalSmoother(0.8, motion=motion)
+        lag[motion] = np.mean([np.abs(smoother(a, l) - a).mean() for a, l in zip(ab, frames)])
+        assert smoother.cuts == 0
+    assert lag[6.0] < 0.5 * lag[float("inf")]
+
+
+def test_file_objects_limits_and_mkv_for_pcm(tmp_path):
+    colorizer = _colorizer()
+    clip = write_clip(tmp_path / "pcm.avi", audio=("pcm_s16le", 8000)).read_bytes()
+    buf = io.BytesIO()
+    result = colorizer.colorize_video(io.BytesIO(clip), buf)
+    assert result.path is None and result.container == "matroska" and result.frames == N
+    with av.open(io.BytesIO(buf.getvalue())) as c:
+        assert c.streams.audio[0].codec_context.name == "pcm_s16le"
+    with pytest.raises(VideoError, match="over the limit of 0.5 s") as e:
+        colorizer.colorize_video(io.BytesIO(clip), io.BytesIO(), max_seconds=0.5)
+    assert e.value.kind == "too_large"
+    with pytest.raises(VideoError, match="96x64 frames are over the limit") as e:
+        colorizer.colorize_video(io.BytesIO(clip), io.BytesIO(), max_pixels=5000)
+
+
+def test_interrupt_stops_cleanly_and_leaves_nothing(tmp_path):
+    clip = write_clip(tmp_path / "still.mp4")
+
+    class Interrupted(LumaColour):
+        calls = 0
+
+        def forward(self, l):
+            Interrupted.calls += 1
+            if Interrupted.calls == 3:
+                raise KeyboardInterrupt
+            return super().forward(l)
+
+    threads = threading.active_count()
+    with pytest.raises(KeyboardInterrupt):
+        _colorizer(Interrupted()).colorize_video(clip, tmp_path / "out" / "still.mp4")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "still.mp4"]
+    assert threading.active_count() == threads
+
+
+def test_cli_rejects_temporal_out_of_range(tmp_path, capsys):
+    assert main(["colorize", str(write_clip(tmp_path / "a.mp4")), "-o", str(tmp_path / "o"), "--temporal", "1"]) == 2
+    assert "--temporal must lie in 0..1" in capsys.readouterr().err
