@@ -10,7 +10,19 @@ from .losses import GlobalLoss, LocalLoss, global_loss, local_loss
 from .model import DLNet, ModelConfig
 from .weights import available_models, load_model, save_model
 
-__version__ = "0.1.0"
+
+
+def _installed_version() -> str:
+    """The installed distribution's version (pyproject.toml's), the one version lookup."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dlnet")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "0+unknown"
+
+
+__version__ = _installed_version()
 
 __all__ = [
     "DLNet", "ModelConfig", "GlobalLoss", "LocalLoss", "global_loss", "local_loss", "kmeans",

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
 from .commands import UsageError, one_line
 
 # name -> (module, one-line help)
@@ -24,12 +25,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("dlnet.commands.serve", "web page and REST API"),
     "models": ("dlnet.commands.models", "list the shipped models"),
 }
-
-
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("dlnet")
 
 
 # The optional modules (by top-level name) and the extra that installs each.
@@ -49,7 +44,7 @@ def _missing(module: str) -> str:
 
 def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dlnet", description="dlnet: colorize grey photos with DL-Net, train and evaluate colorizers.")
-    parser.add_argument("--version", action="version", version=f"dlnet {_version()}")
+    parser.add_argument("--version", action="version", version=f"dlnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)

@@ -44,6 +44,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
+from . import __version__
 from .colorizer import Colorizer
 from .imageio import ImageError, encode_image, read_image
 from .rebalance import REBALANCE_BY_DEFAULT, Rebalance
@@ -246,7 +247,7 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
     app = FastAPIOffline(  # FastAPI whose /docs and /redoc load their assets from this server
         title="dlnet",
         summary="Colorize black-and-white photos with DL-Net, on this computer.",
-        version=_version(),
+        version=__version__,
         static_url="/static-docs",
     )
     app.add_middleware(_Gate, settings=settings)
@@ -324,12 +325,3 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
                                  "Cache-Control": "no-store"})
 
     return app
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("dlnet")
-    except PackageNotFoundError:
-        return "0"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_path
 from .model import DLNet, ModelConfig
 
 __all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "available_models", "images_seen", "load_model", "save_model", "sha256_file"]
@@ -52,9 +53,8 @@ def save_model(model: DLNet, path: str | Path, dtype: torch.dtype | None = None,
              for k, v in model.state_dict().items()}
     meta = {"dlnet_config": json.dumps(model.config.to_dict())}
     meta.update({k: json.dumps(v) for k, v in (extra or {}).items()})
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)  # atomic: a crash never leaves half a model under the real name
+    with atomic_path(path) as tmp:  # a crash never leaves half a model under the real name
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 
