@@ -14,6 +14,8 @@ from serve_helpers import mean_chroma, tinted_model_file
 
 from dlnet.cli import main as cli_main
 from dlnet.colorizer import Colorizer
+from dlnet.options import InferenceOptions
+from dlnet.rebalance import RebalanceConfig
 from dlnet.serve import ServeSettings, create_app
 
 
@@ -42,11 +44,11 @@ class Delegate:
 
     def __init__(self, inner: Colorizer) -> None:
         self.inner = inner
-        self.model, self.device, self.precision, self.rebalance = (
-            inner.model, inner.device, inner.precision, inner.rebalance)
+        self.model, self.device, self.precision, self.options = (
+            inner.model, inner.device, inner.precision, inner.options)
 
-    def colorize(self, image, **kwargs):
-        return self.inner.colorize(image, **kwargs)
+    def colorize(self, image, options=None):
+        return self.inner.colorize(image, options)
 
 
 def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
@@ -94,15 +96,15 @@ def test_options_reach_the_colorizer_as_arguments(colorizer):
     calls = []
 
     class Spy(Delegate):
-        def colorize(self, image, **kwargs):
-            calls.append(kwargs)
-            return super().colorize(image, **kwargs)
+        def colorize(self, image, options=None):
+            calls.append(options)
+            return super().colorize(image, options)
 
     client = make_client(Spy(colorizer), rebalance=True)
-    assert post(client, encode(grey_photo()), size=96, rebalance="false").status_code == 200
+    assert post(client, encode(grey_photo()), size=96, rebalance="false", format="webp").status_code == 200
     assert post(client, encode(grey_photo())).status_code == 200
-    assert calls[0]["size"] == 96 and calls[0]["rebalance"] is None
-    assert calls[1]["size"] == 64 and callable(calls[1]["rebalance"])  # the server's defaults
+    assert calls[0] == InferenceOptions(size=96, rebalance=None, format="webp", max_megapixels=50)
+    assert calls[1] == InferenceOptions(size=64, rebalance=RebalanceConfig(), format="png", max_megapixels=50)
 
 
 def test_upload_over_the_size_limit_is_413(colorizer):
@@ -149,10 +151,10 @@ def test_queue_full_is_503_with_retry_after(colorizer):
     started, release = threading.Event(), threading.Event()
 
     class Blocking(Delegate):
-        def colorize(self, image, **kwargs):
+        def colorize(self, image, options=None):
             started.set()
             assert release.wait(30)
-            return super().colorize(image, **kwargs)
+            return super().colorize(image, options)
 
     client = make_client(Blocking(colorizer), workers=1, queue_size=0, retry_after_s=3)
     first = {}
@@ -172,7 +174,7 @@ def test_queue_full_is_503_with_retry_after(colorizer):
 
 def test_unexpected_error_is_500_json_and_logged(colorizer, caplog):
     class Broken(Delegate):
-        def colorize(self, image, **kwargs):
+        def colorize(self, image, options=None):
             raise RuntimeError("secret internal state")
 
     detail = assert_json_error(post(make_client(Broken(colorizer)), encode(grey_photo())), 500)

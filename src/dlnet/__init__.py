@@ -28,7 +28,7 @@ __all__ = [
     "DLNet", "ModelConfig", "GlobalLoss", "LocalLoss", "global_loss", "local_loss", "kmeans",
     "rgb_to_lab", "lab_to_rgb", "merge_l_ab", "RgbToLab", "LabToRgb",
     "create_encoder", "list_encoders", "register_encoder",
-    "load_model", "save_model", "available_models", "Colorizer",
+    "load_model", "save_model", "available_models", "Colorizer", "InferenceOptions",
 ]
 
 
@@ -38,4 +38,8 @@ def __getattr__(name: str):
         from .colorizer import Colorizer
 
         return Colorizer
+    if name == "InferenceOptions":
+        from .options import InferenceOptions
+
+        return InferenceOptions
     raise AttributeError(f"module 'dlnet' has no attribute {name!r}")

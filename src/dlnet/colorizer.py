@@ -4,15 +4,26 @@ Following richzhang/colorization: the model predicts a*b* at a working size, the
 upsampled to the photo's full resolution and recombined with the photo's own full-resolution L,
 so no detail of the original is lost.
 
+What a call does is an :class:`~dlnet.options.InferenceOptions` (working size, rebalancing,
+output format and quality, pixel limit): the Colorizer's own, or one given per call, so one
+Colorizer serves threads asking for different options. Photos go in and come out as
+:class:`~dlnet.imageio.Photo` (:meth:`Colorizer.colorize_photos`), so alpha, ICC profile and
+EXIF are kept the same way by the command line, the server and the Python API; photos of one
+working shape share model calls (:meth:`Colorizer.colorize_stream` batches as they arrive).
+
 Example:
     >>> from dlnet import Colorizer
-    >>> c = Colorizer.from_pretrained()           # the shipped default model, offline
-    >>> c.colorize("old.jpg").save("old-colour.png")
+    >>> c = Colorizer.from_pretrained()           # doctest: +SKIP
+    >>> c.colorize("old.jpg").save("old-colour.png")   # doctest: +SKIP
+    >>> working_shape(3000, 4000, 256)            # a 12-MP photo's a*b* are predicted at 192x256
+    (192, 256)
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -21,12 +32,14 @@ from PIL import Image
 
 from .color import merge_l_ab, rgb_to_lab
 from .fullres import lightness, merge_rgb8
-from .imageio import read_image
+from .imageio import Photo, read_image
 from .model import DLNet
+from .options import DEFAULT_SIZE, MIN_SIZE, InferenceOptions
+from .rebalance import Rebalance, RebalanceConfig, rebalance as rebalance_ab
 
-__all__ = ["Colorizer", "working_shape", "default_precision"]
+__all__ = ["Colorizer", "InferenceOptions", "working_shape", "default_precision", "DEFAULT_SIZE"]
 
-DEFAULT_SIZE = 256  # the working size's longer side, px
+Key = TypeVar("Key")
 
 
 def default_precision(device: torch.device) -> str:
@@ -45,6 +58,25 @@ def working_shape(h: int, w: int, size: int | None) -> tuple[int, int]:
     return (max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32))
 
 
+def _shorthand(size: int | None, rebalance) -> tuple[InferenceOptions, Callable | None]:
+    """The constructor's ``size`` and ``rebalance`` as options, and a custom post-process if any.
+
+    ``rebalance``: None or False (none), True, a :class:`RebalanceConfig`, a :class:`Rebalance`,
+    the function :func:`dlnet.rebalance.rebalance` (its defaults), or any ``fn(ab, l) -> ab``,
+    which then runs wherever rebalancing is on. Sizes below 32 give the same working shapes as 32
+    (see :func:`working_shape`), so they are taken as 32.
+    """
+    hook = None
+    if isinstance(rebalance, Rebalance):
+        rebalance = rebalance.config
+    elif rebalance is rebalance_ab:
+        rebalance = RebalanceConfig()
+    elif callable(rebalance):
+        hook, rebalance = rebalance, RebalanceConfig()
+    size = size if size is None else max(int(size), MIN_SIZE)
+    return InferenceOptions(size=size, rebalance=rebalance), hook
+
+
 class Colorizer:
     """Colorize photos with a DLNet.
 
@@ -52,16 +84,17 @@ class Colorizer:
         model: a trained :class:`~dlnet.model.DLNet`, or anything that maps raw L to raw a*b*
             like it (:class:`dlnet.export.OnnxModel` runs an exported model with onnxruntime).
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA if available).
-        size: working size (longer side, px) at which a*b* are predicted; None = full size.
+        size, rebalance: shorthand for ``options`` (see :func:`_shorthand`); ignored when
+            ``options`` is given.
         precision: ``"bf16"`` or ``"fp32"`` (default: what the device runs fast).
-        rebalance: optional post-process ``fn(ab (B,2,h,w), l (B,1,h,w)) -> ab`` applied at
-            working size (see :mod:`dlnet.rebalance`).
-        batch_size: most photos per model call in :meth:`colorize_batch`.
+        batch_size: most photos per model call.
         compile: run the model through ``torch.compile`` (pays off for many photos of one shape).
+        options: what calls do unless they say otherwise (default: :class:`InferenceOptions`'s).
     """
 
     def __init__(self, model: DLNet, device: str | torch.device | None = None, size: int | None = DEFAULT_SIZE,
-                 precision: str | None = None, rebalance=None, batch_size: int = 16, compile: bool = False) -> None:
+                 precision: str | None = None, rebalance=None, batch_size: int = 16, compile: bool = False,
+                 options: InferenceOptions | None = None) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.precision = precision or default_precision(self.device)
         if self.precision not in ("bf16", "fp32"):
@@ -72,9 +105,13 @@ class Colorizer:
             # into their neighbours: 1.15-1.5x the batch throughput on 2 busy cores, but each new
             # working shape costs a compile of 35-115 s (benchmarks/README.md, inference).
             self.model = torch.compile(self.model, dynamic=False, options={"freezing": True})
-        self.size = size
-        self.rebalance = rebalance
+        self.options, self._hook = (options, None) if options is not None else _shorthand(size, rebalance)
         self.batch_size = max(1, int(batch_size))
+
+    @property
+    def size(self) -> int | None:
+        """The default working size (``options.size``)."""
+        return self.options.size
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device | None = None,
@@ -105,11 +142,29 @@ class Colorizer:
             return l
         return F.interpolate(l, size=(wh, ww), mode="bilinear", align_corners=False, antialias=True)
 
-    def _predict_working(self, small: torch.Tensor, rebalance="default") -> torch.Tensor:
-        """Working-size L -> working-size a*b*, rebalanced if a post-process is set (``rebalance``:
-        ``"default"`` = ``self.rebalance``, None = none, or a post-process for this call only)."""
+    def _post(self, options: InferenceOptions) -> Callable | None:
+        """The a*b* post-process ``fn(ab, l) -> ab`` that ``options`` ask for, or None."""
+        if options.rebalance is None:
+            return None
+        if self._hook is not None:
+            return self._hook
+        return Rebalance(options.rebalance)
+
+    def _predict(self, small: torch.Tensor, options: InferenceOptions) -> torch.Tensor:
+        """Working-size L -> working-size a*b*, post-processed as ``options`` say."""
         ab = self.predict_ab(small)
-        rebalance = self.rebalance if isinstance(rebalance, str) and rebalance == "default" else rebalance
+        post = self._post(options)
+        return ab if post is None else post(ab, small)
+
+    # The two forms dlnet.video (written beside this change) still passes: ``"default"`` for the
+    # Colorizer's own size or rebalancing, a post-process or None for rebalancing.
+    def _size(self, size: int | None | str) -> int | None:
+        return self.options.size if isinstance(size, str) else size
+
+    def _predict_working(self, small: torch.Tensor, rebalance="default") -> torch.Tensor:
+        if isinstance(rebalance, str):
+            return self._predict(small, self.options)
+        ab = self.predict_ab(small)
         return ab if rebalance is None else rebalance(ab, small)
 
     @staticmethod
@@ -119,70 +174,112 @@ class Colorizer:
             return ab
         return F.interpolate(ab, size=tuple(hw), mode="bilinear", align_corners=False)
 
-    def _size(self, size: int | None | str) -> int | None:
-        return self.size if size == "default" else size
-
     @torch.inference_mode()
-    def colorize_lab(self, l: torch.Tensor, size: int | None | str = "default") -> torch.Tensor:
+    def colorize_lab(self, l: torch.Tensor, options: InferenceOptions | None = None) -> torch.Tensor:
         """Full-resolution L ``(B, 1, H, W)`` -> a*b* ``(B, 2, H, W)`` predicted at working size."""
+        options = options or self.options
         l = l.to(self.device, torch.float32)
-        ab = self._predict_working(self._to_working(l, self._size(size)))
+        ab = self._predict(self._to_working(l, options.size), options)
         return self._to_full(ab, l.shape[-2:])
 
     @torch.inference_mode()
-    def colorize_tensor(self, rgb: torch.Tensor, size: int | None | str = "default") -> torch.Tensor:
+    def colorize_tensor(self, rgb: torch.Tensor, options: InferenceOptions | None = None) -> torch.Tensor:
         """sRGB ``(B, 3, H, W)`` in 0..1 (grey or colour) -> colorized sRGB ``(B, 3, H, W)`` in 0..1.
 
         Only the input's L is used: colour and sepia photos are colorized anew from their L.
         """
         l = rgb_to_lab(rgb.to(self.device))[:, :1]
-        return merge_l_ab(l, self.colorize_lab(l, size)).clamp(0, 1)
+        return merge_l_ab(l, self.colorize_lab(l, options)).clamp(0, 1)
 
-    def colorize(self, image, size: int | None | str = "default", side_by_side: bool = False,
-                 rebalance="default") -> Image.Image:
-        """Colorize one photo: a path, PIL image or numpy array -> PIL RGB image of the same size.
+    def colorize(self, image, options: InferenceOptions | None = None, side_by_side: bool = False) -> Image.Image:
+        """Colorize one photo: a path, PIL image, numpy array or :class:`Photo` -> an 8-bit PIL
+        image of the same size, ``RGBA`` when the photo has transparency, its ICC profile and
+        EXIF in ``info`` (:func:`dlnet.imageio.save_image` writes them, as ``dlnet colorize`` does).
 
         Arrays may be ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` of uint8, uint16 or float 0..1
         (see :func:`dlnet.imageio.read_image`); EXIF orientation of files is applied. With
-        ``side_by_side`` the result is twice as wide: grey input | colour output. ``size`` and
-        ``rebalance`` (None, or a post-process as in the constructor) override the Colorizer's own
-        for this call only, so one Colorizer can serve threads asking for different options.
+        ``side_by_side`` the result is twice as wide: grey input | colour output (no alpha).
+        ``options`` override the Colorizer's own for this call only.
 
         Example:
-            >>> Colorizer.from_pretrained().colorize("grandma.jpg").save("grandma-colour.png")
+            >>> Colorizer.from_pretrained().colorize("grandma.jpg").save("grandma-colour.png")  # doctest: +SKIP
         """
-        return self.colorize_batch([image], size, side_by_side, rebalance)[0]
+        return self.colorize_batch([image], options, side_by_side)[0]
+
+    def colorize_batch(self, images, options: InferenceOptions | None = None,
+                       side_by_side: bool = False) -> list[Image.Image]:
+        """Colorize several photos (as :meth:`colorize`); results keep the input order."""
+        options = options or self.options
+        photos = [read_image(im, max_pixels=options.max_pixels) for im in images]
+        return [p.to_image() for p in self.colorize_photos(photos, options, side_by_side)]
 
     @torch.inference_mode()
-    def colorize_batch(self, images, size: int | None | str = "default", side_by_side: bool = False,
-                       rebalance="default") -> list[Image.Image]:
-        """Colorize several photos (as :meth:`colorize`), batching those of the same working
-        shape through the model, up to ``batch_size`` at a time. Results keep the input order.
+    def colorize_photos(self, photos: list[Photo], options: InferenceOptions | None = None,
+                        side_by_side: bool = False) -> list[Photo]:
+        """Colorize photos: Photo in, Photo out (8-bit sRGB of the same size, with the input's
+        alpha, format, ICC profile and EXIF; no alpha when ``side_by_side``). Photos of the same
+        working shape go through the model together, up to ``batch_size`` at a time.
 
         The full-resolution work (L* in, colour out) runs on the CPU in small strips, through
         lookup tables where the source is 8-bit (:mod:`dlnet.fullres`): a 12-MP photo never
         needs a full-size float RGB or a*b* copy, and only the working-size L* goes to the device.
         The L* of all given photos are held at once (48 MB per 12-MP photo): pass large photos a
-        few at a time, as ``dlnet colorize`` does (``--batch-size``).
+        few at a time, or through :meth:`colorize_stream`.
         """
-        size = self._size(size)
-        ls = [lightness(read_image(im).rgb) for im in images]  # (H, W) float32 L*, on the CPU
+        options = options or self.options
+        ls = [lightness(p.rgb) for p in photos]  # (H, W) float32 L*, on the CPU
         groups: dict[tuple[int, int], list[int]] = {}
         for i, l in enumerate(ls):
-            groups.setdefault(working_shape(*l.shape, size), []).append(i)
-        out: list[Image.Image | None] = [None] * len(ls)
+            groups.setdefault(working_shape(*l.shape, options.size), []).append(i)
+        out: list[Photo | None] = [None] * len(ls)
         for idx in groups.values():
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
-                small = [self._to_working(torch.from_numpy(ls[i])[None, None].to(self.device), size) for i in chunk]
-                ab = self._predict_working(torch.cat(small), rebalance)
+                small = [self._to_working(torch.from_numpy(ls[i])[None, None].to(self.device), options.size)
+                         for i in chunk]
+                ab = self._predict(torch.cat(small), options)
                 for j, i in enumerate(chunk):
                     l, ls[i] = ls[i], None  # free each full-res L as soon as it is used
                     colour = merge_rgb8(l, ab[j])  # a*b* upsampled strip by strip
                     if side_by_side:
                         colour = np.concatenate([merge_rgb8(l, None), colour], axis=1)
-                    out[i] = Image.fromarray(colour)
+                    src = photos[i]
+                    out[i] = Photo(colour, None if side_by_side else src.alpha, src.format, src.icc_profile, src.exif)
         return out
+
+    def colorize_stream(self, items: Iterable[tuple[Key, Photo]], options: InferenceOptions | None = None,
+                        side_by_side: bool = False) -> Iterator[tuple[Key, Photo | Exception]]:
+        """Colorize ``(key, photo)`` pairs as they arrive, yielding ``(key, result)`` pairs.
+
+        Photos wait, grouped by working shape, until ``batch_size`` of them are pending; then the
+        largest group goes through the model, so memory stays bounded for any number of photos of
+        mixed sizes. A batch that fails is retried photo by photo, so one bad photo costs only
+        itself: its result is then the exception it raised. Results come in batch order.
+        """
+        options = options or self.options
+        pending: dict[tuple[int, int], list[tuple[Key, Photo]]] = {}
+        waiting = 0
+        for key, photo in items:
+            pending.setdefault(working_shape(*photo.rgb.shape[:2], options.size), []).append((key, photo))
+            waiting += 1
+            if waiting >= self.batch_size:
+                group = pending.pop(max(pending, key=lambda shape: len(pending[shape])))
+                waiting -= len(group)
+                yield from self._group(group, options, side_by_side)
+        for group in pending.values():
+            yield from self._group(group, options, side_by_side)
+
+    def _group(self, group: list, options: InferenceOptions, side_by_side: bool) -> Iterator[tuple]:
+        try:
+            results = self.colorize_photos([photo for _, photo in group], options, side_by_side)
+        except Exception as e:
+            if len(group) == 1:
+                yield group[0][0], e
+            else:
+                for item in group:
+                    yield from self._group([item], options, side_by_side)
+            return
+        yield from zip((key for key, _ in group), results)
 
     def colorize_video(self, src, dst, **options):
         """Colorize a video (path or file object) into ``dst`` (``.mp4``, ``.mkv``, ...): every

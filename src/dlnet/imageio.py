@@ -8,14 +8,17 @@ give their first frame. Alpha is kept aside so that the output can carry it back
 Anything that cannot be read raises :class:`ImageError`, whose message is one line naming the
 file and the cause (empty file, truncated, not an image, too many pixels, ...).
 
-Writing keeps the input's format (PNG, JPEG, WebP, TIFF) with its RGB ICC profile and EXIF, and
-is atomic: a temporary file next to the target is renamed over it only once fully written, so
-an interrupted run never leaves half an image under the real name.
+A :class:`Photo` is the one photo object of the inference path: read here, colorized by
+:meth:`dlnet.colorizer.Colorizer.colorize_photos` into another Photo (with the source's alpha,
+format, ICC profile and EXIF), written here. Writing keeps the input's format (PNG, JPEG, WebP,
+TIFF) with its RGB ICC profile, EXIF and alpha, and is atomic (:mod:`dlnet.atomic`).
 
 Example:
-    >>> photo = read_image("old.jpg")              # Photo(rgb=(H, W, 3) uint8, alpha=None, ...)
-    >>> save_image(Image.fromarray(photo.rgb), "out/old.jpg", format=photo.format,
-    ...            icc_profile=photo.icc_profile, exif=photo.exif)
+    >>> photo = read_image("old.jpg")              # doctest: +SKIP
+    >>> photo = read_image(np.zeros((30, 40, 4), np.uint8))      # arrays and PIL images too
+    >>> photo.size, photo.rgb.dtype, photo.alpha.shape           # the alpha channel kept aside
+    ((40, 30), dtype('uint8'), (30, 40))
+    >>> save_image(photo, "out/old.png")           # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -90,6 +93,22 @@ class Photo:
         """``(width, height)`` as in PIL."""
         return self.rgb.shape[1], self.rgb.shape[0]
 
+    def to_image(self) -> Image.Image:
+        """The photo as an 8-bit PIL image, ``RGB`` or ``RGBA`` with its alpha; its ICC profile and
+        EXIF ride in ``info``, where :func:`save_image` and :func:`encode_image` find them."""
+        img = Image.fromarray(_to_uint8(self.rgb))
+        if self.alpha is not None:
+            img.putalpha(Image.fromarray(_to_uint8(self.alpha)))
+        if self.icc_profile:
+            img.info["icc_profile"] = self.icc_profile
+        if self.exif:
+            img.info["exif"] = self.exif
+        return img
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    return a if a.dtype == np.uint8 else np.round(np.clip(a, 0.0, 1.0) * 255).astype(np.uint8)
+
 
 def _float_to_unit(a: np.ndarray) -> np.ndarray:
     """Float pixels of unknown scale -> 0..1: kept if already 0..1, else read as 0..255, else
@@ -130,6 +149,8 @@ def _array_to_rgb(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         raise ValueError(f"unsupported image array dtype {a.dtype}")
     colour = a[..., :1] if a.shape[2] in (1, 2) else a[..., :3]
     alpha = a[..., -1] if a.shape[2] in (2, 4) else None
+    if alpha is not None and bool((alpha >= (255 if alpha.dtype == np.uint8 else 1.0)).all()):
+        alpha = None  # opaque: nothing to keep
     rgb = np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour
     return np.ascontiguousarray(rgb), alpha
 
@@ -145,10 +166,7 @@ def _image_to_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         img = img.convert("RGBA")
     elif mode not in ("L", "LA", "RGB", "RGBA"):  # 1, CMYK, YCbCr, LAB, HSV, ...
         img = img.convert("RGB")
-    a = np.asarray(img)
-    if img.mode == "RGBA" and bool((a[..., 3] == 255).all()):  # opaque alpha: drop it
-        a = a[..., :3]
-    return _array_to_rgb(a)
+    return _array_to_rgb(np.asarray(img))
 
 
 def _rgb_icc(img: Image.Image) -> bytes | None:
@@ -178,10 +196,10 @@ def to_photo(img: Image.Image, path: str | os.PathLike | None = None,
     return Photo(rgb, alpha, fmt, icc, exif_bytes)
 
 
-def read_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray,
+def read_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray | Photo,
                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Photo:
     """Read a file path, the bytes of an image file (an upload, kept in memory), a PIL image or
-    a numpy array into a :class:`Photo`.
+    a numpy array into a :class:`Photo` (a Photo is returned as it is).
 
     Arrays may be ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` (last channel alpha), of uint8,
     uint16 (0..65535) or float (0..1; 0..255 is recognised) values.
@@ -189,6 +207,8 @@ def read_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray,
     Raises:
         ImageError: one line naming the file and what is wrong with it.
     """
+    if isinstance(source, Photo):
+        return source
     if isinstance(source, np.ndarray):
         try:
             rgb, alpha = _array_to_rgb(source)
@@ -257,10 +277,16 @@ def output_format(path: str | os.PathLike, source_format: str | None, requested:
     return path, fmt
 
 
-def _write(img: Image.Image, f, fmt: str, icc_profile: bytes | None, exif: bytes | None) -> None:
+def _write(img: Image.Image | Photo, f, fmt: str, icc_profile: bytes | None, exif: bytes | None,
+           quality: int) -> None:
     """Encode ``img`` as ``fmt`` into the binary file object ``f`` (the one encoder of both
-    :func:`save_image` and :func:`encode_image`)."""
+    :func:`save_image` and :func:`encode_image`). ICC profile and EXIF not given are the image's
+    own (a :class:`Photo`'s, or an RGB profile and EXIF in a PIL image's ``info``)."""
+    if isinstance(img, Photo):
+        img = img.to_image()
     fmt = fmt.upper()
+    icc_profile = _rgb_icc(img) if icc_profile is None else icc_profile
+    exif = img.info.get("exif") if exif is None else exif
     if img.mode == "RGBA" and fmt not in _ALPHA_FORMATS:
         img = img.convert("RGB")
     params: dict = {}
@@ -269,7 +295,7 @@ def _write(img: Image.Image, f, fmt: str, icc_profile: bytes | None, exif: bytes
     if exif:
         params["exif"] = exif
     if fmt in ("JPEG", "WEBP"):
-        params["quality"] = 95
+        params["quality"] = quality
     limit = _MAX_SIDE.get(fmt)
     if limit and max(img.size) > limit:  # checked here: libjpeg would also print to stderr
         raise ImageError(None, f"cannot write as {fmt}: {img.width}x{img.height} px is over its limit of "
@@ -282,8 +308,8 @@ def _write(img: Image.Image, f, fmt: str, icc_profile: bytes | None, exif: bytes
         raise ImageError(None, f"cannot write as {fmt}: {e}", kind="unencodable") from None
 
 
-def encode_image(img: Image.Image, format: str = "PNG", icc_profile: bytes | None = None,
-                 exif: bytes | None = None) -> bytes:
+def encode_image(img: Image.Image | Photo, format: str = "PNG", icc_profile: bytes | None = None,
+                 exif: bytes | None = None, quality: int = 95) -> bytes:
     """``img`` encoded in memory as ``format`` (PNG, JPEG, WEBP, TIFF), as :func:`save_image`
     would write it; for the web server, which never writes uploads or results to disk.
 
@@ -293,17 +319,18 @@ def encode_image(img: Image.Image, format: str = "PNG", icc_profile: bytes | Non
     """
     buf = io.BytesIO()
     try:
-        _write(img, buf, format, icc_profile, exif)
+        _write(img, buf, format, icc_profile, exif, quality)
     except OSError as e:  # in memory, only the encoder itself fails
         raise ImageError(None, f"cannot write as {format.upper()}: {e}", kind="unencodable") from None
     return buf.getvalue()
 
 
-def save_image(img: Image.Image, path: str | os.PathLike, format: str | None = None,
-               icc_profile: bytes | None = None, exif: bytes | None = None) -> Path:
-    """Write ``img`` atomically (temp file in the same folder, then rename); returns the path.
+def save_image(img: Image.Image | Photo, path: str | os.PathLike, format: str | None = None,
+               icc_profile: bytes | None = None, exif: bytes | None = None, quality: int = 95) -> Path:
+    """Write ``img`` (a :class:`Photo` or PIL image) atomically; returns the path.
 
-    Alpha is dropped for formats without it (JPEG). JPEG and WebP are written at quality 95.
+    Alpha is dropped for formats without it (JPEG). JPEG and WebP are written at ``quality``.
+    ICC profile and EXIF: as given, else the image's own (see :func:`encode_image`).
 
     Raises:
         ImageError: one line naming the file, e.g. when the folder is not writable.
@@ -316,7 +343,7 @@ def save_image(img: Image.Image, path: str | os.PathLike, format: str | None = N
         raise ImageError(path, f"cannot write: cannot make folder {path.parent} ({e.strerror or e})", kind="io") from None
     try:
         with atomic_open(path) as f:
-            _write(img, f, fmt, icc_profile, exif)
+            _write(img, f, fmt, icc_profile, exif, quality)
     except ImageError as e:
         raise ImageError(path, e.cause, e.kind) from None
     except OSError as e:

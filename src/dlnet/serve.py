@@ -1,8 +1,10 @@
 """The web app behind ``dlnet serve``: a page at ``/``, ``POST /v1/colorize``, ``GET /healthz``.
 
 Every photo goes through the project's one path: decoded and encoded by :mod:`dlnet.imageio`,
-colorized by :class:`dlnet.colorizer.Colorizer`. Per-request options (working size, rebalancing)
-are passed to ``Colorizer.colorize`` as arguments, so one shared Colorizer serves all threads.
+colorized by :class:`dlnet.colorizer.Colorizer`. Each request's form (working size, rebalancing,
+format) becomes an :class:`~dlnet.options.InferenceOptions` over the server's defaults
+(:attr:`ServeSettings.options`), passed to ``Colorizer.colorize`` with the photo, so one shared
+Colorizer serves all threads; alpha, ICC profile and EXIF are kept as ``dlnet colorize`` keeps them.
 
 Limits, checked as early as they can be:
 
@@ -47,7 +49,8 @@ from starlette.formparsers import MultiPartParser
 from . import __version__
 from .colorizer import Colorizer
 from .imageio import ImageError, encode_image, read_image
-from .rebalance import REBALANCE_BY_DEFAULT, Rebalance
+from .options import DEFAULT_SIZE, MIN_SIZE, InferenceOptions
+from .rebalance import REBALANCE_BY_DEFAULT
 from .weights import DEFAULT_MODEL
 
 __all__ = ["ServeSettings", "create_app"]
@@ -89,7 +92,7 @@ class ServeSettings:
     weights: str | None = None
     device: str | None = None
     precision: str | None = None
-    default_size: int = 256
+    default_size: int = DEFAULT_SIZE
     max_size: int = 1024
     rebalance: bool = REBALANCE_BY_DEFAULT
     max_upload_bytes: int = 20_000_000
@@ -100,14 +103,22 @@ class ServeSettings:
     upload_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if not 32 <= self.default_size <= self.max_size:
-            raise ValueError(f"default_size must lie in 32..max_size ({self.max_size}), got {self.default_size}")
+        _ = self.options  # building the default options checks default_size and max_pixels
+        if self.default_size > self.max_size:
+            raise ValueError(f"default_size must be at most max_size ({self.max_size}), got {self.default_size}")
         if self.workers < 1 or self.queue_size < 0:
             raise ValueError("workers must be >= 1 and queue_size >= 0")
         if self.max_upload_bytes < 1 or self.max_pixels < 1:
             raise ValueError("max_upload_bytes and max_pixels must be positive")
         if not (math.isfinite(self.upload_timeout_s) and self.upload_timeout_s > 0):
             raise ValueError(f"upload_timeout_s must be a positive number of seconds, got {self.upload_timeout_s}")
+
+
+    @property
+    def options(self) -> InferenceOptions:
+        """What a request that gives no options gets."""
+        return InferenceOptions(size=self.default_size, rebalance=self.rebalance, format="png",
+                                max_megapixels=self.max_pixels / 1e6)
 
 
 class _ErrorBody(BaseModel):
@@ -195,17 +206,12 @@ class _Slots:
             self.active -= 1
 
 
-def _colorize_bytes(colorizer: Colorizer, data: bytes, size: int, rebalance, fmt: str,
-                    max_pixels: int) -> bytes:
-    """Decode, colorize, encode: the whole CPU-bound job, run in a worker thread.
-
-    ``rebalance`` is the post-process for this request (None: none); the photo's ICC profile and
-    EXIF go back out with the result, as ``dlnet colorize`` keeps them.
-    """
+def _colorize_bytes(colorizer: Colorizer, data: bytes, options: InferenceOptions) -> bytes:
+    """Decode, colorize, encode: the whole CPU-bound job, run in a worker thread."""
     try:
-        photo = read_image(data, max_pixels=max_pixels)
-        result = colorizer.colorize(photo.rgb, size=size, rebalance=rebalance)
-        return encode_image(result, fmt, icc_profile=photo.icc_profile, exif=photo.exif)
+        photo = read_image(data, max_pixels=options.max_pixels)
+        result = colorizer.colorize(photo, options)
+        return encode_image(result, options.format, quality=options.quality)
     except ImageError as e:
         raise _Rejected(STATUS_OF_KIND.get(e.kind, 400), f"{e.cause[:1].upper()}{e.cause[1:]}.") from e
 
@@ -238,8 +244,6 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
     # Starlette spools file parts over 1 MB to a temporary file; raise that threshold above our
     # own limit so uploads stay in memory (the body limit, not the spool, bounds the memory).
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_upload_bytes + 1)
-    # Requests asking for rebalancing get the Colorizer's own post-process, else the default one.
-    rebalancer = colorizer.rebalance or Rebalance()
     # Inference threads: the event loop only moves bytes; decoding, the model and encoding run here.
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="dlnet-colorize")
     slots = _Slots(settings)
@@ -308,18 +312,17 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
     )
     async def colorize(
         file: Annotated[UploadFile, File(description="the photo (any format Pillow reads)")],
-        size: Annotated[int | None, Form(ge=32, le=settings.max_size,
+        size: Annotated[int | None, Form(ge=MIN_SIZE, le=settings.max_size,
                                          description="working size, longer side in px")] = None,
         rebalance: Annotated[bool | None, Form(description="rebalance colours (fewer greys)")] = None,
         fmt: Annotated[Literal["png", "jpeg", "webp"], Form(alias="format",
                                                             description="output format")] = "png",
     ) -> Response:
         data = await file.read()
-        wanted = settings.rebalance if rebalance is None else rebalance
-        job = (colorizer, data, size or settings.default_size, rebalancer if wanted else None, fmt,
-               settings.max_pixels)
+        options = settings.options.replace(size=size or settings.default_size, format=fmt,
+                                           rebalance=settings.rebalance if rebalance is None else rebalance)
         with slots.hold():
-            out = await asyncio.get_running_loop().run_in_executor(pool, _colorize_bytes, *job)
+            out = await asyncio.get_running_loop().run_in_executor(pool, _colorize_bytes, colorizer, data, options)
         return Response(out, media_type=MEDIA_TYPES[fmt],
                         headers={"Content-Disposition": f'inline; filename="colorized.{fmt}"',
                                  "Cache-Control": "no-store"})

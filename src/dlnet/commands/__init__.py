@@ -1,16 +1,29 @@
 """One module per ``dlnet`` subcommand: ``configure(parser)`` and ``run(args) -> int``.
 
 What they share lives here, so that a command never imports the CLI (``dlnet.cli``) back:
-:class:`UsageError` and the checks of command-line amounts.
+:class:`UsageError`, the one flag that names a model, and the checks of command-line values.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 
 
 class UsageError(Exception):
     """A problem with what the user asked for: reported as one line, exit code 2."""
+
+
+def add_model_flag(parser: argparse.ArgumentParser, what: str = ".safetensors/.ckpt file") -> None:
+    """``--model NAME|PATH`` (``--weights``, its older name, still works), as ``args.model``."""
+    parser.add_argument("--model", "--weights", dest="model", default=None, metavar="NAME|PATH",
+                        help=f"shipped model name or {what} (default: the default model)")
+
+
+def option_error(e: ValueError) -> UsageError:
+    """An :class:`~dlnet.options.OptionError` as a usage error naming its flag (``--max-megapixels``)."""
+    field = getattr(e, "field", None)
+    return UsageError(f"--{field.replace('_', '-')} {e.reason}" if field else str(e))
 
 
 def millions(flag: str, value: float) -> int:

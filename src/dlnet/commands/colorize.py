@@ -22,9 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..colorizer import DEFAULT_SIZE
-from . import UsageError, one_line, colorize_video, millions
-from ..rebalance import REBALANCE_BY_DEFAULT
+from . import UsageError, add_model_flag, colorize_video, one_line, option_error
 
 
 @dataclass
@@ -59,25 +57,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
     parser.add_argument("-o", "--output-dir", type=Path, default=Path("colorized"), metavar="OUT_DIR",
                         help="where outputs go, mirroring the inputs' relative paths (default: %(default)s)")
-    parser.add_argument("--weights", default=None, metavar="NAME|PATH",
-                        help="shipped model name, .safetensors/.ckpt file, or .onnx file (default: the default model)")
+    from ..options import OUTPUT_FORMATS, InferenceOptions
+
+    d = InferenceOptions()
+    add_model_flag(parser, ".safetensors/.ckpt file, or .onnx file")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+    parser.add_argument("--size", type=int, default=d.size,
                         help="working size: longer side at which colour is predicted, 0 = full size (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=8, help="photos of the same working shape per model call (default: %(default)s)")
-    parser.add_argument("--rebalance", action=argparse.BooleanOptionalAction, default=REBALANCE_BY_DEFAULT,
-                        help=f"region smoothing + saturation after prediction (default: {'on' if REBALANCE_BY_DEFAULT else 'off'})")
+    parser.add_argument("--rebalance", action=argparse.BooleanOptionalAction, default=d.rebalance is not None,
+                        help=f"region smoothing + saturation after prediction (default: {'on' if d.rebalance else 'off'})")
     parser.add_argument("--side-by-side", action="store_true", help="write grey | colour side by side")
     parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
-                        help="inference runtime (default: torch, or onnx for an .onnx --weights)")
-    parser.add_argument("--format", choices=["png", "jpeg", "webp", "tiff"], default=None,
+                        help="inference runtime (default: torch, or onnx for an .onnx --model)")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
                         help="output format (default: the input's, PNG for other input formats)")
+    parser.add_argument("--quality", type=int, default=d.quality, help="JPEG and WebP quality, 1..100 (default: %(default)s)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model: up to 1.5x faster batches, but a compile of about a minute "
                              "per new working shape; for many photos of one shape (torch runtime only)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
-    parser.add_argument("--max-megapixels", type=float, default=120.0,
-                        help="refuse larger images, e.g. decompression bombs (default: %(default)s)")
+    parser.add_argument("--max-megapixels", type=float, default=d.max_megapixels,
+                        help="refuse larger images, e.g. decompression bombs (default: %(default)g)")
     colorize_video.configure(parser)
 
 
@@ -188,113 +189,83 @@ def plan(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None, overwr
     return jobs
 
 
-def _build_colorizer(args: argparse.Namespace):
+def _options(args: argparse.Namespace):
+    """The run's :class:`~dlnet.options.InferenceOptions`, from the flags (checked there)."""
+    from ..options import InferenceOptions
+
+    try:
+        return InferenceOptions(size=args.size or None, rebalance=args.rebalance, format=args.format,
+                                quality=args.quality, max_megapixels=args.max_megapixels)
+    except ValueError as e:
+        raise option_error(e) from None
+
+
+def _build_colorizer(args: argparse.Namespace, options):
     import torch
 
     from ..colorizer import Colorizer
-    from ..rebalance import Rebalance
     from ..weights import WeightsError, load_model
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.size != 0 and args.size < 32:
-        raise UsageError(f"--size must be 0 (full size) or >= 32, got {args.size}")
     try:
         device = torch.device(args.device) if args.device else None
     except RuntimeError as e:
         raise UsageError(f"--device {args.device!r}: {e}") from None
     if device is not None and device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
-    onnx_file = args.weights is not None and str(args.weights).endswith(".onnx")
+    onnx_file = args.model is not None and str(args.model).endswith(".onnx")
     runtime = args.runtime or ("onnx" if onnx_file else "torch")
     if onnx_file and runtime == "torch":
-        raise UsageError(f"{args.weights}: an .onnx file needs --runtime onnx")
+        raise UsageError(f"{args.model}: an .onnx file needs --runtime onnx")
     if args.compile and runtime == "onnx":
         raise UsageError("--compile applies to the torch runtime only")
     try:
         if runtime == "onnx":
             from ..export import onnx_model_for
 
-            model, precision = onnx_model_for(args.weights, device), "fp32"
+            model, precision = onnx_model_for(args.model, device), "fp32"
         else:
-            model, precision = load_model(args.weights), None
+            model, precision = load_model(args.model), None
     except WeightsError as e:
         raise UsageError(str(e)) from None
     except Exception as e:  # an unreadable .onnx file, say
-        raise UsageError(f"{args.weights}: cannot load model ({type(e).__name__}: {e})") from None
-    return Colorizer(model, device=device, size=args.size or None, precision=precision,
-                     rebalance=Rebalance() if args.rebalance else None, batch_size=args.batch_size,
-                     compile=args.compile)
-
-
-def _alpha8(alpha):
-    import numpy as np
-
-    return alpha if alpha.dtype == np.uint8 else np.round(alpha * 255).astype(np.uint8)
-
-
-def _write(job: Job, photo, image, side_by_side: bool) -> None:
-    from PIL import Image
-
-    from ..imageio import save_image
-
-    if photo.alpha is not None and not side_by_side:
-        image.putalpha(Image.fromarray(_alpha8(photo.alpha)))
-    save_image(image, job.dst, job.fmt, icc_profile=photo.icc_profile, exif=photo.exif)
-
-
-def _colorize_group(colorizer, group: list, args: argparse.Namespace, tally: Tally, advance) -> None:
-    """Colorize photos of one working shape in one model call and write them; if the batch
-    fails as a whole, retry one by one so that a single bad photo only costs itself."""
-    from ..imageio import ImageError
-
-    try:
-        images = colorizer.colorize_batch([photo.rgb for _, photo in group], side_by_side=args.side_by_side)
-    except Exception as e:
-        if len(group) > 1:
-            for item in group:
-                _colorize_group(colorizer, [item], args, tally, advance)
-            return
-        job = group[0][0]
-        tally.fail(job.src, f"colorization failed ({type(e).__name__}: {e})")
-        advance()
-        return
-    for (job, photo), image in zip(group, images):
-        try:
-            _write(job, photo, image, args.side_by_side)
-            tally.done += 1
-        except ImageError as e:
-            tally.fail(job.src, f"output {e}")
-        advance()
+        raise UsageError(f"{args.model}: cannot load model ({type(e).__name__}: {e})") from None
+    return Colorizer(model, device=device, precision=precision, batch_size=args.batch_size, compile=args.compile,
+                     options=options)
 
 
 def process(jobs: list[Job], colorizer, args: argparse.Namespace, tally: Tally, advance, bar=None) -> None:
-    """Read each job's photo, batch photos of the same working shape, colorize and write.
+    """Read each job's photo, colorize and write it, with the colorizer's options.
 
-    At most ``batch_size`` decoded photos wait at a time (the largest group is flushed when that
-    many are pending), so memory stays bounded for big folders of mixed sizes.
+    Photos stream through :meth:`~dlnet.colorizer.Colorizer.colorize_stream`, which batches those
+    of one working shape with at most ``batch_size`` decoded photos waiting, so memory stays
+    bounded for big folders of mixed sizes, and one photo that fails costs only itself.
     """
-    from ..colorizer import working_shape
-    from ..imageio import ImageError, read_image
+    from ..imageio import ImageError, read_image, save_image
 
     videos = [job for job in jobs if job.fmt == colorize_video.VIDEO]
     jobs = [job for job in jobs if job.fmt != colorize_video.VIDEO]
-    pending: dict[tuple[int, int], list] = {}
-    max_pixels = millions("--max-megapixels", args.max_megapixels)
-    for job in jobs:
-        try:
-            photo = read_image(job.src, max_pixels=max_pixels)
-        except ImageError as e:
-            tally.fail(job.src, e.cause)
-            advance()
-            continue
-        h, w = photo.rgb.shape[:2]
-        pending.setdefault(working_shape(h, w, colorizer.size), []).append((job, photo))
-        if sum(map(len, pending.values())) >= colorizer.batch_size:
-            biggest = max(pending, key=lambda k: len(pending[k]))
-            _colorize_group(colorizer, pending.pop(biggest), args, tally, advance)
-    for group in pending.values():
-        _colorize_group(colorizer, group, args, tally, advance)
+    options = colorizer.options
+
+    def photos():
+        for job in jobs:
+            try:
+                yield job, read_image(job.src, max_pixels=options.max_pixels)
+            except ImageError as e:
+                tally.fail(job.src, e.cause)
+                advance()
+
+    for job, result in colorizer.colorize_stream(photos(), options, args.side_by_side):
+        if isinstance(result, Exception):
+            tally.fail(job.src, f"colorization failed ({type(result).__name__}: {result})")
+        else:
+            try:
+                save_image(result, job.dst, job.fmt, quality=options.quality)
+                tally.done += 1
+            except ImageError as e:
+                tally.fail(job.src, f"output {e}")
+        advance()
     colorize_video.process(videos, colorizer, args, tally, advance, bar)
 
 
@@ -302,15 +273,15 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    millions("--max-megapixels", args.max_megapixels)
+    options = _options(args)
     colorize_video.check(args)
     out_dir: Path = args.output_dir
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: output folder exists and is not a folder")
     tally = Tally()
-    jobs = plan(collect(args.paths, out_dir, tally), out_dir, args.format, args.overwrite, tally)
+    jobs = plan(collect(args.paths, out_dir, tally), out_dir, options.format, args.overwrite, tally)
     if jobs:
-        colorizer = _build_colorizer(args)
+        colorizer = _build_colorizer(args, options)
         console = Console(stderr=True)
         columns = (TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), *colorize_video.columns(),
                    TimeRemainingColumn())

@@ -26,7 +26,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
                    help="ground-truth colour photos: a folder (recursive), a file list (e.g. RUN/split/test.txt) "
                         "or one image")
-    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+    p.add_argument("--model", "--checkpoint", dest="checkpoint", action="append", default=[], metavar="NAME=PATH",
                    help="model to score (.ckpt, .safetensors or a shipped name); repeatable")
     p.add_argument("--pred", action="append", default=[], metavar="NAME=DIR",
                    help="folder of images colorized by another method, matched by file name; repeatable")

@@ -6,13 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import UsageError
+from . import UsageError, add_model_flag
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: onnx)")
-    parser.add_argument("--weights", default=None, metavar="NAME|PATH",
-                        help="shipped model name or .safetensors/.ckpt file (default: the default model)")
+    add_model_flag(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="output file, e.g. model.onnx")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 17)")
     parser.add_argument("--no-check", dest="check", action="store_false",
@@ -26,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from ..weights import WeightsError, load_model
 
     try:
-        model = load_model(args.weights)
+        model = load_model(args.model)
     except WeightsError as e:
         raise UsageError(str(e)) from None
     if args.output.exists() and args.output.is_dir():

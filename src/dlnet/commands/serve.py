@@ -2,7 +2,7 @@
 
 Example:
     dlnet serve                              # http://127.0.0.1:8000, the default model
-    dlnet serve --port 9000 --weights my.safetensors
+    dlnet serve --port 9000 --model my.safetensors
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 import ipaddress
 import sys
 
-from . import UsageError, millions
+from . import UsageError, add_model_flag, millions, option_error
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="address to listen on (default: 127.0.0.1, this computer only; "
                              "0.0.0.0 opens it to the network)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
-    parser.add_argument("--weights", default=None,
-                        help="shipped model name or .safetensors/.ckpt file (default: the shipped default)")
+    add_model_flag(parser)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default=None,
                         help="inference precision (default: what the device runs fast)")
@@ -58,13 +57,15 @@ def run(args: argparse.Namespace) -> int:
     max_pixels = millions("--max-megapixels", args.max_megapixels)
     try:
         settings = ServeSettings(
-            weights=args.weights, device=args.device, precision=args.precision, default_size=args.size,
+            weights=args.model, device=args.device, precision=args.precision, default_size=args.size,
             max_size=max(1024, args.size), rebalance=args.rebalance, workers=args.workers,
             queue_size=args.queue, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
             upload_timeout_s=args.upload_timeout)
         app = create_app(settings=settings)
-    except (ValueError, WeightsError) as e:
-        raise UsageError(str(e)) from e
+    except ValueError as e:
+        raise option_error(e) from None
+    except WeightsError as e:
+        raise UsageError(str(e)) from None
     if not _is_loopback(args.host):
         print(f"dlnet serve: warning: listening on {args.host}: other computers can reach this server",
               file=sys.stderr)
