@@ -108,8 +108,8 @@ class ServeSettings:
             raise ValueError(f"default_size must be at most max_size ({self.max_size}), got {self.default_size}")
         if self.workers < 1 or self.queue_size < 0:
             raise ValueError("workers must be >= 1 and queue_size >= 0")
-        if self.max_upload_bytes < 1 or self.max_pixels < 1:
-            raise ValueError("max_upload_bytes and max_pixels must be positive")
+        if self.max_upload_bytes < 1:
+            raise ValueError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
         if not (math.isfinite(self.upload_timeout_s) and self.upload_timeout_s > 0):
             raise ValueError(f"upload_timeout_s must be a positive number of seconds, got {self.upload_timeout_s}")
 
