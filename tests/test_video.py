@@ -184,10 +184,20 @@ def test_pan_is_not_a_cut_and_colour_follows_motion():
     ab = [LumaColour()(torch.from_numpy(l)[None])[0].numpy() for l in frames]
     lag = {}
     for motion in (6.0, float("inf")):  # inf: no motion gate, a plain moving average
-        smoother = TemporalSmoother(0.8, motion=motion)
+        smoother = TemporalSmoother(motion=motion)
         lag[motion] = np.mean([np.abs(smoother(a, l) - a).mean() for a, l in zip(ab, frames)])
         assert smoother.cuts == 0
     assert lag[6.0] < 0.5 * lag[float("inf")]
+
+
+def test_cut_between_scenes_of_equal_brightness_is_found():
+    other = OTHER.astype(np.float32) / 2.55
+    other += pan(N // 2 - 1).mean() / 2.55 - other.mean()  # the same mean L*: only the picture changes
+    smoother = TemporalSmoother()
+    for i in range(N):
+        l = (pan(i).astype(np.float32) / 2.55 if i < N // 2 else other)[None]
+        smoother(np.zeros((2, H, W), np.float32), l)
+    assert smoother.cuts == 1
 
 
 def test_file_objects_limits_and_mkv_for_pcm(tmp_path):

@@ -257,11 +257,14 @@ class _Run:
             self.done.put(("video", (timing, rgb)))
         batch.clear()
 
-    def run(self) -> int:
-        """Colorize every frame; returns the number written. Raises what a stage raised."""
+    def run(self, threads: int) -> int:
+        """Colorize every frame with ``threads`` torch threads here; returns the number written.
+        Raises what a stage raised."""
         stages = [_Stage(self.read, self.stop), _Stage(self.write, self.stop)]
         for s in stages:
             s.start()
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
         try:
             batch: list = []
             while True:
@@ -282,6 +285,7 @@ class _Run:
         except _Stopped:  # a stage failed: its error is raised below
             pass
         finally:
+            torch.set_num_threads(torch_threads)
             self.stop.set()  # on Ctrl-C or an error here: the stages leave within 0.1 s
             for s in stages:
                 s.join()
@@ -293,7 +297,8 @@ class _Run:
 
 def colorize_video(colorizer, src, dst, temporal: float = DEFAULT_TEMPORAL, size="default", rebalance="default",
                    progress=None, max_seconds: float | None = None, max_pixels: int | None = None,
-                   crf: int = 18, preset: str = "veryfast", format: str | None = None) -> VideoResult:
+                   crf: int = 18, preset: str = "superfast", format: str | None = None,
+                   threads: int | None = None) -> VideoResult:
     """Colorize the video ``src`` (path or binary file object) into ``dst`` (path: .mp4, .m4v,
     .mov, .mkv; or a writable, seekable file object, written as ``format``, default MP4).
 
@@ -303,6 +308,11 @@ def colorize_video(colorizer, src, dst, temporal: float = DEFAULT_TEMPORAL, size
     longer videos or larger frames raise :class:`VideoError` of kind ``"too_large"``. ``crf``,
     ``preset``: libx264's quality (lower crf is better and larger) and speed. MP4 output whose
     audio MP4 cannot hold becomes Matroska (``.mkv``); :attr:`VideoResult.path` says where.
+
+    ``threads``: torch's intra-op threads for the model and recombination during the call
+    (process-wide, restored after; default: two fewer than set, at least 1). The pipeline's
+    stages already keep two cores busy, and OpenMP regions whose threads wait for busy cores
+    stall: on 2 shared cores, 2 threads made the model 5x slower than 1 (benchmarks/README.md).
 
     Raises:
         VideoError: one line naming the file: not a video, corrupt or truncated, too large, or
@@ -331,7 +341,7 @@ def colorize_video(colorizer, src, dst, temporal: float = DEFAULT_TEMPORAL, size
                 run = _Run(colorizer, inp, out, _add_streams(out, inp, crf, preset), smoother,
                            colorizer._size(size), rebalance, progress, max_seconds, name)
                 run.expected = vin.frames or round(seconds * fps)
-                frames = run.run()
+                frames = run.run(threads or max(1, torch.get_num_threads() - 2))
                 if frames == 0:
                     raise VideoError(name, "no frames could be decoded", kind="corrupt")
                 if vin.frames and frames < vin.frames - max(2, 0.02 * vin.frames):
