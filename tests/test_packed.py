@@ -114,3 +114,33 @@ def test_packed_and_data_together_is_a_usage_error(folder, tmp_path, capsys):
     assert "not both" in capsys.readouterr().err
     assert main(["train", "--packed", str(tmp_path / "none.pack"), "--out", str(tmp_path / "r")]) == 2
     assert "no such pack file" in capsys.readouterr().err
+
+
+def test_gpu_training_script_runs_on_the_cpu_at_tiny_size(folder, tmp_path):
+    """experiments/train_gpu.sh as the device runs it (dlnet from src/ on PYTHONPATH), on the CPU:
+    what comes back is a loadable fp16 U-Net model, the log with images/s, the CSV and the config,
+    within the device's limits (at most 8 files of 16 MiB)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dlnet.weights import load_model
+
+    pack, out = tmp_path / "p.pack", tmp_path / "out"
+    assert main(["pack", "--data", str(folder), "-o", str(pack), "--size", "32", "--format", "webp"]) == 0
+    torch.manual_seed(0)
+    init = save_model(DLNet(ModelConfig(encoder="efficientnet_lite0")), tmp_path / "init.safetensors",
+                      extra={"images_seen": 50})
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PACK=str(pack), INIT=str(init), MAX_TIME="00:00:00:06", BATCH="4", OUT=str(out),
+               PYTHON=sys.executable, EXTRA="--limit-val-batches 1")
+    r = subprocess.run(["bash", str(root / "experiments" / "train_gpu.sh")], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "images/s" in r.stdout
+    files = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert len(files) <= 8 and all((out / f).stat().st_size < 16 * 2**20 for f in files)
+    assert {"config.yaml", "metrics.csv", "train.log"} <= set(files)
+    model_file = next(out.glob("gpu-*.safetensors"))
+    assert load_model(model_file).config.decoder == "unet" and images_seen(model_file) > 50

@@ -244,9 +244,9 @@ def _loggers(out: Path) -> list:
 
 
 def _progress_bar():
-    if importlib.util.find_spec("rich"):
+    if importlib.util.find_spec("rich") and sys.stderr.isatty():
         return RichProgressBar()
-    return TQDMProgressBar()
+    return TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 100)  # a log file: a line per 100 steps
 
 
 def _devices(value: str):

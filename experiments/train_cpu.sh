@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The shipped model's training on the CPU, all session long (issue 9): start it at the beginning
+# of every session. It runs in the background, niced, in a run folder outside the repository, and
+# continues from where the last session stopped (RUN/checkpoints/last.ckpt), or on a new machine
+# from INIT (default: the shipped default model). Pause it while benchmarking:
+#   kill -STOP $(cat RUN.pid)   ...   kill -CONT $(cat RUN.pid)
+# Stop it (the final state is saved):  kill -INT $(cat RUN.pid)
+#
+# Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA may be set)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=${RUN:-../runs/shipped-cpu}
+PACK=${PACK:-../runs/places128.pack}
+DATA=${DATA:-../shared/data}
+DLNET=${DLNET:-.venv/bin/dlnet}
+if [ -f "$RUN.pid" ] && kill -0 "$(cat "$RUN.pid")" 2>/dev/null; then
+  echo "already running: pid $(cat "$RUN.pid")"; exit 0
+fi
+if [ ! -f "$PACK" ]; then  # decoded once into PACK.u8 by the first training run
+  "$DLNET" pack --data "$DATA/miniplaces-val" --extra-train "$DATA/miniplaces-train" -o "$PACK" --quality 90
+fi
+mkdir -p "$RUN"
+if [ -f "$RUN/checkpoints/last.ckpt" ]; then
+  start=(--config "$RUN/config.yaml" --resume)
+else
+  # The recipe chosen by the side-by-side probe (docs/RESULTS.md): U-Net decoder, local loss
+  # balanced by the global loss, encoder at a tenth of the decoder's learning rate.
+  start=(--packed "$PACK" --init "${INIT:-dlnet-effnet-local}" --encoder efficientnet_lite0 --decoder unet
+         --size 128 --batch-size 32 --lr 1e-3 --encoder-lr-scale 0.1 --warmup-steps 100 --loss local
+         --global-weight 5 --epochs 100000 --val-every-steps 250)
+fi
+OMP_NUM_THREADS=${THREADS:-2} nohup nice -n 5 "$DLNET" train "${start[@]}" --out "$RUN" >>"$RUN.log" 2>&1 &
+echo $! > "$RUN.pid"
+echo "training in the background: pid $!, log $RUN.log, run $RUN"
