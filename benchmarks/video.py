@@ -151,7 +151,7 @@ def flicker_table(args) -> None:
 def working_ab(colorizer: Colorizer, path: Path) -> tuple[list, list]:
     """a*b* predicted frame by frame at the working size, and the working-size L*."""
     ls = [colorizer._to_working(torch.from_numpy(lightness(f))[None, None], colorizer.size) for f in read_frames(path)]
-    return [colorizer._predict_working(l)[0].numpy() for l in ls], [l[0].numpy() for l in ls]
+    return [colorizer._predict(l, colorizer.options)[0].numpy() for l in ls], [l[0].numpy() for l in ls]
 
 
 def sweep(colorizer: Colorizer, clips: dict, folder: Path) -> None:

@@ -211,8 +211,8 @@ def test_file_objects_limits_and_mkv_for_pcm(tmp_path):
     with pytest.raises(VideoError, match="over the limit of 0.5 s") as e:
         colorizer.colorize_video(io.BytesIO(clip), io.BytesIO(), max_seconds=0.5)
     assert e.value.kind == "too_large"
-    with pytest.raises(VideoError, match="96x64 frames are over the limit") as e:
-        colorizer.colorize_video(io.BytesIO(clip), io.BytesIO(), max_pixels=5000)
+    with pytest.raises(VideoError, match="96x64 frames are over the limit of 0.005 MP"):
+        colorizer.colorize_video(io.BytesIO(clip), io.BytesIO(), colorizer.options.replace(max_megapixels=0.005))
 
 
 def test_interrupt_stops_cleanly_and_leaves_nothing(tmp_path):

@@ -156,17 +156,6 @@ class Colorizer:
         post = self._post(options)
         return ab if post is None else post(ab, small)
 
-    # The two forms dlnet.video (written beside this change) still passes: ``"default"`` for the
-    # Colorizer's own size or rebalancing, a post-process or None for rebalancing.
-    def _size(self, size: int | None | str) -> int | None:
-        return self.options.size if isinstance(size, str) else size
-
-    def _predict_working(self, small: torch.Tensor, rebalance="default") -> torch.Tensor:
-        if isinstance(rebalance, str):
-            return self._predict(small, self.options)
-        ab = self.predict_ab(small)
-        return ab if rebalance is None else rebalance(ab, small)
-
     @staticmethod
     def _to_full(ab: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         """Working-size a*b* -> full resolution (bilinear: a*b* are smooth, L carries detail)."""
@@ -281,14 +270,15 @@ class Colorizer:
             return
         yield from zip((key for key, _ in group), results)
 
-    def colorize_video(self, src, dst, **options):
+    def colorize_video(self, src, dst, options: InferenceOptions | None = None, **kwargs):
         """Colorize a video (path or file object) into ``dst`` (``.mp4``, ``.mkv``, ...): every
-        frame as a photo, colour smoothed over time (``temporal``, 0 = off), audio copied, frames
-        streamed. Options and result: :func:`dlnet.video.colorize_video`.
+        frame as a photo with ``options`` (default: the Colorizer's), colour smoothed over time
+        (``temporal``, 0 = off), audio copied, frames streamed. The other arguments and the
+        result: :func:`dlnet.video.colorize_video`.
 
         Example:
             >>> Colorizer.from_pretrained().colorize_video("film.avi", "film-colour.mp4")  # doctest: +SKIP
         """
         from .video import colorize_video
 
-        return colorize_video(self, src, dst, **options)
+        return colorize_video(self, src, dst, options, **kwargs)

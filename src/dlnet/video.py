@@ -35,6 +35,7 @@ import torch
 from .atomic import atomic_path
 from .fullres import lightness, merge_rgb8
 from .imageio import ImageError
+from .options import InferenceOptions
 from .temporal import DEFAULT_TEMPORAL, TemporalSmoother
 
 __all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoResult", "colorize_video", "output_path", "read_frames"]
@@ -195,9 +196,9 @@ class _Run:
     """One video through the pipeline: :meth:`read` and :meth:`write` on their own threads, the
     model, smoothing and recombination on the caller's (:meth:`run`)."""
 
-    def __init__(self, colorizer, inp, out, streams, smoother, size, rebalance, progress, max_seconds, name):
+    def __init__(self, colorizer, inp, out, streams, smoother, options, progress, max_seconds, name):
         self.colorizer, self.inp, self.out, (self.vout, self.aout) = colorizer, inp, out, streams
-        self.smoother, self.size, self.rebalance, self.progress = smoother, size, rebalance, progress
+        self.smoother, self.options, self.progress = smoother, options, progress
         self.max_seconds, self.name = max_seconds, name
         self.stop = threading.Event()
         self.decoded, self.done = _Pipe(self.stop), _Pipe(self.stop)
@@ -245,8 +246,9 @@ class _Run:
 
     def _colour(self, batch: list) -> None:
         t, c = time.perf_counter(), self.colorizer
-        small = torch.cat([c._to_working(torch.from_numpy(l)[None, None].to(c.device), self.size) for _, l in batch])
-        ab = c._predict_working(small, self.rebalance).float().cpu().numpy()
+        small = torch.cat([c._to_working(torch.from_numpy(l)[None, None].to(c.device), self.options.size)
+                           for _, l in batch])
+        ab = c._predict(small, self.options).float().cpu().numpy()
         small = small.cpu().numpy()
         ab = [self.smoother(ab[i], small[i]) for i in range(len(batch))]
         self.stage_s["model"] += time.perf_counter() - t
@@ -295,17 +297,18 @@ class _Run:
         return self.frames
 
 
-def colorize_video(colorizer, src, dst, temporal: float = DEFAULT_TEMPORAL, size="default", rebalance="default",
-                   progress=None, max_seconds: float | None = None, max_pixels: int | None = None,
-                   crf: int = 18, preset: str = "superfast", format: str | None = None,
-                   threads: int | None = None) -> VideoResult:
+def colorize_video(colorizer, src, dst, options: InferenceOptions | None = None, temporal: float = DEFAULT_TEMPORAL,
+                   progress=None, max_seconds: float | None = None, crf: int = 18, preset: str = "superfast",
+                   container: str | None = None, threads: int | None = None) -> VideoResult:
     """Colorize the video ``src`` (path or binary file object) into ``dst`` (path: .mp4, .m4v,
-    .mov, .mkv; or a writable, seekable file object, written as ``format``, default MP4).
+    .mov, .mkv; or a writable, seekable file object, written as ``container``, default MP4).
 
-    ``temporal``: strength of :class:`~dlnet.temporal.TemporalSmoother` (0: every frame on its own). ``size``,
-    ``rebalance``: as for :meth:`Colorizer.colorize`. ``progress(frames_done, frames_total)``
-    is called as frames are written (total 0 when unknown). ``max_seconds``, ``max_pixels``:
-    longer videos or larger frames raise :class:`VideoError` of kind ``"too_large"``. ``crf``,
+    ``options``: working size, rebalancing and pixel limit (per frame) as for photos (default:
+    the Colorizer's; the output format and quality apply to photos only). ``temporal``:
+    strength of :class:`~dlnet.temporal.TemporalSmoother` (0: every frame on its own).
+    ``progress(frames_done, frames_total)`` is called as frames are written (total 0 when
+    unknown). ``max_seconds``: longer videos raise :class:`VideoError` of kind ``"too_large"``,
+    as do frames over the pixel limit. ``crf``,
     ``preset``: libx264's quality (lower crf is better and larger) and speed. MP4 output whose
     audio MP4 cannot hold becomes Matroska (``.mkv``); :attr:`VideoResult.path` says where.
 
@@ -320,7 +323,7 @@ def colorize_video(colorizer, src, dst, temporal: float = DEFAULT_TEMPORAL, size
     """
     av, started = _av(), time.perf_counter()
     name = None if hasattr(src, "read") else str(src)
-    smoother, final = TemporalSmoother(temporal), None
+    options, smoother, final = options or colorizer.options, TemporalSmoother(temporal), None
     inp = _open_input(src, name)
     try:
         vin = inp.streams.video[0]
@@ -328,18 +331,18 @@ def colorize_video(colorizer, src, dst, temporal: float = DEFAULT_TEMPORAL, size
         fps = float(vin.average_rate or vin.guessed_rate or 25)
         seconds = float(vin.duration * vin.time_base) if vin.duration else (inp.duration or 0) / 1e6
         w, h = vin.codec_context.width, vin.codec_context.height
-        if max_pixels is not None and w * h > max_pixels:
-            raise VideoError(name, f"{w}x{h} frames are over the limit of {max_pixels / 1e6:.1f} MP", kind="too_large")
+        if w * h > options.max_pixels:
+            raise VideoError(name, f"{w}x{h} frames are over the limit of {options.max_megapixels:g} MP", kind="too_large")
         if max_seconds is not None and seconds > max_seconds:
             raise VideoError(name, f"{seconds:.1f} s long, over the limit of {max_seconds:g} s", kind="too_large")
-        final, fmt = _target(dst, format, inp)
+        final, fmt = _target(dst, container, inp)
         if final is not None:
             final.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(final) if final is not None else contextlib.nullcontext(None) as tmp:
             out = av.open(str(tmp) if tmp else dst, "w", format=fmt)
             try:
-                run = _Run(colorizer, inp, out, _add_streams(out, inp, crf, preset), smoother,
-                           colorizer._size(size), rebalance, progress, max_seconds, name)
+                run = _Run(colorizer, inp, out, _add_streams(out, inp, crf, preset), smoother, options,
+                           progress, max_seconds, name)
                 run.expected = vin.frames or round(seconds * fps)
                 frames = run.run(threads or max(1, torch.get_num_threads() - 2))
                 if frames == 0:

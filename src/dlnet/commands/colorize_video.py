@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import UsageError, millions
+from . import UsageError
 
 VIDEO = "video"  # the Job.fmt of a video
 
@@ -82,8 +82,7 @@ def process(jobs: list, colorizer, args: argparse.Namespace, tally, advance, bar
                 if task is not None:
                     bar.update(task, completed=done, total=max(total, done) or None)
 
-            colorizer.colorize_video(job.src, final, temporal=args.temporal, progress=progress,
-                                     max_pixels=millions("--max-megapixels", args.max_megapixels))
+            colorizer.colorize_video(job.src, final, temporal=args.temporal, progress=progress)
             tally.done += 1
         except VideoError as e:
             tally.fail(job.src, e.cause if e.path in (None, str(job.src)) else f"output {e}")
