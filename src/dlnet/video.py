@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import queue
 import threading
@@ -38,13 +39,18 @@ from .imageio import ImageError
 from .options import InferenceOptions
 from .temporal import DEFAULT_TEMPORAL, TemporalSmoother
 
-__all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoResult", "colorize_video", "output_path", "read_frames"]
+__all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoResult", "colorize_video", "colorize_video_bytes", "output_path",
+           "read_frames"]
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpeg", ".mpg", ".m2v", ".ts", ".mts",
                   ".m2ts", ".wmv", ".flv", ".ogv", ".3gp", ".vob", ".dv"}
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _PLANAR_YUV8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
 _MP4_AUDIO = {"aac", "mp3", "mp2", "mp1", "ac3", "eac3", "opus", "flac", "alac"}
+# The demuxers FFmpeg may pick for an input (of the suffixes above): never playlists or
+# concatenation lists, which would make FFmpeg open other files or URLs they name.
+_DEMUXERS = "mov,matroska,avi,mpeg,mpegts,mpegvideo,flv,asf,ogg,dv"
+_MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "matroska": "video/x-matroska"}
 _QUEUE = 8  # items per pipeline queue: a few full-resolution frames per stage
 
 
@@ -81,7 +87,8 @@ def _why(e: Exception) -> str:
 def _open_input(src, name):
     av = _av()
     try:
-        container = av.open(src if hasattr(src, "read") else os.fspath(src), "r")
+        container = av.open(src if hasattr(src, "read") else os.fspath(src), "r",
+                            container_options={"format_whitelist": _DEMUXERS})
     except FileNotFoundError:
         raise VideoError(name, "no such file", kind="io") from None
     except PermissionError:
@@ -363,6 +370,21 @@ def colorize_video(colorizer, src, dst, options: InferenceOptions | None = None,
         raise VideoError(final if final is not None else name, f"cannot write: {e.strerror or e}", kind="io") from None
     finally:
         inp.close()
+
+
+def colorize_video_bytes(colorizer, data: bytes, options: InferenceOptions | None = None,
+                         max_seconds: float | None = None) -> tuple[bytes, str]:
+    """A video upload held in memory -> ``(colorized video, its media type)``; for the web
+    server, which never writes uploads to disk. Raises :class:`VideoError`; its kind
+    ``"not_image"`` means that ``data`` is neither a photo nor a video."""
+    out = io.BytesIO()
+    try:
+        result = colorize_video(colorizer, io.BytesIO(data), out, options, max_seconds=max_seconds)
+    except VideoError as e:
+        if e.kind == "not_image":
+            raise VideoError(None, "not an image or a video dlnet can read", kind="not_image") from None
+        raise
+    return out.getvalue(), _MEDIA_TYPES[result.container]
 
 
 def read_frames(src):
