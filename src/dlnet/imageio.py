@@ -236,8 +236,9 @@ def read_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray | Ph
                 raise ImageError(path, "empty file (0 bytes)", kind="corrupt")
             fp = path
         with warnings.catch_warnings():
-            # Pillow only warns below 2x its own limit; ours (max_pixels) decides instead.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # A decoder's warnings (possibly corrupt EXIF, ...) are not the user's to read, and
+            # would be two lines on stderr; Pillow's bomb warning defers to max_pixels anyway.
+            warnings.simplefilter("ignore")
             with Image.open(fp) as img:
                 return to_photo(img, path, max_pixels)
     except ImageError:

@@ -178,11 +178,17 @@ def plan(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None, overwr
             tally.fail(src, f"output {dst} would overwrite an input; choose another -o")
         elif key in taken:
             tally.fail(src, f"output {dst} is already the output of {taken[key]}")
-        elif dst.is_dir():
-            tally.fail(src, f"output {dst} is a folder")
         else:
+            try:
+                is_dir, exists = dst.is_dir(), dst.exists()
+            except OSError as e:  # a name too long for the file system, say
+                tally.fail(src, f"output {dst}: {e.strerror or e}")
+                continue
+            if is_dir:
+                tally.fail(src, f"output {dst} is a folder")
+                continue
             taken[key] = src
-            if dst.exists() and not overwrite:
+            if exists and not overwrite:
                 tally.skipped += 1
             else:
                 jobs.append(Job(src, dst, out_fmt))
