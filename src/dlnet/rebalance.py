@@ -20,8 +20,12 @@ blotchy. The post-process:
 
 Example:
     >>> cfg = RebalanceConfig(k1=6, k2=2, kernel=7, gamma=0.8)
-    >>> ab = rebalance(ab, l, cfg)                         # (B, 2, h, w) -> (B, 2, h, w)
-    >>> colorizer = Colorizer(model, rebalance=Rebalance(cfg))
+    >>> ab = torch.randn(2, 2, 64, 96) * 20                # predicted a*b*, at working size
+    >>> rebalance(ab, None, cfg).shape                     # (B, 2, h, w) -> (B, 2, h, w)
+    torch.Size([2, 2, 64, 96])
+    >>> from dlnet import InferenceOptions
+    >>> InferenceOptions(rebalance=cfg).rebalance.k1       # how the Colorizer is asked for it
+    6
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ Uploads stay in memory, nothing a user sends names a file, errors are ``{"detail
 
 Example:
     >>> import uvicorn
-    >>> app = create_app(settings=ServeSettings(weights="my-model.safetensors"))
+    >>> app = create_app(settings=ServeSettings(weights="my-model.safetensors"))   # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)     # doctest: +SKIP
 """
 
