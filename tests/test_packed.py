@@ -7,7 +7,7 @@ from PIL import Image
 
 from dlnet.cli import main
 from dlnet.data import load_rgb, make_split, resize_crop
-from dlnet.packed import augment, load_packed, pack_photos
+from dlnet.packed import augment, load_packed, pack_names, pack_photos
 from dlnet.training import init_from
 from dlnet.model import DLNet, ModelConfig
 from dlnet.weights import images_seen, save_model
@@ -32,14 +32,14 @@ def test_pack_holds_train_and_val_never_test(folder, tmp_path, fmt, capsys):
         len(split.train) + len(split.val)
     assert summary["train_skipped"] + summary["val_skipped"] == sum(
         p.name in ("grey.jpg", "broken.jpg") for p in split.train + split.val)
-    with np.load(tmp_path / "p.pack") as z:
-        packed = set(z["train_names"]) | set(z["val_names"])
+    packed = set(pack_names(tmp_path / "p.pack", "train")) | set(pack_names(tmp_path / "p.pack", "val"))
+    assert len(packed) == summary["train"] + summary["val"]
     assert not packed & {str(p) for p in split.test}
+    assert pack_names(tmp_path / "p.pack", "test") == [str(p) for p in split.test]
     photos = load_packed(tmp_path / "p.pack")
     assert photos["train"].shape == (summary["train"], 3, 32, 32) and photos["train"].dtype == torch.uint8
     # the decoded photos are the photos, resized and centre-cropped (lossy codec: close, not equal)
-    with np.load(tmp_path / "p.pack") as z:
-        first = z["train_names"][0]
+    first = pack_names(tmp_path / "p.pack", "train")[0]
     expected = torch.from_numpy(np.asarray(resize_crop(load_rgb(first), 32))).permute(2, 0, 1)
     assert (photos["train"][0].float() - expected.float()).abs().mean() < 4
 
@@ -53,6 +53,15 @@ def test_decoded_cache_is_made_once_and_remade_when_the_pack_changes(folder, tmp
     assert torch.equal(load_packed(tmp_path / "p.pack")["train"], a) and cache.stat().st_mtime_ns == mtime
     pack_photos(split, tmp_path / "p.pack", size=32, limit=3)
     assert len(load_packed(tmp_path / "p.pack")["train"]) == 3
+
+
+def test_a_size_budget_shortens_only_the_training_photos(folder, tmp_path):
+    split = make_split([folder], seed=0)
+    full = pack_photos(split, tmp_path / "full.pack", size=128, fmt="webp")
+    budget = full["bytes"] * 3 // 4
+    part = pack_photos(split, tmp_path / "part.pack", size=128, fmt="webp", max_bytes=budget)
+    assert part["bytes"] <= budget and part["val"] == full["val"]
+    assert 0 < part["train"] < full["train"] and part["over_budget"] > 0
 
 
 def test_augment_full_crop_is_the_photo_or_its_mirror():

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 
 from .data import GREY_TOLERANCE, DataError, Split, load_rgb, resize_crop
 
-__all__ = ["pack_photos", "load_packed", "augment", "PackedDataModule"]
+__all__ = ["pack_photos", "pack_names", "load_packed", "augment", "PackedDataModule"]
 
 _PARTS = ("train", "val")
 
@@ -61,41 +61,60 @@ def _encode(path: Path, size: int, quality: int, fmt: str) -> bytes | None:
 
 
 def pack_photos(split: Split, out: str | Path, size: int = 128, quality: int = 75,
-                limit: int | None = None, fmt: str = "jpeg") -> dict:
+                limit: int | None = None, fmt: str = "jpeg", max_bytes: int | None = None) -> dict:
     """Write the train and val photos of ``split`` into one ``.pack`` (npz) file, atomically.
 
-    ``limit`` keeps only the first N training photos (a smaller pack for a tight size limit;
-    the split is shuffled per category, so a prefix still covers every category). Returns a
-    summary: counts per part, skipped photos, bytes.
+    ``limit`` keeps only the first N training photos, and ``max_bytes`` stops adding training
+    photos before the file would pass that size (a pack that must travel); the split is
+    shuffled per category, so a prefix still covers every category. Returns a summary: counts
+    per part, photos left out (grey or unreadable), photos over the budget, bytes.
     """
     out = Path(out)
     arrays: dict[str, np.ndarray] = {}
     if fmt not in ("jpeg", "webp"):
         raise DataError(f"pack format must be jpeg or webp, got {fmt!r}")
-    summary: dict = {"size": size, "quality": quality, "format": fmt}
-    for part in _PARTS:
+    summary: dict = {"size": size, "quality": quality, "format": fmt, "over_budget": 0}
+    used = 4096 + sum(len(str(p)) for p in split.test) // 4  # npz headers and the compressed test list
+    for part in ("val", "train"):  # val first: a budget only ever shortens the training photos
         files = list(getattr(split, part))[: limit if part == "train" else None]
         blobs, names = [], []
-        for f in files:
+        for i, f in enumerate(files):
             data = _encode(Path(f), size, quality, fmt)
-            if data is not None:
-                blobs.append(np.frombuffer(data, np.uint8))
-                names.append(str(f))
+            if data is None:
+                continue
+            cost = len(data) + 8 + len(str(f)) // 4  # photo, offset, compressed name
+            if max_bytes is not None and used + cost > max_bytes:
+                summary["over_budget"] = len(files) - i
+                files = files[:i]
+                break
+            used += cost
+            blobs.append(np.frombuffer(data, np.uint8))
+            names.append(str(f))
         if not blobs:
             raise DataError(f"no usable {part} photos to pack")
         arrays[f"{part}_data"] = np.concatenate(blobs)
         arrays[f"{part}_offsets"] = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
-        arrays[f"{part}_names"] = np.array(names)
+        arrays[f"{part}_names"] = _text(names)
         summary[part] = len(blobs)
         summary[f"{part}_skipped"] = len(files) - len(blobs)
-    arrays["meta"] = np.array(json.dumps({"size": size, "quality": quality, "format": fmt,
-                                          "test": [str(p) for p in split.test]}))
+    arrays["test_names"] = _text([str(p) for p in split.test])
+    arrays["meta"] = _text([json.dumps({"size": size, "quality": quality, "format": fmt})])
     tmp = out.with_name(out.name + ".tmp.npz")  # np.savez appends .npz to other names
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(tmp, **arrays)
+    np.savez_compressed(tmp, **arrays)  # the photos are already compressed; the names are not
     os.replace(tmp, out)
     summary["bytes"] = out.stat().st_size
     return summary
+
+
+def _text(lines: list[str]) -> np.ndarray:
+    return np.frombuffer("\n".join(lines).encode(), np.uint8)
+
+
+def pack_names(path: str | Path, part: str) -> list[str]:
+    """The source paths of a pack's ``train``, ``val`` or ``test`` photos (test: listed, not packed)."""
+    with np.load(path) as z:
+        return z[f"{part}_names"].tobytes().decode().split("\n")
 
 
 def _decode_one(blob: np.ndarray) -> np.ndarray:
@@ -123,7 +142,7 @@ def load_packed(path: str | Path, device: str | torch.device = "cpu") -> dict[st
     if not path.is_file():
         raise DataError(f"{path}: no such pack file (make one with dlnet pack)")
     with np.load(path) as z:
-        meta = json.loads(str(z["meta"]))
+        meta = json.loads(z["meta"].tobytes().decode())
         counts = {p: len(z[f"{p}_offsets"]) - 1 for p in _PARTS}
         s = meta["size"]
         if device.type != "cpu":  # decoded once per run, then all photos live on the device

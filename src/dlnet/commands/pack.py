@@ -21,6 +21,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["jpeg", "webp"], default="jpeg", help="photo encoding (webp: ~40%% smaller)")
     p.add_argument("--quality", type=int, default=75, help="JPEG/WebP quality 1..95 (default 75)")
     p.add_argument("--limit", type=int, help="pack only the first N training photos (every category keeps a share)")
+    p.add_argument("--max-mib", type=float, help="stop adding training photos before the pack passes this size")
     p.add_argument("--seed", type=int, default=0, help="split seed (the same as dlnet train's)")
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--val-fraction", type=float, default=0.05)
@@ -40,11 +41,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--size must be at least 32, got {args.size}")
     try:
         split = make_split(args.data, args.test_fraction, args.val_fraction, args.seed, args.extra_train)
-        summary = pack_photos(split, out, args.size, args.quality, args.limit, args.format)
+        summary = pack_photos(split, out, args.size, args.quality, args.limit, args.format,
+                              None if args.max_mib is None else int(args.max_mib * 2**20))
     except DataError as e:
         raise UsageError(str(e)) from e
     write_split(split, out.with_name(out.name + ".split"))
     print(f"{out}: {summary['train']} train + {summary['val']} val photos "
-          f"({summary['train_skipped'] + summary['val_skipped']} grey or unreadable left out), "
+          f"({summary['train_skipped'] + summary['val_skipped']} grey or unreadable left out, "
+          f"{summary['over_budget']} over the size budget), "
           f"{summary['bytes'] / 2**20:.1f} MiB; test list: {out}.split/test.txt")
     return 0
