@@ -237,3 +237,23 @@ def test_interrupt_stops_cleanly_and_leaves_nothing(tmp_path):
 def test_cli_rejects_temporal_out_of_range(tmp_path, capsys):
     assert main(["colorize", str(write_clip(tmp_path / "a.mp4")), "-o", str(tmp_path / "o"), "--temporal", "1"]) == 2
     assert "--temporal must lie in 0..1" in capsys.readouterr().err
+
+
+def test_server_takes_a_short_video_and_refuses_a_long_one(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from dlnet.serve import ServeSettings, create_app
+
+    clip = write_clip(tmp_path / "film.mp4", audio=("aac", 16000)).read_bytes()
+    for limit, status in ((30.0, 200), (0.5, 413), (0.0, 415)):
+        app = create_app(_colorizer(), ServeSettings(default_size=64, max_video_seconds=limit))
+        resp = TestClient(app).post("/v1/colorize", files={"file": ("film.mp4", clip, "video/mp4")})
+        assert resp.status_code == status, resp.text
+        if status == 200:
+            assert resp.headers["content-type"] == "video/mp4"
+            got, want = tmp_path / "got.mp4", tmp_path / "film.mp4"
+            got.write_bytes(resp.content)
+            assert describe(got)["frames"] == N and describe(got)["audio"] == describe(want)["audio"]
+        else:
+            detail = resp.json()["detail"]
+            assert ("over the limit of 0.5 s" if status == 413 else "not an image") in detail.lower(), detail

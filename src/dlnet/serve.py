@@ -18,6 +18,10 @@ Limits, checked as early as they can be:
 * image over ``max_pixels``: 413, from the image header before the pixels are decoded;
 * not an image: 415; a corrupt or truncated one: 400 (decided by decoding, never by name or header).
 
+An upload that is not a photo is tried as a short video (:func:`dlnet.video.colorize_video_bytes`):
+longer than ``max_video_seconds``: 413; neither photo nor video: 415. The answer is then MP4 (or
+Matroska when MP4 cannot hold the audio).
+
 Uploads stay in memory, nothing a user sends names a file, errors are ``{"detail": "<sentence>"}``.
 
 Example:
@@ -64,7 +68,8 @@ STATUS_OF_KIND = {"not_image": 415, "too_large": 413, "unencodable": 422}
 COLORIZE_PATH = "/v1/colorize"
 # The page loads nothing from elsewhere; say so to the browser too.
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+                               "object-src 'none'; "
                                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -87,6 +92,7 @@ class ServeSettings:
         queue_size: requests allowed to wait for a worker; more get 503 + ``Retry-After``.
         retry_after_s: the ``Retry-After`` sent with a 503.
         upload_timeout_s: time from a request's headers to the end of its upload (408 beyond).
+        max_video_seconds: the longest video accepted (413 above); 0 refuses videos (415).
     """
 
     weights: str | None = None
@@ -101,6 +107,7 @@ class ServeSettings:
     queue_size: int = 16
     retry_after_s: int = 2
     upload_timeout_s: float = 60.0
+    max_video_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         _ = self.options  # building the default options checks default_size and max_pixels
@@ -112,6 +119,8 @@ class ServeSettings:
             raise ValueError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
         if not (math.isfinite(self.upload_timeout_s) and self.upload_timeout_s > 0):
             raise ValueError(f"upload_timeout_s must be a positive number of seconds, got {self.upload_timeout_s}")
+        if not (math.isfinite(self.max_video_seconds) and self.max_video_seconds >= 0):
+            raise ValueError(f"max_video_seconds must be 0 or a positive number, got {self.max_video_seconds}")
 
 
     @property
@@ -206,12 +215,21 @@ class _Slots:
             self.active -= 1
 
 
-def _colorize_bytes(colorizer: Colorizer, data: bytes, options: InferenceOptions) -> bytes:
-    """Decode, colorize, encode: the whole CPU-bound job, run in a worker thread."""
+def _colorize_bytes(colorizer: Colorizer, data: bytes, options: InferenceOptions,
+                    max_video_seconds: float = 0) -> tuple[bytes, str]:
+    """Decode, colorize, encode: the whole CPU-bound job, run in a worker thread.
+    Returns the result and its media type."""
     try:
-        photo = read_image(data, max_pixels=options.max_pixels)
+        try:
+            photo = read_image(data, max_pixels=options.max_pixels)
+        except ImageError as e:
+            if e.kind != "not_image" or max_video_seconds <= 0:
+                raise
+            from .video import colorize_video_bytes  # not a photo: perhaps a short video
+
+            return colorize_video_bytes(colorizer, data, options, max_video_seconds)
         result = colorizer.colorize(photo, options)
-        return encode_image(result, options.format, quality=options.quality)
+        return encode_image(result, options.format, quality=options.quality), MEDIA_TYPES[options.format]
     except ImageError as e:
         raise _Rejected(STATUS_OF_KIND.get(e.kind, 400), f"{e.cause[:1].upper()}{e.cause[1:]}.") from e
 
@@ -289,29 +307,30 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
             "defaults": {"size": settings.default_size, "rebalance": settings.rebalance},
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
                        "max_size": settings.max_size, "workers": settings.workers,
-                       "queue_size": settings.queue_size, "upload_timeout_s": settings.upload_timeout_s},
+                       "queue_size": settings.queue_size, "upload_timeout_s": settings.upload_timeout_s,
+                       "max_video_seconds": settings.max_video_seconds},
         }
 
     error_responses = {code: {"model": _ErrorBody, "description": text} for code, text in {
         400: "corrupt or truncated image",
         408: "the upload did not arrive in time",
         413: "upload or image too large",
-        415: "not an image",
+        415: "not an image or video",
         422: "invalid option",
         503: "busy: retry after the Retry-After header's seconds",
     }.items()}
 
     @app.post(
         COLORIZE_PATH,
-        summary="Colorize one photo",
+        summary="Colorize one photo or short video",
         response_class=Response,
         max_body_size=settings.max_upload_bytes,
-        responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()},
-                         "description": "the colorized photo, same width and height as the upload"},
+        responses={200: {"content": {t: {} for t in (*MEDIA_TYPES.values(), "video/mp4")},
+                         "description": "the colorized photo or video, same width and height as the upload"},
                    **error_responses},
     )
     async def colorize(
-        file: Annotated[UploadFile, File(description="the photo (any format Pillow reads)")],
+        file: Annotated[UploadFile, File(description="the photo (any format Pillow reads) or a short video")],
         size: Annotated[int | None, Form(ge=MIN_SIZE, le=settings.max_size,
                                          description="working size, longer side in px")] = None,
         rebalance: Annotated[bool | None, Form(description="rebalance colours (fewer greys)")] = None,
@@ -322,9 +341,11 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
         options = settings.options.replace(size=size or settings.default_size, format=fmt,
                                            rebalance=settings.rebalance if rebalance is None else rebalance)
         with slots.hold():
-            out = await asyncio.get_running_loop().run_in_executor(pool, _colorize_bytes, colorizer, data, options)
-        return Response(out, media_type=MEDIA_TYPES[fmt],
-                        headers={"Content-Disposition": f'inline; filename="colorized.{fmt}"',
+            out, media_type = await asyncio.get_running_loop().run_in_executor(
+                pool, _colorize_bytes, colorizer, data, options, settings.max_video_seconds)
+        ext = {"video/mp4": "mp4", "video/x-matroska": "mkv"}.get(media_type, fmt)
+        return Response(out, media_type=media_type,
+                        headers={"Content-Disposition": f'inline; filename="colorized.{ext}"',
                                  "Cache-Control": "no-store"})
 
     return app

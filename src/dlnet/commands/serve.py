@@ -41,6 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upload-timeout", type=float, default=d.upload_timeout_s, metavar="SECONDS",
                         help=f"time a client has to send its upload; slower ones get 408 "
                              f"(default: {d.upload_timeout_s:g})")
+    parser.add_argument("--max-video-seconds", type=float, default=d.max_video_seconds, metavar="SECONDS",
+                        help=f"longest video accepted, 0 = photos only (default: {d.max_video_seconds:g})")
     parser.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"),
                         default="info", help="server log level (default: info)")
 
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             weights=args.model, device=args.device, precision=args.precision, default_size=args.size,
             max_size=max(1024, args.size), rebalance=args.rebalance, workers=args.workers,
             queue_size=args.queue, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
-            upload_timeout_s=args.upload_timeout)
+            upload_timeout_s=args.upload_timeout, max_video_seconds=args.max_video_seconds)
         app = create_app(settings=settings)
     except ValueError as e:
         raise option_error(e) from None

@@ -91,8 +91,12 @@ async function colorize() {
 
 function showResult(blob, seconds) {
   const url = objectUrl(blob);
-  $("after").src = url;
-  const ext = { "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp" }[blob.type] || "png";
+  const film = blob.type.startsWith("video/");  // a short video comes back as a film, no slider
+  $("film").hidden = !film;
+  $("compare").hidden = film;
+  if (film) $("film").src = url; else $("after").src = url;
+  const ext = { "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4",
+                "video/x-matroska": "mkv" }[blob.type] || "png";
   const stem = photo.name.replace(/\.[^.]*$/, "") || "photo";
   const link = $("download");
   link.href = url;
@@ -100,6 +104,11 @@ function showResult(blob, seconds) {
   link.setAttribute("aria-disabled", "false");
   link.textContent = `Download ${ext.toUpperCase()}`;
   $("result").hidden = false;
+  if (film) {
+    $("meta").textContent = `${megabytes(blob.size)}, ${seconds.toFixed(1)} s`;
+    setStatus("Done.");
+    return;
+  }
   $("after").decode().then(() => {
     $("meta").textContent = `${$("after").naturalWidth} × ${$("after").naturalHeight} px, ` +
       `${megabytes(blob.size)}, ${seconds.toFixed(1)} s`;
@@ -151,7 +160,8 @@ async function loadInfo() {
     limits = info.limits;
     $("model").textContent = `Model ${info.model} on ${info.device}`;
     $("limits").textContent = `Up to ${megabytes(limits.max_upload_bytes)} and ` +
-      `${(limits.max_pixels / 1e6).toFixed(0)} megapixels; JPEG, PNG, WebP, TIFF, BMP…`;
+      `${(limits.max_pixels / 1e6).toFixed(0)} megapixels; JPEG, PNG, WebP, TIFF, BMP…` +
+      (limits.max_video_seconds ? `; films up to ${limits.max_video_seconds} s (MP4, MKV, WebM, AVI…)` : "");
     $("rebalance").checked = info.defaults.rebalance;
     for (const opt of $("size").options) opt.disabled = Number(opt.value) > limits.max_size;
     const preset = [...$("size").options].find((o) => Number(o.value) === info.defaults.size);
