@@ -322,7 +322,7 @@ def colorize_video(colorizer, src, dst, options: InferenceOptions | None = None,
     ``threads``: torch's intra-op threads for the model and recombination during the call
     (process-wide, restored after; default: two fewer than set, at least 1). The pipeline's
     stages already keep two cores busy, and OpenMP regions whose threads wait for busy cores
-    stall: on 2 shared cores, 2 threads made the model 5x slower than 1 (benchmarks/README.md).
+    stall: on 2 shared cores, 2 threads made the model 5-8x slower than 1 (benchmarks/README.md).
 
     Raises:
         VideoError: one line naming the file: not a video, corrupt or truncated, too large, or
