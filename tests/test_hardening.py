@@ -160,6 +160,17 @@ def test_longest_valid_file_names_are_written(here, weights, capsys, stem):
     assert [p.name for p in (here / "out" / "in").iterdir()] == [name]  # no temporary file left
 
 
+# Found beside 4 by the corpus: names over the limit gave a traceback (os.stat's ENAMETOOLONG).
+def test_names_over_the_limit_are_one_line(here, weights, capsys):
+    assert colorize(weights, "in/" + "a" * 300 + ".png", "in/good.png") == 1
+    out, err = capsys.readouterr()
+    assert "File name too long" in one_error_line(err, "in/" + "a" * 300 + ".png")
+    assert out.strip().endswith("1 colorized, 0 skipped, 1 failed")
+    assert main(["colorize", "in/good.png", "-o", "b" * 300, "--model", weights]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dlnet colorize: error: bbb") and "too long" in err[0]
+
+
 # 5. A recursive glob over a folder with two symbolic links back to itself ran for ever.
 def test_recursive_glob_does_not_follow_symbolic_link_loops(here, weights):
     (here / "in" / "sub").mkdir()

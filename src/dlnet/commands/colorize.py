@@ -123,26 +123,36 @@ def _scan(folder: Path, out_dir: Path):
         yield f
 
 
+def _expand(arg: str, out_dir: Path, tally: Tally) -> list[tuple[Path, Path]]:
+    """One argument's ``(file, relative path)`` pairs; a missing one is reported."""
+    p = Path(arg)
+    if p.is_dir():
+        items = [(f, _relative(f, p)) for f in _scan(p, out_dir)]
+        if not items:
+            tally.fail(arg, "no image or video files in this folder")
+        return items
+    if p.exists():
+        return [(p, _relative(p, None))]
+    if not _has_magic(arg):
+        tally.fail(arg, "no such file or folder")
+        return []
+    matches = _glob(arg)
+    items = [(m, _relative(m, None)) for m in matches if m.is_file()]
+    for d in (m for m in matches if m.is_dir()):
+        items += [(f, _relative(f, d)) for f in _scan(d, out_dir)]
+    if not items:
+        tally.fail(arg, "no files match")
+    return items
+
+
 def collect(paths: list[str], out_dir: Path, tally: Tally) -> list[tuple[Path, Path]]:
     """Expand arguments into ``(file, relative path)`` pairs, each file once; report missing ones."""
     found: dict[Path, tuple[Path, Path]] = {}
     for arg in paths:
-        p = Path(arg)
-        if p.is_dir():
-            items = [(f, _relative(f, p)) for f in _scan(p, out_dir)]
-            if not items:
-                tally.fail(arg, "no image or video files in this folder")
-        elif p.exists():
-            items = [(p, _relative(p, None))]
-        elif _has_magic(arg):
-            matches = _glob(arg)
-            items = [(m, _relative(m, None)) for m in matches if m.is_file()]
-            for d in (m for m in matches if m.is_dir()):
-                items += [(f, _relative(f, d)) for f in _scan(d, out_dir)]
-            if not items:
-                tally.fail(arg, "no files match")
-        else:
-            tally.fail(arg, "no such file or folder")
+        try:
+            items = _expand(arg, out_dir, tally)
+        except OSError as e:  # a name too long for the file system, say
+            tally.fail(arg, e.strerror or str(e))
             continue
         for f, rel in items:
             found.setdefault(f.resolve(), (f, rel))
@@ -282,8 +292,11 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     colorize_video.check(args)
     out_dir: Path = args.output_dir
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"{out_dir}: output folder exists and is not a folder")
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UsageError(f"{out_dir}: output folder exists and is not a folder")
+    except OSError as e:  # a name too long for the file system, say
+        raise UsageError(f"{out_dir}: {e.strerror or e}") from None
     tally = Tally()
     jobs = plan(collect(args.paths, out_dir, tally), out_dir, options.format, args.overwrite, tally)
     if jobs:
