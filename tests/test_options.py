@@ -96,3 +96,19 @@ def test_cli_server_and_api_give_the_same_photo(tmp_path, monkeypatch, weights):
         np.testing.assert_array_equal(np.asarray(out.getchannel("A")), alpha)
         assert out.info.get("icc_profile") == icc and out.getexif().get(0x013B) == "dlnet tests"
         assert np.abs(np.asarray(out, dtype=int) - np.asarray(outputs[0], dtype=int)).max() <= 1
+
+
+@pytest.mark.parametrize("command, args, dest, value", [
+    ("serve", ["--model", "m.safetensors"], "model", "m.safetensors"),
+    ("serve", ["--weights", "m.safetensors"], "model", "m.safetensors"),
+    ("export", ["-o", "x.onnx", "--model", "m"], "model", "m"),
+    ("evaluate", ["--data", "d", "--out", "o", "--model", "a=x.ckpt", "--checkpoint", "b=y.ckpt"],
+     "checkpoint", ["a=x.ckpt", "b=y.ckpt"]),
+])
+def test_every_command_takes_the_same_model_word(command, args, dest, value):
+    import argparse
+    import importlib
+
+    parser = argparse.ArgumentParser()
+    importlib.import_module(f"dlnet.commands.{command}").configure(parser)
+    assert getattr(parser.parse_args(args), dest) == value
