@@ -257,3 +257,13 @@ def test_server_takes_a_short_video_and_refuses_a_long_one(tmp_path):
         else:
             detail = resp.json()["detail"]
             assert ("over the limit of 0.5 s" if status == 413 else "not an image") in detail.lower(), detail
+
+
+def test_each_frame_keeps_its_own_lightness(tmp_path):
+    from dlnet.fullres import lightness
+
+    clip = write_clip(tmp_path / "still.mp4")
+    result = _colorizer().colorize_video(clip, tmp_path / "out.mp4", crf=0)  # x264 lossless: L* as recombined
+    for before, after in zip(read_frames(clip), read_frames(result.path)):
+        diff = np.abs(lightness(after) - lightness(before))
+        assert np.median(diff) < 0.5 and diff.mean() < 1.5  # 8-bit rounding; 4:2:0 chroma at colour edges

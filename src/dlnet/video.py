@@ -213,14 +213,15 @@ class _Run:
         self.frames, self.expected = 0, 0
 
     def read(self) -> None:
-        vin, luma, t = self.inp.streams.video[0], _Luma(), time.perf_counter()
+        vin, luma, t, start = self.inp.streams.video[0], _Luma(), time.perf_counter(), None
         for packet in self.inp.demux(vin, *self.inp.streams.audio):
             if packet.stream.type == "audio":
                 if packet.dts is not None:  # (not the empty packet that ends a stream)
                     self.decoded.put(("audio", packet))
                 continue
             for frame in packet.decode():
-                if self.max_seconds is not None and (frame.time or 0) > self.max_seconds:
+                start = frame.time or 0 if start is None else start  # (MPEG-TS starts at 1.4 s, say)
+                if self.max_seconds is not None and (frame.time or 0) - start > self.max_seconds:
                     raise VideoError(self.name, f"longer than the limit of {self.max_seconds:g} s", kind="too_large")
                 l = luma(frame)
                 self.stage_s["decode"] += time.perf_counter() - t
