@@ -211,6 +211,18 @@ def test_file_objects_limits_and_mkv_for_pcm(tmp_path):
     with pytest.raises(VideoError, match="over the limit of 0.5 s") as e:
         colorizer.colorize_video(io.BytesIO(clip), io.BytesIO(), max_seconds=0.5)
     assert e.value.kind == "too_large"
+    class Pipe(io.BytesIO):  # written without seeking back: Matroska without its duration
+        def seekable(self):
+            return False
+
+    with av.open(unseekable := Pipe(), "w", format="matroska") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        for i in range(N):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(still(i), format="gray").reformat(format="yuv420p")))
+        out.mux(video.encode())
+    with pytest.raises(VideoError, match="longer than the limit of 0.5 s"):  # found while decoding
+        colorizer.colorize_video(io.BytesIO(unseekable.getvalue()), io.BytesIO(), max_seconds=0.5)
     with pytest.raises(VideoError, match="96x64 frames are over the limit of 0.005 MP"):
         colorizer.colorize_video(io.BytesIO(clip), io.BytesIO(), colorizer.options.replace(max_megapixels=0.005))
 

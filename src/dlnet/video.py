@@ -220,7 +220,7 @@ class _Run:
                     self.decoded.put(("audio", packet))
                 continue
             for frame in packet.decode():
-                start = frame.time or 0 if start is None else start  # (MPEG-TS starts at 1.4 s, say)
+                start = (frame.time or 0) if start is None else start  # (MPEG-TS starts at 1.4 s, say)
                 if self.max_seconds is not None and (frame.time or 0) - start > self.max_seconds:
                     raise VideoError(self.name, f"longer than the limit of {self.max_seconds:g} s", kind="too_large")
                 l = luma(frame)
