@@ -61,8 +61,8 @@ class VideoError(ImageError):
 
 @dataclass
 class VideoResult:
-    """What :func:`colorize_video` did: where the output went, frames, seconds of video, scene
-    cuts found, wall time and seconds spent in each stage (stages overlap on threads)."""
+    """What :func:`colorize_video` did: the output (None for a file object), its container, frames,
+    seconds of video, scene cuts found, wall time, seconds per stage (stages overlap on threads)."""
 
     path: Path | None
     container: str
@@ -153,9 +153,8 @@ class _Stage(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.fn()
-        except _Stopped:
-            pass
+            with contextlib.suppress(_Stopped):
+                self.fn()
         except BaseException as e:  # handed to the main thread, which reports it
             self.error = e
             self.stop.set()
@@ -211,6 +210,7 @@ class _Run:
         self.decoded, self.done = _Pipe(self.stop), _Pipe(self.stop)
         self.stage_s = {"decode": 0.0, "model": 0.0, "recombine": 0.0, "encode": 0.0}
         self.frames, self.expected = 0, 0
+        self.batch = min(colorizer.batch_size, _QUEUE)  # frames per model call
 
     def read(self) -> None:
         vin, luma, t, start = self.inp.streams.video[0], _Luma(), time.perf_counter(), None
@@ -256,7 +256,10 @@ class _Run:
         t, c = time.perf_counter(), self.colorizer
         small = torch.cat([c._to_working(torch.from_numpy(l)[None, None].to(c.device), self.options.size)
                            for _, l in batch])
-        ab = c._predict(small, self.options).float().cpu().numpy()
+        # The last batch is padded with its last frame: one batch shape per film, so neither
+        # oneDNN nor torch.compile (--compile) prepares kernels for a new one at the end.
+        full = torch.cat([small, small[-1:].expand(self.batch - len(batch), -1, -1, -1)])
+        ab = c._predict(full, self.options)[:len(batch)].float().cpu().numpy()
         small = small.cpu().numpy()
         ab = [self.smoother(ab[i], small[i]) for i in range(len(batch))]
         self.stage_s["model"] += time.perf_counter() - t
@@ -281,7 +284,7 @@ class _Run:
                 kind, item = self.decoded.get()
                 if kind == "video":
                     batch.append(item)
-                    if len(batch) >= self.colorizer.batch_size:
+                    if len(batch) >= self.batch:
                         self._colour(batch)
                 elif kind == "audio":
                     self.done.put((kind, item))
