@@ -1,11 +1,14 @@
-"""The paper's losses: hand-computed values, cluster weights, k-means vs scikit-learn, overfitting."""
+"""The losses: hand-computed values, cluster weights and balance, rebalanced regression, classification,
+k-means vs scikit-learn, overfitting."""
+
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from dlnet import GlobalLoss, LocalLoss, global_loss, kmeans, local_loss
-from dlnet.losses import cluster_target
+from dlnet.losses import classification_loss, cluster_target, rebalanced_loss
 
 from _tiny_model import tiny_model
 
@@ -43,6 +46,56 @@ def test_cluster_weights_scale_their_clusters():
     assert per[3] == pytest.approx(2 * grey_part + 3 * rare_part)
     with pytest.raises(ValueError):
         local_loss(p, t, k=2, weights=[1, 2, 3])
+
+
+def test_balance_runs_from_global_to_local():
+    t = _two_colour_target()
+    p = torch.zeros_like(t)
+    # grey cluster error 0; red cluster (10% of pixels) error 1250
+    assert local_loss(p, t, k=2, balance=0.5).item() == pytest.approx(0.1 ** 0.5 * 1250)  # geometric mean 395.3
+    q = torch.full_like(t, 5.0) + t * 0.5  # error in both clusters
+    assert local_loss(q, t, k=2, balance=0.0).item() == pytest.approx(global_loss(q, t).item(), rel=1e-6)
+    assert local_loss(q, t, k=2, balance=1.0).item() == pytest.approx(local_loss(q, t, k=2).item())
+    assert local_loss(q, t, k=2, balance=0.5, weights=[0, 1]).item() == pytest.approx(
+        0.1 ** 0.5 * local_loss(q, t, k=2, weights=[0, 1]).item())
+
+
+def test_rebalanced_loss_by_hand():
+    t = _two_colour_target()  # 10% at (40, -30): the bin (40, -30); the rest grey
+    p = torch.zeros_like(t)
+    bins = torch.tensor([[0.0, 0.0], [40.0, -30.0], [-50.0, 50.0]])
+    assert rebalanced_loss(p, t, bins, torch.tensor([1.0, 3.0, 7.0])).item() == pytest.approx(0.1 * 3 * 1250)
+    q = torch.randn_like(t)
+    assert rebalanced_loss(q, t, bins, torch.ones(3)).item() == pytest.approx(global_loss(q, t).item(), rel=1e-6)
+    # every grey pixel counts twice: 90% of pixels with error 1^2 + the red 10% with error 0
+    assert rebalanced_loss(t + 1, t, bins, torch.tensor([2.0, 0.0, 0.0])).item() == pytest.approx(0.9 * 2)
+
+
+def test_classification_loss_against_a_one_hot_target_is_minus_log_softmax():
+    bins = torch.tensor([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]])  # far apart: soft-encoding is one-hot
+    logits = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    target = torch.zeros(2, 2, 4, 5)
+    target[1, 0] = 100.0  # the second photo on bin 1
+    log_p = torch.log_softmax(logits, 1)
+    expected = -torch.cat([log_p[0, 0].flatten(), log_p[1, 1].flatten()]).mean()
+    assert classification_loss(logits, target, bins).item() == pytest.approx(expected.item(), rel=1e-6)
+    # weights multiply each pixel's term by its bin's weight
+    weighted = -torch.cat([2 * log_p[0, 0].flatten(), 5 * log_p[1, 1].flatten()]).mean()
+    assert classification_loss(logits, target, bins, torch.tensor([2.0, 5.0, 9.0])).item() == pytest.approx(weighted.item())
+    # a target twice the logits' size is averaged over 2x2 blocks first
+    big = target.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    assert classification_loss(logits, big, bins).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_classification_loss_with_a_soft_target_and_its_gradient():
+    bins = torch.tensor([[0.0, 0.0], [10.0, 0.0], [100.0, 100.0]])
+    logits = torch.zeros(1, 3, 1, 1, requires_grad=True)
+    target = torch.tensor([5.0, 0.0]).view(1, 2, 1, 1)  # halfway between bins 0 and 1: z = 1/2, 1/2, ~0
+    loss = classification_loss(logits, target, bins)
+    assert loss.item() == pytest.approx(math.log(3), rel=1e-5)  # uniform prediction: -log(1/3)
+    loss.backward()
+    # d/dlogits = softmax - z = 1/3 - (1/2, 1/2, 0)
+    assert logits.grad.flatten().tolist() == pytest.approx([-1 / 6, -1 / 6, 1 / 3], abs=1e-5)
 
 
 def test_empty_clusters_never_nan_and_uniform_target_equals_global():

@@ -43,13 +43,14 @@ def test_global_loss_twin():
     torch.testing.assert_close(gm, gf)
 
 
-@pytest.mark.parametrize("k, weights", [(2, None), (5, None), (3, [0.5, 1.0, 2.0])])
-def test_local_loss_twin_with_a_seed(k, weights):
+@pytest.mark.parametrize("k, weights, balance", [(2, None, 1.0), (5, None, 1.0), (3, [0.5, 1.0, 2.0], 1.0),
+                                                 (4, None, 0.5)])
+def test_local_loss_twin_with_a_seed(k, weights, balance):
     pred, target = _pair(k)
-    module = LocalLoss(k=k, weights=weights, seed=7)
+    module = LocalLoss(k=k, weights=weights, seed=7, balance=balance)
     for _ in range(2):  # a fixed seed: the same every call
         (ym, gm) = _value_and_grad(module, pred, target)
-        (yf, gf) = _value_and_grad(lambda p, t: local_loss(p, t, k, weights, seed=7), pred, target)
+        (yf, gf) = _value_and_grad(lambda p, t: local_loss(p, t, k, weights, seed=7, balance=balance), pred, target)
         torch.testing.assert_close(ym, yf)
         torch.testing.assert_close(gm, gf)
 
