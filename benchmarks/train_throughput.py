@@ -1,9 +1,16 @@
-"""Training throughput (img/s) of one optimizer step per encoder, loss and size.
+"""Training throughput (img/s): the optimizer step per encoder, decoder, loss and size, and the
+input path (photos decoded per step from files vs decoded once into a pack).
 
 A step is what ``dlnet train`` does per batch: uint8 RGB -> Lab on the device, forward in bf16
 autocast with channels_last, the loss in float32, backward, Adam. Random photos: speed only.
+The input path is timed on one core (a loader worker's share on this 2-core machine): a batch of
+photos read, resized/cropped and flipped from JPEG files (``dlnet train --data``), or gathered
+from the decoded pack and augmented (``dlnet train --packed``). On the same cores the two add
+up: images/s of the whole step = 1 / (1/step + 1/input).
 
     python benchmarks/train_throughput.py                     # every encoder x loss at 128 and 224
+    python benchmarks/train_throughput.py --encoders efficientnet_lite0 --decoders plain unet \
+        --sizes 128 --losses local --input ../shared/data/miniplaces-train ../runs/places128.pack
     python benchmarks/train_throughput.py --device cuda --batch-size 32
 """
 
@@ -22,10 +29,10 @@ from dlnet.losses import global_loss, local_loss
 
 
 def step_times(encoder: str, loss: str, size: int, batch: int, steps: int = 6, warmup: int = 2,
-               device: str = "cpu", bf16: bool = True) -> list[float]:
+               device: str = "cpu", bf16: bool = True, decoder: str = "plain") -> list[float]:
     """Seconds per training step (after ``warmup`` steps), one value per measured step."""
     torch.manual_seed(0)
-    model = DLNet(ModelConfig(encoder=encoder)).to(device, memory_format=torch.channels_last).train()
+    model = DLNet(ModelConfig(encoder=encoder, decoder=decoder)).to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rgb = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
     fn = global_loss if loss == "global" else (lambda p, t: local_loss(p, t, k=5))
@@ -49,23 +56,71 @@ def step_times(encoder: str, loss: str, size: int, batch: int, steps: int = 6, w
     return times
 
 
+def input_times(source: str, size: int, batch: int, batches: int = 8) -> list[float]:
+    """Seconds per batch of the input path on one thread: a photo folder or a ``.pack``."""
+    from pathlib import Path
+
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    if source.endswith(".pack"):
+        from dlnet.packed import augment, load_packed
+
+        photos = load_packed(source)["train"]
+
+        def one_batch():
+            idx = torch.randint(0, len(photos), (batch,), generator=gen)
+            return augment(photos[idx], size, gen)
+    else:
+        from dlnet.data import PhotoDataset, collate, find_images
+
+        files = find_images(source)
+        data = PhotoDataset(files, size, train=True)
+
+        def one_batch():
+            idx = torch.randint(0, len(files), (batch,), generator=gen)
+            return collate([data[int(i)] for i in idx])["rgb"]
+
+    times = []
+    for i in range(batches + 1):
+        t0 = time.perf_counter()
+        one_batch()
+        if i:  # the first pays for opening the memory map / the file cache
+            times.append(time.perf_counter() - t0)
+    return times
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--encoders", nargs="+", default=list_encoders())
+    p.add_argument("--decoders", nargs="+", default=["plain"])
     p.add_argument("--losses", nargs="+", default=["global", "local"])
+    p.add_argument("--input", nargs="*", default=[], help="photo folders and/or .pack files to time the input path of")
     p.add_argument("--sizes", nargs="+", type=int, default=[128, 224])
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch_size}")
-    print("| encoder | loss | size | median s/step | img/s |")
-    print("| --- | --- | --- | --- | --- |")
+    threads = torch.get_num_threads()
+    inputs = {}
+    if args.input:
+        print("| input path (1 thread) | size | median s/batch | img/s |")
+        print("| --- | --- | --- | --- |")
+        for src in args.input:
+            for size in args.sizes:
+                inputs[src, size] = statistics.median(input_times(src, size, args.batch_size))
+                print(f"| {src} | {size} | {inputs[src, size]:.3f} | {args.batch_size / inputs[src, size]:.1f} |", flush=True)
+        torch.set_num_threads(threads)
+    print("| encoder | decoder | loss | size | median s/step | img/s |" + "".join(f" with {s} |" for s in args.input))
+    print("| --- | --- | --- | --- | --- | --- |" + " --- |" * len(args.input))
     for enc in args.encoders:
-        for size in args.sizes:
-            for loss in args.losses:
-                med = statistics.median(step_times(enc, loss, size, args.batch_size, args.steps, device=args.device))
-                print(f"| {enc} | {loss} | {size} | {med:.3f} | {args.batch_size / med:.1f} |", flush=True)
+        for dec in args.decoders:
+            for size in args.sizes:
+                for loss in args.losses:
+                    med = statistics.median(step_times(enc, loss, size, args.batch_size, args.steps,
+                                                       device=args.device, decoder=dec))
+                    both = "".join(f" {args.batch_size / (med + inputs[s, size]):.1f} |" for s in args.input)
+                    print(f"| {enc} | {dec} | {loss} | {size} | {med:.3f} | {args.batch_size / med:.1f} |{both}", flush=True)
 
 
 if __name__ == "__main__":

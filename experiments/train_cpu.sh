@@ -4,7 +4,7 @@
 # continues from where the last session stopped (RUN/checkpoints/last.ckpt), or on a new machine
 # from INIT (default: the shipped default model). Pause it while benchmarking:
 #   kill -STOP $(cat RUN.pid)   ...   kill -CONT $(cat RUN.pid)
-# Stop it (the final state is saved):  kill -INT $(cat RUN.pid)
+# Stop it (the final state is saved):  kill -TERM $(cat RUN.pid)   (a background job ignores -INT)
 #
 # Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA may be set)
 set -euo pipefail

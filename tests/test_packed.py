@@ -153,3 +153,26 @@ def test_gpu_training_script_runs_on_the_cpu_at_tiny_size(folder, tmp_path):
     assert {"config.yaml", "metrics.csv", "train.log"} <= set(files)
     model_file = next(out.glob("gpu-*.safetensors"))
     assert load_model(model_file).config.decoder == "unet" and images_seen(model_file) > 50
+
+
+def test_an_interrupted_run_keeps_what_it_trained(folder, tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM mid-run (Lightning ends either with SystemExit) still saves last.ckpt,
+    so `--resume` loses nothing."""
+    from dlnet.training import ColorizationModule
+
+    pack = tmp_path / "p.pack"
+    pack_photos(make_split([folder], seed=0), pack, size=32)
+    step = ColorizationModule.training_step
+
+    def interrupted_at_step_3(self, batch, batch_idx):
+        if self.global_step == 3:
+            raise KeyboardInterrupt
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(ColorizationModule, "training_step", interrupted_at_step_3)
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        main(["train", "--packed", str(pack), "--encoder", "efficientnet_lite0", "--size", "32",
+              "--batch-size", "2", "--max-steps", "10", "--limit-val-batches", "1", "--out", str(run)])
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 3 and ckpt["images_seen"] == 6

@@ -4,6 +4,9 @@ Read top to bottom: :class:`TrainConfig` is everything a run needs (saved as ``c
 the run folder and inside every checkpoint); :class:`ColorizationModule` turns a batch of RGB
 photos into (L, a*b*) on the device and applies the paper's global or local loss;
 :func:`fit` builds the data, the model and the Trainer, and runs (or resumes) the training.
+The ``rebalanced`` and ``classification`` losses weight colours by the training photos' a*b*
+prior (:mod:`dlnet.abbins`), computed once before training from up to ``prior_photos`` of them
+and saved as ``RUN/ab_prior.json`` and in every checkpoint (hyper-parameter ``ab_prior``).
 
 Photos come from image folders (``--data``, decoded per step by loader workers) or from a
 ``.pack`` made by ``dlnet pack`` (``--packed``: decoded once, kept on the device, augmented
@@ -30,13 +33,19 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ri
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from .abbins import ABPrior, ab_prior
 from .color import merge_l_ab, rgb_to_lab
-from .data import ColorDataModule, make_split, write_split
-from .losses import global_loss, local_loss
+from .data import ColorDataModule, PhotoDataset, collate, make_split, write_split
+from .losses import classification_loss, global_loss, local_loss, rebalanced_loss
 from .model import DLNet, ModelConfig
-from .packed import PackedDataModule
+from .packed import PackedDataModule, sample_packed
 
-__all__ = ["TrainConfig", "ColorizationModule", "fit"]
+__all__ = ["TrainConfig", "ColorizationModule", "fit", "LOSSES"]
+
+# global: Eq. 1; local: Eq. 2/21; local-sqrt: local with clusters weighted by sqrt(pixel share);
+# rebalanced: per-pixel MSE x the prior's weights; classification: Zhang et al.'s (see losses.py)
+LOSSES = ("global", "local", "local-sqrt", "rebalanced", "classification")
+_PRIOR_LOSSES = ("rebalanced", "classification")  # the losses that need the a*b* prior
 
 
 @dataclass
@@ -51,10 +60,11 @@ class TrainConfig:
     decoder: str = "plain"  # "plain" (the paper's Table 2) or "unet"
     pretrained: bool | str = False
     init: str | None = None  # start from these weights (shipped name or file), fresh optimiser
-    loss: str = "local"  # "global" (Eq. 1) or "local" (Eq. 2/21)
+    loss: str = "local"  # one of LOSSES
     clusters: int = 5
     cluster_weights: list[float] | None = None
     global_weight: float = 0.0  # local loss + this x global loss (0: the paper's pure local loss)
+    prior_photos: int = 2000  # training photos the a*b* prior is computed from (rebalanced, classification)
     size: int = 224
     batch_size: int = 32
     epochs: int = 40
@@ -86,8 +96,10 @@ class TrainConfig:
 
         if self.decoder not in DECODERS:
             raise ValueError(f"--decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
-        if self.loss not in ("global", "local"):
-            raise ValueError(f"--loss must be global or local, got {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.prior_photos < 1:
+            raise ValueError(f"--prior-photos must be at least 1, got {self.prior_photos}")
         if self.cluster_weights is not None and len(self.cluster_weights) != self.clusters:
             raise ValueError(f"--cluster-weights needs {self.clusters} values (one per cluster)")
         if self.size % 32:
@@ -101,10 +113,19 @@ class ColorizationModule(L.LightningModule):
 
     def __init__(self, model: dict, loss: str = "local", clusters: int = 5,
                  cluster_weights: list[float] | None = None, lr: float = 1e-3, schedule: str = "constant",
-                 global_weight: float = 0.0, encoder_lr_scale: float = 1.0, warmup_steps: int = 0) -> None:
+                 global_weight: float = 0.0, encoder_lr_scale: float = 1.0, warmup_steps: int = 0,
+                 ab_prior: dict | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()  # "model" holds the ModelConfig: a checkpoint rebuilds itself
         self.model = DLNet(ModelConfig.from_dict(model)).to(memory_format=torch.channels_last)
+        if (loss == "classification") != (self.model.config.head == "classification"):
+            raise ValueError("the classification loss and a classification head go together")
+        if loss in _PRIOR_LOSSES:
+            if ab_prior is None:
+                raise ValueError(f"the {loss} loss needs the training photos' a*b* prior")
+            prior = ABPrior.from_dict(ab_prior)
+            self.register_buffer("ab_bins", prior.bins, persistent=False)
+            self.register_buffer("ab_weights", prior.weights, persistent=False)
         self._t_last: float | None = None
         # Training images this model has seen, over every run it came from (--init carries the
         # source's count): the budget a shipped model reports. Saved in every checkpoint.
@@ -118,11 +139,23 @@ class ColorizationModule(L.LightningModule):
         lab = rgb_to_lab(batch["rgb"].float() / 255.0)
         return lab[:, :1], lab[:, 1:]
 
+    def _output(self, l: torch.Tensor) -> torch.Tensor:
+        """What the loss takes: bin logits for a classification head, a*b* otherwise."""
+        if self.model.config.head == "classification":
+            return self.model.forward_logits(l.contiguous(memory_format=torch.channels_last))
+        return self(l)
+
     def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.hparams.loss == "global":
+        name = self.hparams.loss
+        if name == "global":
             return global_loss(pred, target)
+        if name == "rebalanced":
+            return rebalanced_loss(pred, target, self.ab_bins, self.ab_weights)
+        if name == "classification":
+            return classification_loss(pred, target, self.ab_bins, self.ab_weights)
         # A new k-means seed each step, reproducible from the step number.
-        loss = local_loss(pred, target, self.hparams.clusters, self.hparams.cluster_weights, seed=self.global_step)
+        loss = local_loss(pred, target, self.hparams.clusters, self.hparams.cluster_weights, seed=self.global_step,
+                          balance=0.5 if name == "local-sqrt" else 1.0)
         if self.hparams.get("global_weight"):
             # The local loss alone up-weights rare saturated clusters and lets the mean colour
             # drift; a global term anchors it to the pixel average.
@@ -134,7 +167,7 @@ class ColorizationModule(L.LightningModule):
         if n == 0:
             return None  # every photo of this batch was skipped
         l, ab = self._lab(batch)
-        loss = self._loss(self(l), ab)
+        loss = self._loss(self._output(l), ab)
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         seen = n * self.trainer.world_size
         self.images_seen += seen
@@ -148,6 +181,10 @@ class ColorizationModule(L.LightningModule):
             self.log("train/skipped", float(skipped), reduce_fx="sum", batch_size=n)
         return loss
 
+
+    @property
+    def trained_this_run(self) -> bool:
+        return self._run_images > 0
 
     def on_train_start(self) -> None:
         self._run_start = time.perf_counter()
@@ -175,8 +212,9 @@ class ColorizationModule(L.LightningModule):
         if n == 0:
             return
         l, ab = self._lab(batch)
-        pred = self(l).float()
-        self.log("val/loss", self._loss(pred, ab), prog_bar=True, batch_size=n, sync_dist=True)
+        out = self._output(l)
+        self.log("val/loss", self._loss(out, ab), prog_bar=True, batch_size=n, sync_dist=True)
+        pred = self.model.logits_to_ab(out) if self.model.config.head == "classification" else out.float()
         self.log("val/mse_ab", global_loss(pred, ab), batch_size=n, sync_dist=True)
         out, truth = merge_l_ab(l, pred), batch["rgb"].float() / 255.0
         self.log("val/psnr", psnr(out, truth).mean(), prog_bar=True, batch_size=n, sync_dist=True)
@@ -253,12 +291,37 @@ def _devices(value: str):
     return int(value) if str(value).isdigit() else value
 
 
+def run_prior(cfg: TrainConfig, out: Path, train_files: list[Path] | None = None, write: bool = True) -> ABPrior:
+    """The a*b* prior of the run's training photos: ``OUT/ab_prior.json`` when resuming, else
+    computed from up to ``cfg.prior_photos`` training photos drawn with the run's seed (from the
+    pack, or ``train_files`` centre-cropped at ``cfg.size``) and written there when ``write``."""
+    path = out / "ab_prior.json"
+    if cfg.resume and path.is_file():
+        return ABPrior.load(path)
+    start = time.perf_counter()
+    if cfg.packed:
+        photos = sample_packed(cfg.packed, "train", cfg.prior_photos, cfg.seed)
+    else:
+        pick = torch.randperm(len(train_files), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.prior_photos]
+        files = [train_files[i] for i in sorted(pick.tolist())]
+        loader = torch.utils.data.DataLoader(PhotoDataset(files, cfg.size, train=False), batch_size=64,
+                                             num_workers=cfg.workers, collate_fn=collate)
+        photos = (batch["rgb"] for batch in loader)
+    prior = ab_prior(photos)
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
+        prior.save(path)
+    print(f"a*b* prior of {prior.photos} training photos in {time.perf_counter() - start:.0f} s: {path}", file=sys.stderr)
+    return prior
+
+
 def fit(cfg: TrainConfig) -> Path:
     """Run (or resume) a training run; returns the run folder."""
     cfg.validate()
     out = Path(cfg.out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     rank0 = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+    train_files = None
     if cfg.packed:  # the split was made (and written beside the photos) by `dlnet pack`
         data = PackedDataModule(cfg.packed, cfg.size, cfg.batch_size, cfg.seed)
     else:
@@ -266,12 +329,18 @@ def fit(cfg: TrainConfig) -> Path:
         if rank0:
             write_split(split, out / "split")
         data = ColorDataModule(split, cfg.size, cfg.batch_size, cfg.workers)
+        train_files = split.train
     if rank0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-    model_cfg = ModelConfig(encoder=cfg.encoder, decoder=cfg.decoder, pretrained=cfg.pretrained and not cfg.init)
+    prior = run_prior(cfg, out, train_files, write=rank0) if cfg.loss in _PRIOR_LOSSES else None
+    head = {"head": "classification", "bins": prior.bins.tolist()} if cfg.loss == "classification" else {}
+    model_cfg = ModelConfig(encoder=cfg.encoder, decoder=cfg.decoder, pretrained=cfg.pretrained and not cfg.init, **head)
+    if cfg.global_weight and cfg.loss not in ("local", "local-sqrt"):
+        print(f"note: --global-weight adds to the local losses only; --loss {cfg.loss} ignores it", file=sys.stderr)
     module = ColorizationModule(model_cfg.to_dict(), cfg.loss, cfg.clusters, cfg.cluster_weights, cfg.lr, cfg.schedule,
-                                cfg.global_weight, cfg.encoder_lr_scale, cfg.warmup_steps)
+                                cfg.global_weight, cfg.encoder_lr_scale, cfg.warmup_steps,
+                                prior.to_dict() if prior is not None else None)
     if cfg.init and not cfg.resume:
         loaded, total, module.images_seen = init_from(module.model, cfg.init)
         print(f"init: {loaded}/{total} tensors from {cfg.init} (trained on {module.images_seen} images)", file=sys.stderr)
@@ -295,8 +364,16 @@ def fit(cfg: TrainConfig) -> Path:
         resume = str(out / "checkpoints" / "last.ckpt")
     if resume and not Path(resume).is_file():
         raise FileNotFoundError(f"{resume}: no checkpoint to resume from")
-    trainer.fit(module, datamodule=data, ckpt_path=resume)
-    # The final state, whatever the periodic checkpoints last caught (also after Ctrl-C, which
-    # Lightning turns into a clean stop): --resume continues exactly from here.
-    trainer.save_checkpoint(out / "checkpoints" / "last.ckpt")
+    last_ckpt = out / "checkpoints" / "last.ckpt"
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=resume)
+    except SystemExit:
+        # Ctrl-C (Lightning ends it with sys.exit(1)) or SIGTERM (a SystemExit): keep what this
+        # run trained, but only once it has trained: an interrupt during the restore of a
+        # resumed run must not replace the good last.ckpt with an unrestored model.
+        if module.trained_this_run:
+            trainer.save_checkpoint(last_ckpt)
+        raise
+    # The final state, whatever the periodic checkpoints last caught: --resume continues here.
+    trainer.save_checkpoint(last_ckpt)
     return out
