@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 
 from .data import GREY_TOLERANCE, DataError, Split, load_rgb, resize_crop
 
-__all__ = ["pack_photos", "pack_names", "load_packed", "augment", "PackedDataModule"]
+__all__ = ["pack_photos", "pack_names", "load_packed", "sample_packed", "augment", "PackedDataModule"]
 
 _PARTS = ("train", "val")
 
@@ -167,6 +167,22 @@ def load_packed(path: str | Path, device: str | torch.device = "cpu") -> dict[st
             stamp_file.write_text(stamp)
     photos = torch.from_numpy(np.load(cache, mmap_mode="r+"))
     return {"train": photos[:counts["train"]], "val": photos[counts["train"]:]}
+
+
+def sample_packed(path: str | Path, part: str = "train", n: int = 2000, seed: int = 0) -> torch.Tensor:
+    """``n`` photos of a pack's ``part`` drawn at random (all when it holds fewer), decoded on the
+    CPU and only those: uint8 ``(n, 3, S, S)``, in pack order. For statistics of the training
+    photos (the a*b* prior) before the run decodes them all, wherever it keeps them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such pack file (make one with dlnet pack)")
+    with np.load(path) as z:
+        data, offsets = z[f"{part}_data"], z[f"{part}_offsets"]
+    count = len(offsets) - 1
+    pick = torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:n].sort().values.tolist()
+    blobs = [data[offsets[i]:offsets[i + 1]] for i in pick]
+    return _decode_all(np.concatenate(blobs), np.cumsum([0] + [len(b) for b in blobs]))
 
 
 def augment(photos: torch.Tensor, size: int, generator: torch.Generator | None = None,

@@ -31,10 +31,15 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decoder", help="plain (the paper's Table 2, default) or unet (skip connections)")
     p.add_argument("--pretrained", type=_pretrained, nargs="?", const=True,
                    help="ImageNet weights for the encoder: bare flag = the standard ones, or a local file")
-    p.add_argument("--loss", choices=["global", "local"])
+    p.add_argument("--loss", choices=["global", "local", "local-sqrt", "rebalanced", "classification"],
+                   help="global (Eq. 1), local (Eq. 2/21, default), local-sqrt (clusters weighted by the square root "
+                   "of their pixel share), rebalanced (MSE x inverse colour prior), classification (Zhang et al.'s "
+                   "rebalanced a*b* bins); see docs/LOSSES.md")
     p.add_argument("--clusters", type=int, help="k of the local loss (default 5)")
     p.add_argument("--cluster-weights", type=float, nargs="+", help="one weight per cluster, least to most saturated")
     p.add_argument("--global-weight", type=float, help="add this x the global loss to the local loss (default 0)")
+    p.add_argument("--prior-photos", type=int,
+                   help="training photos the a*b* prior of rebalanced/classification is computed from (default 2000)")
     p.add_argument("--size", type=int, help="training crop, px (default 224)")
     p.add_argument("--batch-size", type=int, help="per device (default 32)")
     p.add_argument("--epochs", type=int, help="default 40")
