@@ -266,3 +266,30 @@ def test_colour_figures_of_grey_and_truth(grey_truth_data, tmp_path):
     md = result.files["report.md"].read_text()
     for part in ("| Hue spread | Beats grey |", "## Mean colour bias", "### Hue spread"):
         assert part in md
+
+
+def test_working_size_is_the_size_colour_is_predicted_at(tmp_path, monkeypatch):
+    """--working-size sets the Colorizer's working size; by default it is the scored photo's."""
+    import dlnet.colorizer
+    from dlnet.cli import main
+    from PIL import Image
+
+    seen = []
+    real = dlnet.colorizer.Colorizer.__init__
+
+    def spy(self, model, *args, size=None, **kwargs):
+        seen.append(size)
+        real(self, model, *args, size=size, **kwargs)
+
+    monkeypatch.setattr(dlnet.colorizer.Colorizer, "__init__", spy)
+    photo = tmp_path / "p.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(photo)
+    from _tiny_model import tiny_model_file
+
+    model = tiny_model_file(tmp_path)
+    args = ["evaluate", "--data", str(photo), "--model", f"m={model}", "--size", "32", "--grid", "0",
+            "--resamples", "10"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b"), "--working-size", "64"]) == 0
+    assert seen == [32, 64]
+    assert main(args + ["--out", str(tmp_path / "c"), "--working-size", "8"]) == 2

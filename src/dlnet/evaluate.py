@@ -257,7 +257,8 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
              table_rows: int = 10, seed: int = 0, device: str | torch.device | None = None,
              batch_size: int = 8, precision: str = "fp32", rebalance: Callable | None = None,
              n_resamples: int = 1000, workers: int | None = None, overwrite: bool = False,
-             keep_grey_truth: bool = False, progress: bool = False) -> Evaluation:
+             keep_grey_truth: bool = False, progress: bool = False,
+             working_size: int | None = None) -> Evaluation:
     """Score the grey baseline, ``checkpoints`` and ``preds`` folders on the photos of ``data``
     and write ``per_image.csv``, ``report.md``, ``summary.json`` and ``grid.png`` into ``out``.
 
@@ -278,6 +279,8 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
         keep_grey_truth: average photos whose truth is grey (colourfulness below
             :data:`GREY_TRUTH_BELOW`) too; by default they are scored, marked ``left_out`` and
             counted, but left out of the summary.
+        working_size: the longer side colour is predicted at (``dlnet colorize --size``);
+            None: the scored photo's own size.
 
     Raises :class:`EvaluationError` (one line) for unusable data, methods or ``out``, before any
     work; unreadable images are listed in ``Evaluation.failures`` and on stderr, and skipped.
@@ -309,9 +312,10 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
             model = source if isinstance(source, DLNet) else load_model(source)
         except WeightsError as e:
             raise EvaluationError(str(e)) from e
-        colorizers[name] = Colorizer(model, device=device, size=size, precision=precision)
+        work = working_size or size  # the size colour is predicted at; default: the photo's
+        colorizers[name] = Colorizer(model, device=device, size=work, precision=precision)
         if rebalance is not None:
-            colorizers[f"{name}+rebalance"] = Colorizer(model, device=device, size=size, precision=precision,
+            colorizers[f"{name}+rebalance"] = Colorizer(model, device=device, size=work, precision=precision,
                                                         rebalance=rebalance)
 
     workers = (0 if device.type == "cpu" else min(8, os.cpu_count() or 1)) if workers is None else workers

@@ -43,6 +43,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="grid choice and bootstrap resampling (default 0)")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
+    p.add_argument("--working-size", type=int,
+                   help="predict colour at this longer side, as colorize --size does (default: the photo's size)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--workers", type=int, help="image-decoding processes (default: 0 on CPU)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
@@ -82,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate import EvaluationError, evaluate
     from ..report import averages_table, grey_truth_note
 
+    if args.working_size is not None and args.working_size < 32:
+        raise UsageError(f"--working-size must be at least 32, got {args.working_size}")
     for flag, value, low in (("--size", args.size, 11), ("--batch-size", args.batch_size, 1),
                              ("--resamples", args.resamples, 1), ("--grid", args.grid, 0),
                              ("--table-rows", args.table_rows, 0)):
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, precision=args.precision,
             rebalance=_rebalance_fn() if args.rebalance else None, n_resamples=args.resamples,
             workers=args.workers, overwrite=args.overwrite, keep_grey_truth=args.keep_grey_truth,
-            progress=sys.stderr.isatty())
+            progress=sys.stderr.isatty(), working_size=args.working_size)
     except EvaluationError as e:
         raise UsageError(str(e)) from e
     # A log file or pipe gets the whole table on one line per method, not wrapped at 80 columns.
