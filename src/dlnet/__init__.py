@@ -1,15 +1,26 @@
 """dlnet: DL-Net image colorization (Gain & Debnath, IEEE Access 2023) and beyond.
 
 The model takes raw L (B, 1, H, W) in 0..100 and predicts raw a*b* (B, 2, H, W).
+
+Every public name is imported on first use (PEP 562), so ``import dlnet`` and ``dlnet --help``
+cost milliseconds and the inference path imports torch only when it runs the model with it.
 """
 
-from .color import LabToRgb, RgbToLab, lab_to_rgb, merge_l_ab, rgb_to_lab
-from .encoders import create_encoder, list_encoders, register_encoder
-from .kmeans import kmeans
-from .losses import GlobalLoss, LocalLoss, global_loss, local_loss
-from .model import DLNet, ModelConfig
-from .weights import available_models, load_model, save_model
+from __future__ import annotations
 
+import importlib
+
+# public name -> the module that defines it
+_LAZY = {
+    **dict.fromkeys(("LabToRgb", "RgbToLab", "lab_to_rgb", "merge_l_ab", "rgb_to_lab"), "color"),
+    **dict.fromkeys(("create_encoder", "list_encoders", "register_encoder"), "encoders"),
+    "kmeans": "kmeans",
+    **dict.fromkeys(("GlobalLoss", "LocalLoss", "global_loss", "local_loss"), "losses"),
+    **dict.fromkeys(("DLNet", "ModelConfig"), "model"),
+    **dict.fromkeys(("available_models", "load_model", "save_model"), "weights"),
+    "Colorizer": "colorizer",
+    "InferenceOptions": "options",
+}
 
 
 def _installed_version() -> str:
@@ -22,8 +33,6 @@ def _installed_version() -> str:
         return "0+unknown"
 
 
-__version__ = _installed_version()
-
 __all__ = [
     "DLNet", "ModelConfig", "GlobalLoss", "LocalLoss", "global_loss", "local_loss", "kmeans",
     "rgb_to_lab", "lab_to_rgb", "merge_l_ab", "RgbToLab", "LabToRgb",
@@ -33,13 +42,15 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # The inference API pulls in image I/O; import it on first use only.
-    if name == "Colorizer":
-        from .colorizer import Colorizer
+    if name == "__version__":
+        value = _installed_version()
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module 'dlnet' has no attribute {name!r}")
+    globals()[name] = value  # once
+    return value
 
-        return Colorizer
-    if name == "InferenceOptions":
-        from .options import InferenceOptions
 
-        return InferenceOptions
-    raise AttributeError(f"module 'dlnet' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__, "__version__"])

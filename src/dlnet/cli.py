@@ -12,7 +12,6 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
 from .commands import UsageError, one_line
 
 # name -> (module, one-line help)
@@ -42,9 +41,18 @@ def _missing(module: str) -> str:
     return f"the Python module {top} is missing; reinstall dlnet (pip install dlnet)"
 
 
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked (importlib.metadata costs 0.1 s at start-up)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import __version__
+
+        parser.exit(message=f"dlnet {__version__}\n")
+
+
 def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dlnet", description="dlnet: colorize grey photos with DL-Net, train and evaluate colorizers.")
-    parser.add_argument("--version", action="version", version=f"dlnet {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)

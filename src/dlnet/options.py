@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 
 from .imageio import DEFAULT_MAX_PIXELS
-from .rebalance import REBALANCE_BY_DEFAULT, RebalanceConfig
+from .rebalance_config import REBALANCE_BY_DEFAULT, RebalanceConfig
 
 __all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS"]
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-import torch
 
 __all__ = ["DEFAULT_TEMPORAL", "TemporalSmoother", "flicker"]
 
@@ -77,6 +76,8 @@ def flicker(frames: Iterable[np.ndarray], block: int = 8) -> float:
     regions, and single pixels of 8-bit video carry rounding and compression noise in a*b* (a
     level of a dark grey moves a*b* by several units) that no colorizer can remove.
     ``block=1``: per pixel."""
+    import torch
+
     from .color import rgb_to_lab
 
     total, n, prev = 0.0, 0, None

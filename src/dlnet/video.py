@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .atomic import atomic_path
 from .fullres import lightness, merge_rgb8
@@ -71,6 +70,12 @@ class VideoResult:
     cuts: int
     wall_s: float
     stage_s: dict[str, float] = field(default_factory=dict)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _av():
@@ -253,6 +258,8 @@ class _Run:
                 self.progress(self.frames, self.expected)
 
     def _colour(self, batch: list) -> None:
+        import torch
+
         t, c = time.perf_counter(), self.colorizer
         small = torch.cat([c._to_working(torch.from_numpy(l)[None, None].to(c.device), self.options.size)
                            for _, l in batch])
@@ -273,6 +280,8 @@ class _Run:
     def run(self, threads: int) -> int:
         """Colorize every frame with ``threads`` torch threads here; returns the number written.
         Raises what a stage raised."""
+        import torch
+
         stages = [_Stage(self.read, self.stop), _Stage(self.write, self.stop)]
         for s in stages:
             s.start()
@@ -355,7 +364,7 @@ def colorize_video(colorizer, src, dst, options: InferenceOptions | None = None,
                 run = _Run(colorizer, inp, out, _add_streams(out, inp, crf, preset), smoother, options,
                            progress, max_seconds, name)
                 run.expected = vin.frames or round(seconds * fps)
-                frames = run.run(threads or max(1, torch.get_num_threads() - 2))
+                frames = run.run(threads or max(1, _torch_threads() - 2))
                 if frames == 0:
                     raise VideoError(name, "no frames could be decoded", kind="corrupt")
                 if vin.frames and frames < vin.frames - max(2, 0.02 * vin.frames):

@@ -15,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_path
-from .model import DLNet, ModelConfig
+
+if TYPE_CHECKING:  # torch and the model are imported where a model is built (names stay torch-free)
+    import torch
+
+    from .model import DLNet
 
 __all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "available_models", "images_seen", "load_model", "save_model", "sha256_file"]
 
@@ -59,6 +62,8 @@ def save_model(model: DLNet, path: str | Path, dtype: torch.dtype | None = None,
 
 
 def _from_state(config: dict, state: dict[str, torch.Tensor]) -> DLNet:
+    from .model import DLNet, ModelConfig
+
     cfg = ModelConfig.from_dict(config)
     cfg.pretrained = False  # the weights come from the file, never from a download
     model = DLNet(cfg)
@@ -78,6 +83,8 @@ def _load_safetensors(path: Path) -> DLNet:
 
 
 def _load_checkpoint(path: Path) -> DLNet:
+    import torch
+
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     hparams = ckpt.get("hyper_parameters", {})
     if "model" not in hparams:
@@ -106,6 +113,8 @@ def images_seen(name_or_path: str | Path | None = None) -> int:
     if path.parent == WEIGHTS_DIR and record.is_file():
         return int(json.loads(record.read_text()).get("images_seen", 0))
     if path.suffix == ".ckpt":
+        import torch
+
         return int(torch.load(path, map_location="cpu", weights_only=False).get("images_seen", 0))
     from safetensors import safe_open
 
