@@ -25,12 +25,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 
-__all__ = ["lightness", "merge_rgb8", "STRIP_PIXELS"]
+__all__ = ["lightness", "merge_rgb8", "resize_l", "resize_weights", "threads", "STRIP_PIXELS"]
 
 STRIP_PIXELS = 1 << 16  # a (strip, 3) float32 temporary is 0.8 MB: cache-resident
 
@@ -66,9 +68,18 @@ def _strips(h: int, w: int) -> list[slice]:
     return [slice(r, min(r + step, h)) for r in range(0, h, step)]
 
 
+def threads() -> int:
+    """The CPU threads to use: torch's setting once torch is loaded, else the CPUs this process
+    may run on (so the torch-free path never imports torch to ask)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "get_num_threads"):
+        return torch.get_num_threads()
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _parallel(fn, strips: list[slice]) -> None:
-    """Run ``fn(rows)`` for every strip on as many threads as torch is allowed to use."""
-    workers = max(1, min(torch.get_num_threads(), len(strips)))
+    """Run ``fn(rows)`` for every strip on :func:`threads` threads."""
+    workers = max(1, min(threads(), len(strips)))
     if workers == 1:
         for rows in strips:
             fn(rows)
@@ -101,16 +112,49 @@ def lightness(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+def _bilinear(n_in: int, n_out: int, start: int = 0, stop: int | None = None):
+    """Source indices ``i0, i1`` and weights ``t`` of outputs ``start:stop`` of a bilinear
+    (align_corners=False, no antialiasing) resize from ``n_in`` to ``n_out``, as ``F.interpolate``."""
+    x = np.maximum((np.arange(start, n_out if stop is None else stop) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(x).astype(np.intp), n_in - 1)
+    return i0, np.minimum(i0 + 1, n_in - 1), (x - i0).astype(np.float32)
+
+
 def _upsample_rows(ab_wide: np.ndarray, height: int, rows: slice) -> np.ndarray:
-    """Rows ``rows`` of a bilinear (align_corners=False) resize of ``ab_wide`` ``(2, h, W)`` to
-    ``height`` rows: the vertical half of ``F.interpolate``'s separable bilinear."""
-    h_in = ab_wide.shape[1]
-    y = np.maximum((np.arange(rows.start, rows.stop) + 0.5) * (h_in / height) - 0.5, 0.0)
-    i0 = np.minimum(np.floor(y).astype(np.intp), h_in - 1)
-    i1 = np.minimum(i0 + 1, h_in - 1)
-    t = (y - i0).astype(np.float32)[:, None]
+    """Rows ``rows`` of a bilinear resize of ``ab_wide`` ``(2, h, W)`` to ``height`` rows."""
+    i0, i1, t = _bilinear(ab_wide.shape[1], height, rows.start, rows.stop)
     lo = ab_wide[:, i0]
-    return lo + (ab_wide[:, i1] - lo) * t
+    return lo + (ab_wide[:, i1] - lo) * t[:, None]
+
+
+def _resize_columns(ab: np.ndarray, width: int) -> np.ndarray:
+    """A bilinear resize of ``ab`` ``(2, h, w)`` to ``width`` columns."""
+    i0, i1, t = _bilinear(ab.shape[-1], width)
+    lo = ab[..., i0]
+    return lo + (ab[..., i1] - lo) * t
+
+
+@functools.lru_cache(maxsize=64)
+def resize_weights(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` float32 matrix of ``F.interpolate(mode="bilinear", align_corners=False,
+    antialias=True)`` along one axis: PyTorch's triangle filter, widened by the scale when
+    shrinking (``_compute_weights_aa``), each row normalised. Cached: do not modify it."""
+    scale = n_in / n_out
+    support, inv = (scale, 1.0 / scale) if scale >= 1.0 else (1.0, 1.0)
+    m = np.zeros((n_out, n_in), np.float64)
+    for i in range(n_out):
+        centre = scale * (i + 0.5)
+        lo, hi = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), n_in)
+        w = np.maximum(1.0 - np.abs((np.arange(lo, hi) - centre + 0.5) * inv), 0.0)
+        m[i, lo:hi] = w / w.sum() if w.sum() else w
+    return m.astype(np.float32)
+
+
+def resize_l(l: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """L* ``(H, W)`` -> ``shape`` as the Colorizer's antialiased bilinear resize, in NumPy."""
+    if tuple(shape) == l.shape:
+        return l
+    return resize_weights(l.shape[0], shape[0]) @ l @ resize_weights(l.shape[1], shape[1]).T
 
 
 def _f_inverse(f: np.ndarray) -> np.ndarray:
@@ -141,23 +185,22 @@ def _merge_strip(l: np.ndarray, ab: np.ndarray | None, out: np.ndarray) -> None:
     _encode(_f_inverse(f) @ _F_TO_RGB, out)
 
 
-def merge_rgb8(l: np.ndarray, ab: np.ndarray | torch.Tensor | None) -> np.ndarray:
+def merge_rgb8(l: np.ndarray, ab: np.ndarray | None) -> np.ndarray:
     """L* ``(H, W)`` + a*b* ``(2, h, w)`` at any size (None: neutral grey) -> sRGB ``(H, W, 3)`` uint8.
 
-    a*b* are upsampled to ``(H, W)`` as ``F.interpolate(..., mode="bilinear",
-    align_corners=False)`` would. Out-of-gamut colours are clipped per channel, as
+    ``ab`` may be a torch tensor. a*b* are upsampled to ``(H, W)`` as ``F.interpolate(...,
+    mode="bilinear", align_corners=False)`` would. Out-of-gamut colours are clipped per channel, as
     :func:`dlnet.color.lab_to_rgb` does.
     """
     h, w = l.shape
     out = np.empty((h, w, 3), np.uint8)
     ab_wide = None
     if ab is not None:
-        ab = torch.as_tensor(ab).detach().float().cpu()
+        if not isinstance(ab, np.ndarray):  # a torch tensor, on any device
+            ab = ab.detach().float().cpu().numpy()
+        ab = ab.astype(np.float32, copy=False)
         # The horizontal half of the resize runs on the few working-size rows only.
-        if ab.shape[-1] != w:
-            ab = torch.nn.functional.interpolate(ab[None], size=(ab.shape[-2], w), mode="bilinear",
-                                                 align_corners=False)[0]
-        ab_wide = ab.numpy()
+        ab_wide = _resize_columns(ab, w) if ab.shape[-1] != w else ab
 
     def strip(rows: slice) -> None:
         if ab_wide is None:
