@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_cache(tmp_path_factory):
+    """The ONNX exports of ``dlnet colorize`` (dlnet.onnxrun) go to a folder of this run, not ~/.cache."""
+    old = os.environ.get("DLNET_CACHE")
+    os.environ["DLNET_CACHE"] = str(tmp_path_factory.mktemp("dlnet-cache"))
+    yield
+    if old is None:
+        os.environ.pop("DLNET_CACHE", None)
+    else:
+        os.environ["DLNET_CACHE"] = old
 
 
 def gradient_photo(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:

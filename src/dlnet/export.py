@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import json
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -31,10 +30,10 @@ from torch import nn
 
 from .atomic import atomic_path
 from .model import DLNet
+from .onnxrun import OPSET, cached_onnx, ort_session
 
 __all__ = ["export_onnx", "check_onnx", "OnnxModel", "onnx_model_for", "OPSET"]
 
-OPSET = 17
 # Sides deliberately not multiples of 32 (see the module docstring).
 _EXAMPLE_SHAPE = (1, 1, 77, 99)
 _CHECK_SHAPES = ((2, 1, 64, 96), (1, 1, 77, 45))
@@ -95,15 +94,8 @@ class OnnxModel(nn.Module):
 
     def __init__(self, path: str | Path, device: str | torch.device | None = None, threads: int | None = None) -> None:
         super().__init__()
-        import onnxruntime as ort
-
         self.path = Path(path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        providers = ["CPUExecutionProvider"]
-        if torch.device(device or "cpu").type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        self.session = ort_session(self.path, device, threads or torch.get_num_threads())
         meta = self.session.get_modelmeta().custom_metadata_map
         self.config = json.loads(meta["dlnet_config"]) if "dlnet_config" in meta else None
 
@@ -116,14 +108,8 @@ class OnnxModel(nn.Module):
 
 def onnx_model_for(weights: str | Path | None, device: str | torch.device | None = None) -> OnnxModel:
     """An :class:`OnnxModel` for ``weights``: an ``.onnx`` file as is; a shipped model name or
-    ``.safetensors``/``.ckpt`` is exported to a temporary file first (seconds; run
-    ``dlnet export`` once to skip that)."""
+    ``.safetensors``/``.ckpt`` through the per-user cache (:func:`dlnet.onnxrun.cached_onnx`:
+    exported on first use, seconds)."""
     if weights is not None and str(weights).endswith(".onnx"):
         return OnnxModel(weights, device)
-    from .weights import load_model
-
-    model = load_model(weights)
-    with tempfile.TemporaryDirectory(prefix="dlnet-onnx-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        export_onnx(model, path, check=False)
-        return OnnxModel(path, device)  # the session holds the graph; the file may go
+    return OnnxModel(cached_onnx(weights), device)

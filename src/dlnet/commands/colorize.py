@@ -69,7 +69,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"region smoothing + saturation after prediction (default: {'on' if d.rebalance else 'off'})")
     parser.add_argument("--side-by-side", action="store_true", help="write grey | colour side by side")
     parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
-                        help="inference runtime (default: torch, or onnx for an .onnx --model)")
+                        help="inference runtime (default: onnx, without torch, for a few photos on the CPU; "
+                             "else torch; onnx for an .onnx --model)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
                         help="output format (default: the input's, PNG for other input formats)")
     parser.add_argument("--quality", type=int, default=d.quality, help="JPEG and WebP quality, 1..100 (default: %(default)s)")
@@ -216,7 +217,33 @@ def _options(args: argparse.Namespace):
         raise option_error(e) from None
 
 
-def _build_colorizer(args: argparse.Namespace, options):
+# Up to this many photos, start-up dominates: the cached ONNX export with onnxruntime starts in
+# 0.3 s, torch and the model in 3-5 s (benchmarks/README.md, start-up).
+AUTO_ONNX_MAX_PHOTOS = 32
+
+
+def _auto_onnx(args: argparse.Namespace, options, jobs: list[Job]):
+    """The torch-free :class:`~dlnet.onnxrun.OnnxColorizer` when no runtime is asked for and it
+    is the faster one for the job (a few photos on the CPU, no videos, no --compile), else None;
+    also None when it cannot be had (onnxruntime missing, export failed): torch then runs."""
+    import importlib.util
+
+    if (args.runtime is not None or args.compile or args.device not in (None, "cpu") or args.batch_size < 1
+            or len(jobs) > AUTO_ONNX_MAX_PHOTOS or any(job.fmt == colorize_video.VIDEO for job in jobs)
+            or str(args.model).endswith(".onnx") or importlib.util.find_spec("onnxruntime") is None):
+        return None
+    from ..onnxrun import OnnxColorizer
+
+    try:
+        return OnnxColorizer.from_pretrained(args.model, batch_size=args.batch_size, options=options)
+    except Exception:  # a bad model file, say: the torch path reports it as usual
+        return None
+
+
+def _build_colorizer(args: argparse.Namespace, options, jobs: list[Job] = ()):
+    colorizer = _auto_onnx(args, options, list(jobs))
+    if colorizer is not None:
+        return colorizer
     import torch
 
     from ..colorizer import Colorizer
@@ -300,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
     tally = Tally()
     jobs = plan(collect(args.paths, out_dir, tally), out_dir, options.format, args.overwrite, tally)
     if jobs:
-        colorizer = _build_colorizer(args, options)
+        colorizer = _build_colorizer(args, options, jobs)
         console = Console(stderr=True)
         columns = (TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), *colorize_video.columns(),
                    TimeRemainingColumn())
