@@ -1,7 +1,7 @@
 """Inference speed and memory of the Colorizer path on the CPU, with Zhang ECCV16 side by side.
 
-Measures, for a random-init densenet121 DL-Net (the paper's architecture, same as the shipped
-model) on ``--threads`` CPU threads:
+Measures, for a random-init densenet121 DL-Net (the paper's architecture), or with ``--model
+default`` the shipped default model, on ``--threads`` CPU threads:
 
 - throughput: img/s of the model call (``Colorizer.predict_ab``) on a (16, 1, 224, 224) batch;
 - latency: one 224x224 photo through ``Colorizer.colorize`` (L* in, model at 224, colour out);
@@ -17,6 +17,7 @@ same run so the ratios are like for like. All figures are medians.
 Usage:
     python benchmarks/inference.py                       # ~2-4 min on 2 idle cores
     python benchmarks/inference.py --threads 2 --json results.json
+    python benchmarks/inference.py --model default         # the shipped default model
 """
 
 from __future__ import annotations
@@ -69,7 +70,14 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+MODEL = None  # --model: None = a random-init densenet121 DL-Net, else a shipped name or file ("default")
+
+
 def dlnet_model():
+    if MODEL is not None:
+        from dlnet.weights import load_model
+
+        return load_model(None if MODEL == "default" else MODEL)
     from dlnet.model import DLNet, ModelConfig
 
     torch.manual_seed(0)
@@ -116,6 +124,8 @@ def child_12mp(setting: str, path: str, onnx_path: str | None) -> dict:
 
 def run_12mp(setting: str, path: str, onnx_path: str | None, threads: int) -> dict:
     cmd = [sys.executable, __file__, "--threads", str(threads), "--child-12mp", setting, "--photo", path]
+    if MODEL is not None:
+        cmd += ["--model", MODEL]
     if onnx_path:
         cmd += ["--onnx", onnx_path]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -130,10 +140,15 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true",
                     help="also time bf16 + torch.compile (compiles each shape: minutes more)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--model", default=None, metavar="NAME|PATH",
+                    help='"default" (the shipped default model), a shipped name or a model file '
+                         "(default: a random-init densenet121 DL-Net, the paper's architecture)")
     ap.add_argument("--child-12mp", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--photo", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--onnx", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global MODEL
+    MODEL = args.model
     torch.set_num_threads(args.threads)
     if args.child_12mp:
         print(json.dumps(child_12mp(args.child_12mp, args.photo, args.onnx)))
@@ -142,7 +157,7 @@ def main() -> None:
     from dlnet.export import export_onnx
     from zhang_eccv16 import ZhangECCV16
 
-    print(f"torch {torch.__version__}, {args.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+    print(f"model {MODEL or 'random densenet121'}, torch {torch.__version__}, {args.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
           f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
     results: dict = {"threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),

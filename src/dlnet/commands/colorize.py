@@ -223,14 +223,17 @@ AUTO_ONNX_MAX_PHOTOS = 32
 
 
 def _auto_onnx(args: argparse.Namespace, options, jobs: list[Job]):
-    """The torch-free :class:`~dlnet.onnxrun.OnnxColorizer` when no runtime is asked for and it
-    is the faster one for the job (a few photos on the CPU, no videos, no --compile), else None;
-    also None when it cannot be had (onnxruntime missing, export failed): torch then runs."""
+    """The torch-free :class:`~dlnet.onnxrun.OnnxColorizer` on the CPU, without videos or
+    --compile, when it is asked for (``--runtime onnx`` or an .onnx model) or no runtime is and it
+    is the faster one (a few photos), else None; also None when it cannot be had (onnxruntime
+    missing, a bad model file, a failed export): the torch path then runs, or reports the error."""
     import importlib.util
 
-    if (args.runtime is not None or args.compile or args.device not in (None, "cpu") or args.batch_size < 1
-            or len(jobs) > AUTO_ONNX_MAX_PHOTOS or any(job.fmt == colorize_video.VIDEO for job in jobs)
-            or str(args.model).endswith(".onnx") or importlib.util.find_spec("onnxruntime") is None):
+    wanted = args.runtime == "onnx" or str(args.model).endswith(".onnx") or (
+        args.runtime is None and len(jobs) <= AUTO_ONNX_MAX_PHOTOS)
+    if (not wanted or args.runtime == "torch" or args.compile or args.device not in (None, "cpu")
+            or args.batch_size < 1 or any(job.fmt == colorize_video.VIDEO for job in jobs)
+            or importlib.util.find_spec("onnxruntime") is None):
         return None
     from ..onnxrun import OnnxColorizer
 

@@ -1,0 +1,145 @@
+"""Whole-process start-up of dlnet: each run a fresh process, medians, two source trees side by side.
+
+Times, for each tree given (``--tree NAME=SRC``, the ``src`` folder of a checkout; the current
+one by default), runs taking turns so that a change of machine load hits all trees alike:
+
+- ``help``: ``dlnet --help``; ``usage``: ``dlnet colorize`` with no path (a usage error);
+- ``one_1mp``: ``dlnet colorize photo.jpg -o out`` of one 1-MP (1152 x 864) JPEG, default model;
+- ``eight_256``: eight 256 x 256 JPEGs in one run;
+- ``serve_first``: ``dlnet serve`` to its first answered request (one 1-MP photo), and
+  ``serve_request``: the median of the next requests' latencies, same photo.
+
+The ONNX cache (dlnet.onnxrun) is filled before timing and its first-run export timed apart
+(``first_export``), in a cache folder of this run. Every tree runs with this Python (its
+environment) and ``PYTHONPATH=SRC``; check out an older commit to compare with
+``git worktree add /tmp/dlnet-base <commit>``.
+
+Usage:
+    python benchmarks/startup.py --tree before=/tmp/dlnet-base/src --tree after=src --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CLI = "import sys; from dlnet.cli import main; sys.exit(main())"
+
+
+def photo(h: int, w: int, seed: int) -> np.ndarray:
+    """A grey photo-like image: smooth waves and fine noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.ogrid[0:h, 0:w]
+    grey = 128 + 60 * np.sin(x / (w / 25)) + 50 * np.cos(y / (h / 28)) + rng.normal(0, 8, (h, w))
+    return grey.clip(0, 255).astype(np.uint8)
+
+
+def run_cli(src: str, args: list[str], cwd: Path, env: dict) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", CLI, *args], cwd=cwd, env={**env, "PYTHONPATH": src},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, data: bytes) -> bytes:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(url, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return r.read()
+
+
+def run_serve(src: str, data: bytes, requests: int, env: dict) -> tuple[float, list[float]]:
+    """Seconds from ``dlnet serve`` to its first answered request, and the next requests' latencies."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/v1/colorize"
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "serve", "--port", str(port), "--log-level", "error"],
+                            env={**env, "PYTHONPATH": src}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                _post(url, data)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError("dlnet serve exited") from None
+                time.sleep(0.02)
+        first = time.perf_counter() - t
+        latencies = []
+        for _ in range(requests):
+            t = time.perf_counter()
+            _post(url, data)
+            latencies.append(time.perf_counter() - t)
+        return first, latencies
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tree", action="append", default=None, metavar="NAME=SRC",
+                    help="a source tree to time (repeatable; default: this checkout's src)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-serve", action="store_true", help="leave out the server timings")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args()
+    trees = dict(t.split("=", 1) for t in args.tree or [f"current={Path(__file__).parent.parent / 'src'}"])
+    trees = {name: str(Path(src).resolve()) for name, src in trees.items()}
+    tmp = Path(tempfile.mkdtemp(prefix="dlnet-startup-"))
+    env = {**os.environ, "DLNET_CACHE": str(tmp / "cache")}
+    Image.fromarray(photo(864, 1152, 0)).save(tmp / "photo.jpg", quality=90)
+    (tmp / "eight").mkdir()
+    for i in range(8):
+        Image.fromarray(photo(256, 256, i + 1)).save(tmp / "eight" / f"{i}.jpg", quality=90)
+    cases = {"help": ["--help"], "usage": ["colorize"], "one_1mp": ["colorize", "photo.jpg", "-o", "out"],
+             "eight_256": ["colorize", "eight", "-o", "out"]}
+    first_export = {name: run_cli(src, cases["one_1mp"] + ["--overwrite"], tmp, env) for name, src in trees.items()}
+    times: dict[str, dict[str, list[float]]] = {name: {case: [] for case in cases} for name in trees}
+    for _ in range(args.repeats):
+        for case, argv in cases.items():
+            for name, src in trees.items():
+                times[name][case].append(run_cli(src, argv + ["--overwrite"] * (case in ("one_1mp", "eight_256")),
+                                                 tmp, env))
+    results = {name: {case: statistics.median(ts) for case, ts in by_case.items()} for name, by_case in times.items()}
+    for name in trees:
+        results[name]["first_export"] = first_export[name]
+    if not args.no_serve:
+        data = (tmp / "photo.jpg").read_bytes()
+        for name, src in trees.items():
+            runs = [run_serve(src, data, 5, env) for _ in range(max(1, args.repeats // 2))]
+            results[name]["serve_first"] = statistics.median(r[0] for r in runs)
+            results[name]["serve_request"] = statistics.median(x for r in runs for x in r[1])
+    rows = list(next(iter(results.values())))
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, median of {args.repeats} fresh processes, s")
+    print("| case | " + " | ".join(trees) + " |")
+    print("| --- |" + " --- |" * len(trees))
+    for row in rows:
+        print(f"| {row} | " + " | ".join(f"{results[name][row]:.3f}" for name in trees) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
