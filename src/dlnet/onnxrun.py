@@ -79,10 +79,14 @@ def cached_onnx(name_or_path: str | Path | None = None) -> Path:
     path = cache_dir() / f"{cache_key(name_or_path)}.onnx"
     if path.is_file():
         return path
+    import onnx  # noqa: F401  (the export writes metadata with it: fail before building the model)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(path.parent, os.W_OK):
+        raise PermissionError(f"{path.parent}: the ONNX cache folder is not writable")
     from .export import export_onnx
     from .weights import load_model
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     diff = export_onnx(load_model(name_or_path), path)
     if not diff <= _MAX_EXPORT_DIFF:
         path.unlink(missing_ok=True)
