@@ -9,6 +9,8 @@ cost milliseconds and the inference path imports torch only when it runs the mod
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 # public name -> the module that defines it
 _LAZY = {
@@ -54,3 +56,17 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *__all__, "__version__"])
+
+
+class _Package(types.ModuleType):
+    """Keeps a public name that is also a submodule's (``kmeans``) the function: importing the
+    submodule ``dlnet.kmeans`` (as ``dlnet.rebalance`` does) would otherwise bind the module here,
+    and ``from dlnet import kmeans`` would give the module from then on."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name and hasattr(value, name):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
