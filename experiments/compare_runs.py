@@ -8,7 +8,7 @@ mean colour. Final numbers come from ``dlnet evaluate`` on the test photos, not 
 
 Usage:
     python experiments/compare_runs.py /work/runs/places128.pack \\
-        base=dlnet-effnet-local A=RUN_A/checkpoints/last.ckpt B=RUN_B/checkpoints/last.ckpt
+        base=dlnet-effnet-unet A=RUN_A/checkpoints/last.ckpt B=RUN_B/checkpoints/last.ckpt
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ if [ -f "$RUN/checkpoints/last.ckpt" ]; then
 else
   # The recipe chosen by the side-by-side probe (docs/RESULTS.md): U-Net decoder, local loss
   # balanced by the global loss, encoder at a tenth of the decoder's learning rate.
-  start=(--packed "$PACK" --init "${INIT:-dlnet-effnet-local}" --encoder efficientnet_lite0 --decoder unet
+  start=(--packed "$PACK" --init "${INIT:-dlnet-effnet-unet}" --encoder efficientnet_lite0 --decoder unet
          --size 128 --batch-size 32 --lr 1e-3 --encoder-lr-scale 0.1 --warmup-steps 100 --loss local
          --global-weight 5 --epochs 100000 --val-every-steps 250)
 fi

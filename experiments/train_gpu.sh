@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 PACK=${PACK:-.packed/places128.pack}
-INIT=${INIT:-src/dlnet/weights/dlnet-effnet-local.safetensors}  # or the last GPU/CPU run's model file
+INIT=${INIT:-src/dlnet/weights/dlnet-effnet-unet.safetensors}  # or the last GPU/CPU run's model file
 MAX_TIME=${MAX_TIME:-00:00:07:30}  # DD:HH:MM:SS of training; start-up and export come on top
 BATCH=${BATCH:-128}
 LR=${LR:-1e-3}

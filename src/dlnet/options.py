@@ -28,7 +28,7 @@ from .rebalance_config import REBALANCE_BY_DEFAULT, RebalanceConfig
 
 __all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS"]
 
-DEFAULT_SIZE = 256  # the working size's longer side, px
+DEFAULT_SIZE = 128  # the working size's longer side, px: chosen on the validation photos (docs/RESULTS.md)
 MIN_SIZE = 32  # the model works on multiples of 32 px
 DEFAULT_QUALITY = 95  # JPEG and WebP
 DEFAULT_MAX_MEGAPIXELS = DEFAULT_MAX_PIXELS / 1e6  # 120: the largest camera sensors, with room

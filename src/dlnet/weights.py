@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # torch and the model are imported where a model is built (na
 __all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "available_models", "images_seen", "load_model", "save_model", "sha256_file"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "dlnet-effnet-local"
+DEFAULT_MODEL = "dlnet-effnet-unet"
 
 
 class WeightsError(RuntimeError):
