@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from .atomic import atomic_path
 from .data import GREY_TOLERANCE, DataError, Split, load_rgb, resize_crop
 
 __all__ = ["pack_photos", "pack_names", "load_packed", "sample_packed", "augment", "PackedDataModule"]
@@ -99,10 +100,9 @@ def pack_photos(split: Split, out: str | Path, size: int = 128, quality: int = 7
         summary[f"{part}_skipped"] = len(files) - len(blobs)
     arrays["test_names"] = _text([str(p) for p in split.test])
     arrays["meta"] = _text([json.dumps({"size": size, "quality": quality, "format": fmt})])
-    tmp = out.with_name(out.name + ".tmp.npz")  # np.savez appends .npz to other names
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(tmp, **arrays)  # the photos are already compressed; the names are not
-    os.replace(tmp, out)
+    with atomic_path(out, suffix=".npz") as tmp:  # np.savez appends .npz to other names
+        np.savez_compressed(tmp, **arrays)  # the photos are already compressed; the names are not
     summary["bytes"] = out.stat().st_size
     return summary
 
@@ -152,18 +152,17 @@ def load_packed(path: str | Path, device: str | torch.device = "cpu") -> dict[st
         stamp_file = cache.with_name(cache.name + ".stamp")
         total = sum(counts.values())
         if not (cache.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp):
-            tmp = cache.with_name(cache.name + ".tmp")
-            mm = np.lib.format.open_memmap(tmp, "w+", np.uint8, (total, 3, s, s))
-            start = 0
-            for p in _PARTS:
-                for i in range(0, counts[p], 2048):  # in chunks: bounded memory for any pack size
-                    offs = z[f"{p}_offsets"][i:i + 2049]
-                    chunk = _decode_all(z[f"{p}_data"][offs[0]:offs[-1]], offs - offs[0])
-                    mm[start:start + len(chunk)] = chunk.numpy()
-                    start += len(chunk)
-            mm.flush()
-            del mm
-            os.replace(tmp, cache)
+            with atomic_path(cache, suffix=".npy") as tmp:
+                mm = np.lib.format.open_memmap(tmp, "w+", np.uint8, (total, 3, s, s))
+                start = 0
+                for p in _PARTS:
+                    for i in range(0, counts[p], 2048):  # in chunks: bounded memory for any pack size
+                        offs = z[f"{p}_offsets"][i:i + 2049]
+                        chunk = _decode_all(z[f"{p}_data"][offs[0]:offs[-1]], offs - offs[0])
+                        mm[start:start + len(chunk)] = chunk.numpy()
+                        start += len(chunk)
+                mm.flush()
+                del mm
             stamp_file.write_text(stamp)
     photos = torch.from_numpy(np.load(cache, mmap_mode="r+"))
     return {"train": photos[:counts["train"]], "val": photos[counts["train"]:]}

@@ -34,6 +34,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from .abbins import ABPrior, ab_prior
+from .atomic import atomic_path
 from .color import merge_l_ab, rgb_to_lab
 from .data import ColorDataModule, PhotoDataset, collate, make_split, write_split
 from .losses import classification_loss, global_loss, local_loss, rebalanced_loss
@@ -249,9 +250,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         path = Path(path)
         get_filesystem(path).makedirs(str(path.parent), exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 def init_from(model: DLNet, source: str) -> tuple[int, int, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import UsageError
+from . import UsageError
 
 
 def configure(p: argparse.ArgumentParser) -> None:

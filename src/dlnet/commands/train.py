@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from ..cli import UsageError
+from . import UsageError
 
 
 def _pretrained(value: str):
