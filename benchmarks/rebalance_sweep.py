@@ -31,12 +31,13 @@ K1S = (4, 8)
 def load_photos(folder: Path, limit: int, size: int) -> torch.Tensor:
     """Up to ``limit`` photos under ``folder`` (or in a file list, e.g. a run's split/val.txt) as
     sRGB ``(N, 3, size, size)`` in 0..1, with the centre crop that training and evaluation use."""
-    from dlnet.data import find_images, load_rgb, read_list, resize_crop
+    from dlnet.data import find_images, read_list
+    from dlnet.imageio import read_rgb8, resize_crop
 
     files = (read_list(folder) if folder.is_file() else find_images(folder))[:limit]
     if not files:
         raise SystemExit(f"{folder}: no images found")
-    arrays = [np.asarray(resize_crop(load_rgb(f), size)) for f in files]
+    arrays = [resize_crop(read_rgb8(f), size) for f in files]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255
 
 

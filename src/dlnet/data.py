@@ -6,7 +6,9 @@ a random split for a plain folder of photos; the split is deterministic for a se
 into the run folder as file lists (``split/train.txt``, ``val.txt``, ``test.txt``) so that a
 run's test photos can always be found again (``dlnet evaluate --data RUN/split/test.txt``).
 
-Workers only decode, resize/crop and flip, returning uint8 ``(3, S, S)`` tensors; the Lab
+Photos are read by the one photo reader, :func:`dlnet.imageio.read_rgb8` (EXIF orientation,
+every mode, as ``dlnet colorize`` reads them). Workers only decode, resize/crop and flip,
+returning uint8 ``(3, S, S)`` tensors; the Lab
 conversion happens on the training device (cheaper to move bytes than floats, and the GPU does
 it for free).
 """
@@ -21,10 +23,9 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
-from .imageio import IMAGE_SUFFIXES
+from .imageio import IMAGE_SUFFIXES, ImageError, read_rgb8, resize_crop
 
 __all__ = ["IMAGE_EXTENSIONS", "find_images", "make_split", "write_split", "read_list", "PhotoDataset",
            "ColorDataModule", "Split", "DataError"]
@@ -111,25 +112,6 @@ def read_list(path: str | Path) -> list[Path]:
     return [p if p.is_absolute() else base / p for p in map(Path, filter(None, lines))]
 
 
-def load_rgb(path: str | Path) -> Image.Image:
-    """Decode a photo with EXIF orientation applied, any mode converted to RGB."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        return im.convert("RGB")
-
-
-def resize_crop(im: Image.Image, size: int, rng=None) -> Image.Image:
-    """Shorter side to ``size``, then a ``size`` x ``size`` crop: random with ``rng``, else centred."""
-    w, h = im.size
-    scale = size / min(w, h)
-    if scale != 1:
-        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
-    w, h = im.size
-    x = rng.randint(0, w - size) if rng else (w - size) // 2
-    y = rng.randint(0, h - size) if rng else (h - size) // 2
-    return im.crop((x, y, x + size, y + size))
-
-
 class PhotoDataset(Dataset):
     """Photos as uint8 ``(3, size, size)`` tensors; unreadable or grey photos yield None.
 
@@ -152,15 +134,14 @@ class PhotoDataset(Dataset):
     def __getitem__(self, i: int):
         path = self.files[i]
         try:
-            im = load_rgb(path)
-        except Exception as e:  # corrupt, truncated, not an image: skip, never crash the epoch
-            self._skip(path, f"cannot read image ({type(e).__name__}: {e})")
+            arr = read_rgb8(path)
+        except ImageError as e:  # corrupt, truncated, not an image: skip, never crash the epoch
+            self._skip(path, f"cannot read image: {e.cause}")
             return "bad"
         rng = random if self.train else None  # seeded per worker by Lightning's seed_everything
-        im = resize_crop(im, self.size, rng)
+        arr = resize_crop(arr, self.size, rng)
         if self.train and rng.random() < 0.5:
-            im = im.transpose(Image.FLIP_LEFT_RIGHT)
-        arr = np.asarray(im)
+            arr = arr[:, ::-1]
         if self.skip_grey and (arr.max(axis=2).astype(np.int16) - arr.min(axis=2)).max() <= GREY_TOLERANCE:
             return "grey"
         return torch.from_numpy(arr.copy()).permute(2, 0, 1)

@@ -37,7 +37,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import metrics, report
 from .color import merge_l_ab, rgb_to_lab
-from .data import IMAGE_EXTENSIONS, find_images, load_rgb, read_list, resize_crop
+from .data import IMAGE_EXTENSIONS, find_images, read_list
+from .imageio import ImageError, read_rgb8, resize_crop
 from .model import DLNet
 from .report import GREY, TRUTH  # method names: the grey baseline (L, a* = b* = 0); the truth
 
@@ -118,8 +119,10 @@ def match_files(truths: Sequence[Truth], folder: str | Path) -> list[Path | None
     return matched
 
 
-def _fit(im: Image.Image, size: int | None) -> Image.Image:
-    return im if size is None else resize_crop(im, size)
+def _read(path: Path, size: int | None) -> np.ndarray:
+    """A photo as ``dlnet colorize`` reads it (:func:`read_rgb8`), resized and cropped to ``size``."""
+    rgb = read_rgb8(path)
+    return rgb if size is None else resize_crop(rgb, size)
 
 
 class _Photos(Dataset):
@@ -136,21 +139,21 @@ class _Photos(Dataset):
         item = {"index": i, "truth": None, "preds": {}, "errors": [], "resized": []}
         path = self.truths[i].path
         try:
-            truth = _fit(load_rgb(path), self.size)
-        except Exception as e:  # corrupt, missing or not an image: skip this photo, keep going
-            item["errors"].append(f"{path}: cannot read image ({type(e).__name__}: {e})")
+            truth = _read(path, self.size)
+        except ImageError as e:  # corrupt, missing or not an image: skip this photo, keep going
+            item["errors"].append(f"{path}: cannot read image: {e.cause}")
             return item
         item["truth"] = _as_tensor(truth)
         for name, paths in self.preds.items():
             if paths[i] is None:
                 continue
             try:
-                im = _fit(load_rgb(paths[i]), self.size)
-            except Exception as e:
-                item["errors"].append(f"{paths[i]}: cannot read image ({type(e).__name__}: {e})")
+                im = _read(paths[i], self.size)
+            except ImageError as e:
+                item["errors"].append(f"{paths[i]}: cannot read image: {e.cause}")
                 continue
-            if im.size != truth.size:  # e.g. a method that returns a different resolution
-                im = im.resize(truth.size, Image.BICUBIC)
+            if im.shape != truth.shape:  # e.g. a method that returns a different resolution
+                im = np.asarray(Image.fromarray(im).resize(truth.shape[1::-1], Image.BICUBIC))
                 item["resized"].append(name)
             item["preds"][name] = _as_tensor(im)
         return item
@@ -162,8 +165,8 @@ def _version() -> str:
     return version("dlnet")
 
 
-def _as_tensor(im: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+def _as_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)
 
 
 def _to_8bit(rgb: torch.Tensor) -> torch.Tensor:

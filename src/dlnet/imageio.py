@@ -13,6 +13,9 @@ A :class:`Photo` is the one photo object of the inference path: read here, color
 format, ICC profile and EXIF), written here. Writing keeps the input's format (PNG, JPEG, WebP,
 TIFF) with its RGB ICC profile, EXIF and alpha, and is atomic (:mod:`dlnet.atomic`).
 
+Training, evaluation and ``dlnet pack`` read photos here too, through :func:`read_rgb8` (the
+same decoding, as 8-bit RGB) and :func:`resize_crop`: there is one photo reader.
+
 Example:
     >>> photo = read_image("old.jpg")              # doctest: +SKIP
     >>> photo = read_image(np.zeros((30, 40, 4), np.uint8))      # arrays and PIL images too
@@ -34,8 +37,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_open
 
-__all__ = ["ImageError", "Photo", "read_image", "to_photo", "save_image", "encode_image", "output_format",
-           "DEFAULT_MAX_PIXELS", "SAVE_FORMATS", "IMAGE_SUFFIXES"]
+__all__ = ["ImageError", "Photo", "read_image", "read_rgb8", "resize_crop", "to_photo", "save_image", "encode_image",
+           "output_format", "DEFAULT_MAX_PIXELS", "SAVE_FORMATS", "IMAGE_SUFFIXES"]
 
 # 120 MP covers the largest camera sensors (about 100 MP) with room; far beyond that a file is
 # more likely a decompression bomb, and colorizing it would need several GB of memory.
@@ -260,6 +263,37 @@ def read_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray | Ph
         elif not isinstance(e, (OSError, SyntaxError, ValueError, MemoryError)):
             cause = f"{type(e).__name__}: {cause}"  # e.g. the AVIF decoder's RuntimeError
         raise ImageError(path, f"cannot decode image: {cause}", kind="corrupt") from None
+
+
+def read_rgb8(source: str | os.PathLike | bytes | Image.Image | np.ndarray | Photo,
+              max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The photo as 8-bit sRGB ``(H, W, 3)`` uint8, read by :func:`read_image` (EXIF orientation,
+    every mode, alpha set aside; 16-bit and float sources rounded to 8 bits): the one reader of
+    training, evaluation and packing, so they see a photo as ``dlnet colorize`` does.
+
+    Raises:
+        ImageError: one line naming the file and what is wrong with it.
+    """
+    return _to_uint8(read_image(source, max_pixels).rgb)
+
+
+def resize_crop(rgb: np.ndarray, size: int, rng=None) -> np.ndarray:
+    """uint8 RGB ``(H, W, 3)`` -> ``(size, size, 3)``: shorter side to ``size`` (bicubic), then a
+    square crop, random with ``rng`` (a :class:`random.Random`-like object), else centred.
+
+    Example:
+        >>> resize_crop(np.zeros((60, 90, 3), np.uint8), 30).shape
+        (30, 30, 3)
+    """
+    im = Image.fromarray(rgb)
+    w, h = im.size
+    scale = size / min(w, h)
+    if scale != 1:
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+    w, h = im.size
+    x = rng.randint(0, w - size) if rng else (w - size) // 2
+    y = rng.randint(0, h - size) if rng else (h - size) // 2
+    return np.asarray(im.crop((x, y, x + size, y + size)))
 
 
 def output_format(path: str | os.PathLike, source_format: str | None, requested: str | None = None) -> tuple[Path, str]:

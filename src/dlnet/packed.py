@@ -36,7 +36,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from .atomic import atomic_path
-from .data import GREY_TOLERANCE, DataError, Split, load_rgb, resize_crop
+from .data import GREY_TOLERANCE, DataError, Split
+from .imageio import ImageError, read_rgb8, resize_crop
 
 __all__ = ["pack_photos", "pack_names", "load_packed", "sample_packed", "augment", "PackedDataModule"]
 
@@ -46,14 +47,13 @@ _PARTS = ("train", "val")
 def _encode(path: Path, size: int, quality: int, fmt: str) -> bytes | None:
     """One photo as square JPEG bytes; None for an unreadable or grey photo."""
     try:
-        im = resize_crop(load_rgb(path), size)
-    except Exception as e:  # a corrupt file costs a warning, not the pack
-        print(f"warning: skipping {path}: cannot read image ({type(e).__name__}: {e})", file=sys.stderr)
+        arr = resize_crop(read_rgb8(path), size)  # the one photo reader, as training and colorize
+    except ImageError as e:  # a corrupt file costs a warning, not the pack
+        print(f"warning: skipping {path}: cannot read image: {e.cause}", file=sys.stderr)
         return None
-    arr = np.asarray(im)
     if (arr.max(axis=2).astype(np.int16) - arr.min(axis=2)).max() <= GREY_TOLERANCE:
         return None  # grey photos never teach "no colour"
-    buf = io.BytesIO()
+    buf, im = io.BytesIO(), Image.fromarray(arr)
     if fmt == "webp":
         im.save(buf, "WEBP", quality=quality, method=6)
     else:
