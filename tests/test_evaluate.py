@@ -89,6 +89,22 @@ def test_grey_baseline_has_no_colour(setup):
     assert summary["truth"]["colourfulness"]["mean"] > 20
 
 
+def test_scores_the_8_bit_photos_a_user_gets(setup):
+    """The checkpoint's score is that of the photo ``dlnet colorize`` gives for the crop, and the
+    grey baseline's that of the grey half of ``--side-by-side``: the same code, 8-bit output."""
+    from dlnet import metrics
+    from dlnet.colorizer import Colorizer
+    from dlnet.imageio import read_rgb8, resize_crop
+
+    truth = resize_crop(read_rgb8(setup["data"] / "p0.jpg"), 64)
+    colorizer = Colorizer.from_pretrained(str(setup["model"]), device="cpu", size=64, precision="fp32")
+    both = np.asarray(colorizer.colorize(truth, side_by_side=True))
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255
+    rows = {r["method"]: r for r in setup["result"].rows if r["image"] == "p0.jpg"}
+    for method, out in (("grey", both[:, :64]), ("m", both[:, 64:])):
+        assert rows[method]["mse_rgb"] == pytest.approx(metrics.mse_rgb(as_tensor(out), as_tensor(truth)).item())
+
+
 def test_rebalance_is_scored_as_its_own_method(setup):
     ms = setup["result"].summary["methods"]
     assert ms["m+rebalance"]["colourfulness"]["mean"] > ms["m"]["colourfulness"]["mean"]

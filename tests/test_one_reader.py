@@ -50,13 +50,13 @@ def test_training_evaluation_and_inference_read_the_same_rgb(jpeg):
     inference = read_image(jpeg).rgb
     assert inference.dtype == np.uint8 and np.array_equal(inference, full)
     assert np.array_equal(read_rgb8(jpeg), full)
-    evaluation = _Photos([Truth("x", jpeg)], {}, None)[0]["truth"].permute(1, 2, 0).numpy()
+    evaluation = _Photos([Truth("x", jpeg)], {}, None)[0]["truth"]
     assert np.array_equal(evaluation, full)
 
     crop = _old_decoder(jpeg, 32)
     assert np.array_equal(resize_crop(read_rgb8(jpeg), 32), crop)
     training = PhotoDataset([jpeg], 32, train=False, skip_grey=False)[0].permute(1, 2, 0).numpy()
-    evaluation = _Photos([Truth("x", jpeg)], {}, 32)[0]["truth"].permute(1, 2, 0).numpy()
+    evaluation = _Photos([Truth("x", jpeg)], {}, 32)[0]["truth"]
     assert np.array_equal(training, crop) and np.array_equal(evaluation, crop)
 
 

@@ -6,11 +6,14 @@ The protocol (see docs/EVALUATION.md):
   ``RUN/split/test.txt``), or one image. Each photo is EXIF-transposed, converted to RGB, its
   shorter side resized to ``size`` and centre-cropped to ``size x size`` (``size=None`` keeps the
   full photo).
-* Methods: the grey baseline (the truth's L with a* = b* = 0) is always scored; checkpoints are run
-  through the one inference path, :meth:`Colorizer.colorize_tensor`, on the truth's L; folders of
-  images colorized by any other method are matched by file name and brought to the same crop.
-* Every output is rounded to 8 bits before scoring, as a saved image would be, so checkpoints and
-  image folders are scored alike. Metrics: :mod:`dlnet.metrics`. Report: :mod:`dlnet.report`.
+* Methods: the grey baseline (the 8-bit grey photo a user sees: the truth's L* with a* = b* = 0,
+  as ``dlnet colorize --side-by-side`` shows it) is always scored; checkpoints colorize the
+  truth through the inference core ``dlnet colorize`` uses
+  (:meth:`~dlnet.colorizer.Colorizer.colorize_photos`: working size, full-resolution L*, the
+  final 8-bit sRGB), so the score is that of the photo a user gets; folders of images colorized
+  by any other method are matched by file name and brought to the same crop.
+* Every output scored is 8-bit, as a saved image is, so checkpoints and image folders are scored
+  alike. Metrics: :mod:`dlnet.metrics`. Report: :mod:`dlnet.report`.
 * Photos whose ground truth is itself grey (colourfulness below :data:`GREY_TRUTH_BELOW`) are
   scored but left out of the averages, since any grey output matches them (``keep_grey_truth``
   keeps them); their rows say so in ``left_out``.
@@ -35,10 +38,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from . import metrics, report
-from .color import merge_l_ab, rgb_to_lab
+from . import _installed_version, metrics, report
+from .color import rgb_to_lab
+from .fullres import lightness, merge_rgb8
 from .data import IMAGE_EXTENSIONS, find_images, read_list
-from .imageio import ImageError, read_rgb8, resize_crop
+from .imageio import ImageError, Photo, read_rgb8, resize_crop
 from .model import DLNet
 from .report import GREY, TRUTH  # method names: the grey baseline (L, a* = b* = 0); the truth
 
@@ -126,7 +130,7 @@ def _read(path: Path, size: int | None) -> np.ndarray:
 
 
 class _Photos(Dataset):
-    """Item i: the truth photo and every ``--pred`` image for it, uint8 ``(3, H, W)``, with one
+    """Item i: the truth photo and every ``--pred`` image for it, uint8 ``(H, W, 3)``, with one
     message per file that could not be read (workers only decode; the main process reports)."""
 
     def __init__(self, truths: Sequence[Truth], preds: Mapping[str, list[Path | None]], size: int | None):
@@ -143,7 +147,7 @@ class _Photos(Dataset):
         except ImageError as e:  # corrupt, missing or not an image: skip this photo, keep going
             item["errors"].append(f"{path}: cannot read image: {e.cause}")
             return item
-        item["truth"] = _as_tensor(truth)
+        item["truth"] = truth
         for name, paths in self.preds.items():
             if paths[i] is None:
                 continue
@@ -155,23 +159,13 @@ class _Photos(Dataset):
             if im.shape != truth.shape:  # e.g. a method that returns a different resolution
                 im = np.asarray(Image.fromarray(im).resize(truth.shape[1::-1], Image.BICUBIC))
                 item["resized"].append(name)
-            item["preds"][name] = _as_tensor(im)
+            item["preds"][name] = im
         return item
 
 
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("dlnet")
-
-
-def _as_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)
-
-
-def _to_8bit(rgb: torch.Tensor) -> torch.Tensor:
-    """sRGB 0..1 float -> uint8, as a saved image would be."""
-    return (rgb.clamp(0, 1) * 255).round().to(torch.uint8)
+def _as_tensor(rgbs: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """uint8 ``(H, W, 3)`` arrays of one shape -> uint8 ``(B, 3, H, W)`` on ``device``."""
+    return torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).to(device)
 
 
 def _same_shape_runs(items: list[dict]) -> list[list[dict]]:
@@ -203,20 +197,22 @@ def _score_run(run: list[dict], colorizers: Mapping, pred_names: list[str], devi
                grid_rows: set[int]) -> tuple[list[dict], dict[int, dict[str, np.ndarray]]]:
     """Score every method on a run of same-shape photos; also return the grid's images (HWC uint8)."""
     idx = [it["index"] for it in run]
-    truth8 = torch.stack([it["truth"] for it in run]).to(device)
+    truth8 = _as_tensor([it["truth"] for it in run], device)
     truth = truth8.float() / 255
-    lab = rgb_to_lab(truth)
-    truth_ab = lab[:, 1:]
+    truth_ab = rgb_to_lab(truth)[:, 1:]
     truth_values = {"colourfulness_truth": metrics.colourfulness(truth),
                     "hue_spread_truth": metrics.hue_spread(truth_ab)}
-    outputs = {GREY: _to_8bit(merge_l_ab(lab[:, :1], torch.zeros_like(truth_ab)))}
-    # The checkpoint sees the truth's exact L (colorize_tensor keeps only L), not a rounded grey.
-    outputs.update({n: _to_8bit(c.colorize_tensor(truth)) for n, c in colorizers.items()})
+    # What a user gets: the grey photo of the truth's L*, and each model's 8-bit colour photo,
+    # made by the inference core from the truth photo (only its L* is used).
+    photos = [Photo(it["truth"]) for it in run]
+    outputs = {GREY: _as_tensor([merge_rgb8(lightness(p.rgb), None) for p in photos], device)}
+    for name, colorizer in colorizers.items():
+        outputs[name] = _as_tensor([p.rgb for p in colorizer.colorize_photos(photos)], device)
     have = {n: list(range(len(run))) for n in outputs}
     for name in pred_names:  # a folder may lack some photos: score those it has
         have[name] = [k for k, it in enumerate(run) if name in it["preds"]]
         if have[name]:
-            outputs[name] = torch.stack([run[k]["preds"][name] for k in have[name]]).to(device)
+            outputs[name] = _as_tensor([run[k]["preds"][name] for k in have[name]], device)
     rows = []
     cells = {k: {TRUTH: truth8[k]} for k, i in enumerate(idx) if i in grid_rows}
     for name, out8 in outputs.items():
@@ -316,10 +312,10 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
         except WeightsError as e:
             raise EvaluationError(str(e)) from e
         work = working_size or size  # the size colour is predicted at; default: the photo's
-        colorizers[name] = Colorizer(model, device=device, size=work, precision=precision)
+        colorizers[name] = Colorizer(model, device=device, size=work, precision=precision, batch_size=batch_size)
         if rebalance is not None:
             colorizers[f"{name}+rebalance"] = Colorizer(model, device=device, size=work, precision=precision,
-                                                        rebalance=rebalance)
+                                                        rebalance=rebalance, batch_size=batch_size)
 
     workers = (0 if device.type == "cpu" else min(8, os.cpu_count() or 1)) if workers is None else workers
     loader = DataLoader(_Photos(truths, pred_paths, size), batch_size=batch_size, num_workers=workers,
@@ -374,7 +370,7 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
             "grey_truth": {"below": GREY_TRUTH_BELOW, "count": len(grey_truth), "kept": keep_grey_truth,
                            "images": grey_truth},
             "size": size, "seed": seed, "precision": precision, "device": str(device),
-            "dlnet_version": _version()}
+            "dlnet_version": _installed_version()}
     summary = report.summarize(kept, methods, kinds=kinds, sources=sources, missing=missing, meta=meta,
                                n_resamples=n_resamples, seed=seed)
     grid_order = [i for i in grid_order if i in grid_cells]  # unreadable photos drop out

@@ -16,11 +16,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_open, atomic_path
 
 __all__ = ["PSNR_CAP_DB", "METRICS", "OUTPUT_FILES", "bootstrap_mean", "bootstrap_change", "summarize",
            "render_markdown", "save_grid", "write_all", "averages_table", "progress"]
@@ -292,9 +293,8 @@ def save_grid(path: str | Path, names: Sequence[str], cells: Sequence[Mapping[st
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # a crash never leaves a half-written report under the real name
+    with atomic_open(path, "w", encoding="utf-8") as f:  # never a half-written report under the real name
+        f.write(text)
 
 
 def _csv_text(rows: list[dict]) -> str:
@@ -318,9 +318,8 @@ def write_all(out: str | Path, rows: list[dict], summary: dict, methods: Sequenc
     _write_text(files["summary.json"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
     _write_text(files["report.md"], render_markdown(summary, rows, methods, table_rows))
     if grid_names:
-        tmp = out / "grid.tmp.png"
-        save_grid(tmp, grid_names, grid_cells, methods)
-        os.replace(tmp, files["grid.png"])
+        with atomic_path(files["grid.png"], suffix=".png") as tmp:  # matplotlib reads the format off it
+            save_grid(tmp, grid_names, grid_cells, methods)
     else:
         del files["grid.png"]
     return files
