@@ -75,10 +75,10 @@ MODEL = None  # --model: None = a random-init densenet121 DL-Net, else a shipped
 
 def dlnet_model():
     if MODEL is not None:
-        from dlnet.weights import load_model
+        from dlnet.model.weights import load_model
 
         return load_model(None if MODEL == "default" else MODEL)
-    from dlnet.model import DLNet, ModelConfig
+    from dlnet.model.net import DLNet, ModelConfig
 
     torch.manual_seed(0)
     return DLNet(ModelConfig(encoder="densenet121")).eval()
@@ -86,11 +86,11 @@ def dlnet_model():
 
 def colorizer_for(setting: str, onnx_path: str | None, size: int | str = "default"):
     """The Colorizer for a setting; ``size`` is the working size (default: the Colorizer's)."""
-    from dlnet.colorizer import DEFAULT_SIZE, Colorizer
+    from dlnet.infer.colorizer import DEFAULT_SIZE, Colorizer
 
     size = DEFAULT_SIZE if size == "default" else size
     if setting == "onnx":
-        from dlnet.export import OnnxModel
+        from dlnet.infer.export import OnnxModel
 
         return Colorizer(OnnxModel(onnx_path), "cpu", size=size, precision="fp32")
     return Colorizer(dlnet_model(), "cpu", size=size, precision="fp32" if setting == "fp32" else "bf16",
@@ -108,7 +108,7 @@ def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 def child_12mp(setting: str, path: str, onnx_path: str | None) -> dict:
     """In a fresh process: read, colorize and write the 12-MP JPEG twice; wall times and peak RSS."""
-    from dlnet.imageio import read_image, save_image
+    from dlnet.io.imageio import read_image, save_image
 
     colorizer = colorizer_for(setting, onnx_path)
     times = []
@@ -154,7 +154,7 @@ def main() -> None:
         print(json.dumps(child_12mp(args.child_12mp, args.photo, args.onnx)))
         return
 
-    from dlnet.export import export_onnx
+    from dlnet.infer.export import export_onnx
     from zhang_eccv16 import ZhangECCV16
 
     print(f"model {MODEL or 'random densenet121'}, torch {torch.__version__}, {args.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, "

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from dlnet.losses import local_loss
+from dlnet.train.losses import local_loss
 from train_throughput import step_times
 
 

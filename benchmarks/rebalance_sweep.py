@@ -1,7 +1,7 @@
 """Sweep the rebalancing post-process's parameters on real photos: quality and cost.
 
 For each photo (centre-cropped and resized to ``--size``), the model's a*b* are predicted once;
-then each grid point (gamma, kernel, k1) of :class:`dlnet.rebalance.RebalanceConfig` is applied
+then each grid point (gamma, kernel, k1) of :class:`dlnet.color.rebalance.RebalanceConfig` is applied
 to those a*b* and scored against the photo's true colours: PSNR and SSIM (higher = closer to
 the truth) and colourfulness (Hasler & Suesstrunk; the truth's own is printed for reference),
 next to no rebalancing. Then the post-process's cost per image at 224 px is timed.
@@ -31,8 +31,8 @@ K1S = (4, 8)
 def load_photos(folder: Path, limit: int, size: int) -> torch.Tensor:
     """Up to ``limit`` photos under ``folder`` (or in a file list, e.g. a run's split/val.txt) as
     sRGB ``(N, 3, size, size)`` in 0..1, with the centre crop that training and evaluation use."""
-    from dlnet.data import find_images, read_list
-    from dlnet.imageio import read_rgb8, resize_crop
+    from dlnet.train.data import find_images, read_list
+    from dlnet.io.imageio import read_rgb8, resize_crop
 
     files = (read_list(folder) if folder.is_file() else find_images(folder))[:limit]
     if not files:
@@ -43,7 +43,7 @@ def load_photos(folder: Path, limit: int, size: int) -> torch.Tensor:
 
 def grid() -> list:
     """Rebalance configs to try; k1 only matters when there is smoothing (kernel > 1)."""
-    from dlnet.rebalance import RebalanceConfig
+    from dlnet.color.rebalance import RebalanceConfig
 
     configs = []
     for gamma, kernel in itertools.product(GAMMAS, KERNELS):
@@ -54,8 +54,8 @@ def grid() -> list:
 
 
 def scores(l: torch.Tensor, ab: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
-    from dlnet.color import merge_l_ab
-    from dlnet.metrics import colourfulness, psnr, ssim  # imported late: written in parallel
+    from dlnet.color.lab import merge_l_ab
+    from dlnet.evaluate.metrics import colourfulness, psnr, ssim  # imported late: written in parallel
 
     rgb = merge_l_ab(l, ab).clamp(0, 1)
     return {"psnr": psnr(rgb, truth).mean().item(), "ssim": ssim(rgb, truth).mean().item(),
@@ -64,7 +64,7 @@ def scores(l: torch.Tensor, ab: torch.Tensor, truth: torch.Tensor) -> dict[str, 
 
 def cost_ms(config, side: int = 224, batch: int = 1, repeats: int = 7) -> float:
     """Median milliseconds per image of the post-process on random a*b* at ``side`` px."""
-    from dlnet.rebalance import rebalance
+    from dlnet.color.rebalance import rebalance
 
     ab = (torch.rand(batch, 2, side, side, generator=torch.Generator().manual_seed(0)) - 0.5) * 120
     rebalance(ab, None, config)
@@ -87,10 +87,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from dlnet.color import rgb_to_lab
-    from dlnet.colorizer import Colorizer
-    from dlnet.metrics import colourfulness
-    from dlnet.rebalance import rebalance
+    from dlnet.color.lab import rgb_to_lab
+    from dlnet.infer.colorizer import Colorizer
+    from dlnet.evaluate.metrics import colourfulness
+    from dlnet.color.rebalance import rebalance
 
     truth = load_photos(args.images, args.limit, args.size)
     colorizer = Colorizer.from_pretrained(args.weights, device="cpu", size=None)

@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from dlnet.serve import ServeSettings
+from dlnet.apps.serve import ServeSettings
 
 MAX_RETRIES = 30  # per upload, on 503
 REQUEST_TIMEOUT_S = 120
@@ -47,7 +47,7 @@ def free_port() -> int:
 def model_file(workdir: Path) -> tuple[str, str]:
     """The shipped default model if there is one, else a random-init densenet121 (same architecture)."""
     from dlnet import DLNet, ModelConfig, available_models, save_model
-    from dlnet.weights import DEFAULT_MODEL
+    from dlnet.model.weights import DEFAULT_MODEL
 
     if DEFAULT_MODEL in available_models():
         return DEFAULT_MODEL, f"shipped {DEFAULT_MODEL}"
@@ -150,7 +150,7 @@ def main() -> int:
         weights, model_desc = (args.weights, args.weights) if args.weights else model_file(Path(tmp))
         photo = test_photo(args.photo_size)
         port = free_port()
-        cmd = [sys.executable, "-m", "dlnet.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+        cmd = [sys.executable, "-m", "dlnet.apps.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--weights", weights, "--workers", str(args.workers), "--queue", str(args.queue),
                "--log-level", "warning"]
         server = subprocess.Popen(cmd, start_new_session=True)

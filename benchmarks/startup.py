@@ -9,7 +9,7 @@ one by default), runs taking turns so that a change of machine load hits all tre
 - ``serve_first``: ``dlnet serve`` to its first answered request (one 1-MP photo), and
   ``serve_request``: the median of the next requests' latencies, same photo.
 
-The ONNX cache (dlnet.onnxrun) is filled before timing and its first-run export timed apart
+The ONNX cache (dlnet.infer.onnxrun) is filled before timing and its first-run export timed apart
 (``first_export``), in a cache folder of this run. Every tree runs with this Python (its
 environment) and ``PYTHONPATH=SRC``; check out an older commit to compare with
 ``git worktree add /tmp/dlnet-base <commit>``.
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CLI = "import sys; from dlnet.cli import main; sys.exit(main())"
+CLI = "import sys; from dlnet.apps.cli import main; sys.exit(main())"
 
 
 def photo(h: int, w: int, seed: int) -> np.ndarray:

@@ -24,8 +24,8 @@ import time
 import torch
 
 from dlnet import DLNet, ModelConfig, list_encoders
-from dlnet.color import rgb_to_lab
-from dlnet.losses import global_loss, local_loss
+from dlnet.color.lab import rgb_to_lab
+from dlnet.train.losses import global_loss, local_loss
 
 
 def step_times(encoder: str, loss: str, size: int, batch: int, steps: int = 6, warmup: int = 2,
@@ -63,7 +63,7 @@ def input_times(source: str, size: int, batch: int, batches: int = 8) -> list[fl
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(0)
     if source.endswith(".pack"):
-        from dlnet.packed import augment, load_packed
+        from dlnet.train.packed import augment, load_packed
 
         photos = load_packed(source)["train"]
 
@@ -71,7 +71,7 @@ def input_times(source: str, size: int, batch: int, batches: int = 8) -> list[fl
             idx = torch.randint(0, len(photos), (batch,), generator=gen)
             return augment(photos[idx], size, gen)
     else:
-        from dlnet.data import PhotoDataset, collate, find_images
+        from dlnet.train.data import PhotoDataset, collate, find_images
 
         files = find_images(source)
         data = PhotoDataset(files, size, train=True)

@@ -9,7 +9,7 @@ subprocesses with the film 1x and 4x as long: memory flat in the film's length m
 
 ``flicker``: clips made from photos at 320x192 -- a still scene with exposure off by 5 % (s.d.)
 each frame and grain, a slow pan (3 px/frame) and a fast one (16 px/frame) without noise, a scene
-cut. End to end with the shipped model: flicker (:func:`dlnet.temporal.flicker`: mean absolute
+cut. End to end with the shipped model: flicker (:func:`dlnet.infer.temporal.flicker`: mean absolute
 change of a*b* between consecutive frames of the decoded output, over 8x8-pixel blocks) on the
 still clip, against its floor (the same clip colorized with its own time-averaged colour, which
 cannot flicker: what is left is the clip's exposure flicker and grain passing through the kept L*
@@ -43,10 +43,10 @@ from skimage import data
 sys.path.insert(0, str(Path(__file__).parent))
 from inference import peak_rss_gb  # noqa: E402
 
-from dlnet.colorizer import Colorizer  # noqa: E402
-from dlnet.fullres import lightness  # noqa: E402
-from dlnet.temporal import DEFAULT_TEMPORAL, TemporalSmoother, flicker  # noqa: E402
-from dlnet.video import read_frames  # noqa: E402
+from dlnet.infer.colorizer import Colorizer  # noqa: E402
+from dlnet.infer.fullres import lightness  # noqa: E402
+from dlnet.infer.temporal import DEFAULT_TEMPORAL, TemporalSmoother, flicker  # noqa: E402
+from dlnet.infer.video import read_frames  # noqa: E402
 
 
 def grey(photo: np.ndarray, w: int, h: int) -> np.ndarray:

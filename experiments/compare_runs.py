@@ -17,10 +17,10 @@ import argparse
 
 import torch
 
-from dlnet.color import merge_l_ab, rgb_to_lab
-from dlnet.metrics import colourfulness, hue_spread, psnr
-from dlnet.packed import load_packed
-from dlnet.weights import load_model
+from dlnet.color.lab import merge_l_ab, rgb_to_lab
+from dlnet.evaluate.metrics import colourfulness, hue_spread, psnr
+from dlnet.train.packed import load_packed
+from dlnet.model.weights import load_model
 
 
 def _corr(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -1,8 +1,8 @@
 """Turn a training checkpoint into a model shipped inside the package (or any fp16 model file).
 
-Writes ``src/dlnet/weights/NAME.safetensors`` (fp16, config and images seen in its metadata)
+Writes ``src/dlnet/model/weights/NAME.safetensors`` (fp16, config and images seen in its metadata)
 and ``NAME.json`` (SHA-256, size, training, images seen), which
-:func:`dlnet.weights.load_model` checks at every load. With ``--to PATH`` it writes only the
+:func:`dlnet.model.weights.load_model` checks at every load. With ``--to PATH`` it writes only the
 fp16 model file there (what the GPU run brings back).
 
     python experiments/ship_model.py runs/effnet-local/checkpoints/last.ckpt dlnet-effnet-local \\
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from dlnet.weights import WEIGHTS_DIR, images_seen, load_model, save_model, sha256_file
+from dlnet.model.weights import WEIGHTS_DIR, images_seen, load_model, save_model, sha256_file
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 PACK=${PACK:-.packed/places128.pack}
-INIT=${INIT:-src/dlnet/weights/dlnet-effnet-unet.safetensors}  # or the last GPU/CPU run's model file
+INIT=${INIT:-src/dlnet/model/weights/dlnet-effnet-unet.safetensors}  # or the last GPU/CPU run's model file
 MAX_TIME=${MAX_TIME:-00:00:07:30}  # DD:HH:MM:SS of training; start-up and export come on top
 BATCH=${BATCH:-128}
 LR=${LR:-1e-3}
@@ -37,7 +37,7 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 
 run="$OUT/run"
 # shellcheck disable=SC2086
-"$PY" -m dlnet.cli train --packed "$PACK" --init "$INIT" --encoder efficientnet_lite0 --decoder unet \
+"$PY" -m dlnet.apps.cli train --packed "$PACK" --init "$INIT" --encoder efficientnet_lite0 --decoder unet \
   --size 128 --batch-size "$BATCH" --lr "$LR" --encoder-lr-scale 0.1 --warmup-steps 100 \
   --loss local --global-weight 5 --epochs 1000 --max-time "$MAX_TIME" --val-every-steps 200 \
   --precision bf16-mixed --out "$run" $EXTRA >"$OUT/train.log" 2>&1 || { tail -n 30 "$OUT/train.log"; exit 1; }

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import torch
 
-from dlnet.model import DLNet, ModelConfig
-from dlnet.weights import save_model
+from dlnet.model.net import DLNet, ModelConfig
+from dlnet.model.weights import save_model
 
 
 def tiny_model(encoder: str = "efficientnet_lite0", seed: int = 0) -> DLNet:

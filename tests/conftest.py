@@ -14,7 +14,7 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="session", autouse=True)
 def _onnx_cache(tmp_path_factory):
-    """The ONNX exports of ``dlnet colorize`` (dlnet.onnxrun) go to a folder of this run, not ~/.cache."""
+    """The ONNX exports of ``dlnet colorize`` (dlnet.infer.onnxrun) go to a folder of this run, not ~/.cache."""
     old = os.environ.get("DLNET_CACHE")
     os.environ["DLNET_CACHE"] = str(tmp_path_factory.mktemp("dlnet-cache"))
     yield

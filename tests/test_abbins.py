@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from dlnet.abbins import (ABPrior, ab_prior, annealed_mean, gamut_bins, nearest_bin, rebalancing_weights,
+from dlnet.color.abbins import (ABPrior, ab_prior, annealed_mean, gamut_bins, nearest_bin, rebalancing_weights,
                           smooth_prior, soft_encode)
-from dlnet.color import rgb_to_lab
+from dlnet.color.lab import rgb_to_lab
 
 
 def test_gamut_bins_are_the_10_unit_cells_srgb_colours_fall_in():

@@ -20,8 +20,8 @@ from PIL import Image
 from _tiny_model import tiny_model_file
 from bad_inputs import RGB, corpus as make_corpus, png
 
-from dlnet.cli import main
-from dlnet.commands import one_line
+from dlnet.apps.cli import main
+from dlnet.apps.commands import one_line
 
 SUFFIX = {"jpeg": ".jpg", "webp": ".webp"}
 

@@ -38,8 +38,8 @@ def server(tmp_path_factory):
     """Base URL of a dlnet server with the tinted model, stopped after the module's tests."""
     import uvicorn
 
-    from dlnet.colorizer import Colorizer
-    from dlnet.serve import ServeSettings, create_app
+    from dlnet.infer.colorizer import Colorizer
+    from dlnet.apps.serve import ServeSettings, create_app
 
     model = tinted_model_file(tmp_path_factory.mktemp("browser") / "tinted.safetensors")
     colorizer = Colorizer.from_pretrained(str(model), device="cpu", precision="fp32")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from dlnet.abbins import ABPrior, annealed_mean, gamut_bins
-from dlnet.cli import main
-from dlnet.model import DLNet, ModelConfig
-from dlnet.weights import load_model, save_model
+from dlnet.color.abbins import ABPrior, annealed_mean, gamut_bins
+from dlnet.apps.cli import main
+from dlnet.model.net import DLNet, ModelConfig
+from dlnet.model.weights import load_model, save_model
 
 from _tiny_model import tiny_model
 from conftest import write_photo_folder
@@ -78,7 +78,7 @@ def test_saved_and_reloaded_with_its_bins_and_temperature_and_regression_files_u
 
 def test_onnx_export_of_a_classification_model_matches_pytorch(tmp_path):
     pytest.importorskip("onnxruntime")
-    from dlnet.export import OnnxModel, export_onnx
+    from dlnet.infer.export import OnnxModel, export_onnx
 
     model = _tiny()
     model.temperature = 0.3
@@ -132,9 +132,9 @@ def test_rebalanced_trains_from_folders(photos, tmp_path):
 
 
 def test_the_training_module_applies_the_chosen_loss():
-    from dlnet.abbins import ab_prior
-    from dlnet.losses import classification_loss, local_loss, rebalanced_loss
-    from dlnet.training import ColorizationModule
+    from dlnet.color.abbins import ab_prior
+    from dlnet.train.losses import classification_loss, local_loss, rebalanced_loss
+    from dlnet.train.training import ColorizationModule
 
     rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     prior = ab_prior(rgb)

@@ -6,7 +6,7 @@ import torch
 from skimage import color as skcolor
 from skimage import data
 
-from dlnet.color import LabToRgb, RgbToLab, lab_to_rgb, merge_l_ab, rgb_to_lab
+from dlnet.color.lab import LabToRgb, RgbToLab, lab_to_rgb, merge_l_ab, rgb_to_lab
 
 
 def _to_tensor(img: np.ndarray) -> torch.Tensor:

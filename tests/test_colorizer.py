@@ -9,10 +9,10 @@ from skimage import data
 
 from _tiny_model import tiny_model
 
-from dlnet.color import merge_l_ab, rgb_to_lab
-from dlnet.colorizer import Colorizer
-from dlnet.fullres import lightness, merge_rgb8
-from dlnet.rebalance import Rebalance, RebalanceConfig
+from dlnet.color.lab import merge_l_ab, rgb_to_lab
+from dlnet.infer.colorizer import Colorizer
+from dlnet.infer.fullres import lightness, merge_rgb8
+from dlnet.color.rebalance import Rebalance, RebalanceConfig
 
 
 class ConstantAb(torch.nn.Module):

@@ -16,9 +16,9 @@ import pytest
 import dlnet
 
 SLOW = {
-    "dlnet.model": "its examples build full DenseNet/EfficientNet models (10 s); test_model.py covers them",
-    "dlnet.encoders": "its examples build full encoders (3-12 s); test_model.py covers them",
-    "dlnet.evaluate": "its examples score photos on disk (not runnable as they stand)",
+    "dlnet.model.net": "its examples build full DenseNet/EfficientNet models (10 s); test_model.py covers them",
+    "dlnet.model.encoders": "its examples build full encoders (3-12 s); test_model.py covers them",
+    "dlnet.evaluate.protocol": "its examples score photos on disk (not runnable as they stand)",
 }
 
 
@@ -38,7 +38,7 @@ MODULES = _modules_with_examples()
 
 
 def test_the_examples_are_found():
-    assert {"dlnet.options", "dlnet.atomic", "dlnet.imageio", "dlnet.colorizer", "dlnet.rebalance"} <= set(MODULES)
+    assert {"dlnet.infer.options", "dlnet.io.atomic", "dlnet.io.imageio", "dlnet.infer.colorizer", "dlnet.color.rebalance"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", [m for m in MODULES if m not in SLOW])

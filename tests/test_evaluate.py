@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dlnet.cli import main
-from dlnet.evaluate import EvaluationError, evaluate, find_truth, match_files
-from dlnet.model import DLNet, ModelConfig
-from dlnet.report import PSNR_CAP_DB, bootstrap_change, bootstrap_mean
-from dlnet.weights import save_model
+from dlnet.apps.cli import main
+from dlnet.evaluate.protocol import EvaluationError, evaluate, find_truth, match_files
+from dlnet.model.net import DLNet, ModelConfig
+from dlnet.evaluate.report import PSNR_CAP_DB, bootstrap_change, bootstrap_mean
+from dlnet.model.weights import save_model
 
 N = 6
 
@@ -92,9 +92,9 @@ def test_grey_baseline_has_no_colour(setup):
 def test_scores_the_8_bit_photos_a_user_gets(setup):
     """The checkpoint's score is that of the photo ``dlnet colorize`` gives for the crop, and the
     grey baseline's that of the grey half of ``--side-by-side``: the same code, 8-bit output."""
-    from dlnet import metrics
-    from dlnet.colorizer import Colorizer
-    from dlnet.imageio import read_rgb8, resize_crop
+    from dlnet.evaluate import metrics
+    from dlnet.infer.colorizer import Colorizer
+    from dlnet.io.imageio import read_rgb8, resize_crop
 
     truth = resize_crop(read_rgb8(setup["data"] / "p0.jpg"), 64)
     colorizer = Colorizer.from_pretrained(str(setup["model"]), device="cpu", size=64, precision="fp32")
@@ -286,18 +286,18 @@ def test_colour_figures_of_grey_and_truth(grey_truth_data, tmp_path):
 
 def test_working_size_is_the_size_colour_is_predicted_at(tmp_path, monkeypatch):
     """--working-size sets the Colorizer's working size; by default it is the scored photo's."""
-    import dlnet.colorizer
-    from dlnet.cli import main
+    import dlnet.infer.colorizer
+    from dlnet.apps.cli import main
     from PIL import Image
 
     seen = []
-    real = dlnet.colorizer.Colorizer.__init__
+    real = dlnet.infer.colorizer.Colorizer.__init__
 
     def spy(self, model, *args, size=None, **kwargs):
         seen.append(size)
         real(self, model, *args, size=size, **kwargs)
 
-    monkeypatch.setattr(dlnet.colorizer.Colorizer, "__init__", spy)
+    monkeypatch.setattr(dlnet.infer.colorizer.Colorizer, "__init__", spy)
     photo = tmp_path / "p.png"
     Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(photo)
     from _tiny_model import tiny_model_file

@@ -9,9 +9,9 @@ pytest.importorskip("onnxruntime")
 
 from _tiny_model import tiny_model, tiny_model_file  # noqa: E402
 
-from dlnet.cli import main  # noqa: E402
-from dlnet.colorizer import Colorizer  # noqa: E402
-from dlnet.export import OnnxModel, export_onnx  # noqa: E402
+from dlnet.apps.cli import main  # noqa: E402
+from dlnet.infer.colorizer import Colorizer  # noqa: E402
+from dlnet.infer.export import OnnxModel, export_onnx  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from bad_inputs import seeds
 
 SEED = int(os.environ.get("DLNET_FUZZ_SEED", "0"))
 CASES = int(os.environ.get("DLNET_FUZZ_CASES", "3"))  # mutants per format
-CLI = "import sys; from dlnet.cli import main; sys.exit(main(sys.argv[1:]))"
+CLI = "import sys; from dlnet.apps.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def _mutate(blob: bytes, rng: random.Random) -> bytes:

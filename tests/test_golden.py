@@ -31,11 +31,11 @@ CELL_TOLERANCE, CHROMA_TOLERANCE = 0.5, 0.2
 
 def measure() -> dict:
     """The default model's colours on the fixed photo (see the module docstring)."""
-    from dlnet.color import rgb_to_lab
-    from dlnet.colorizer import Colorizer
-    from dlnet.imageio import read_image
-    from dlnet.options import InferenceOptions
-    from dlnet.weights import DEFAULT_MODEL, WEIGHTS_DIR, sha256_file
+    from dlnet.color.lab import rgb_to_lab
+    from dlnet.infer.colorizer import Colorizer
+    from dlnet.io.imageio import read_image
+    from dlnet.infer.options import InferenceOptions
+    from dlnet.model.weights import DEFAULT_MODEL, WEIGHTS_DIR, sha256_file
 
     colorizer = Colorizer.from_pretrained(None, device="cpu", precision="fp32",
                                           options=InferenceOptions(rebalance=None))
@@ -55,7 +55,7 @@ def measure() -> dict:
 
 
 def test_default_model_gives_the_recorded_colours():
-    from dlnet.weights import DEFAULT_MODEL, available_models
+    from dlnet.model.weights import DEFAULT_MODEL, available_models
 
     if DEFAULT_MODEL not in available_models():
         pytest.skip("the default model is not shipped in this checkout")

@@ -23,7 +23,7 @@ from PIL import Image
 
 from _tiny_model import tiny_model_file
 
-from dlnet.cli import main
+from dlnet.apps.cli import main
 
 RGB = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
 
@@ -77,8 +77,8 @@ def one_error_line(err: str, name: str) -> str:
 def server(weights: str, **settings):
     from fastapi.testclient import TestClient
 
-    from dlnet.colorizer import Colorizer
-    from dlnet.serve import ServeSettings, create_app
+    from dlnet.infer.colorizer import Colorizer
+    from dlnet.apps.serve import ServeSettings, create_app
 
     colorizer = Colorizer.from_pretrained(weights, device="cpu", precision="fp32")
     app = create_app(colorizer, ServeSettings(**{"default_size": 64, **settings}))
@@ -177,7 +177,7 @@ def test_recursive_glob_does_not_follow_symbolic_link_loops(here, weights):
     (here / "in" / "sub" / "deep.png").write_bytes(png(Image.fromarray(RGB)))
     for name in ("loop1", "loop2"):
         (here / "in" / name).symlink_to(".", target_is_directory=True)
-    cli = "import sys; from dlnet.cli import main; sys.exit(main(sys.argv[1:]))"
+    cli = "import sys; from dlnet.apps.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.run([sys.executable, "-c", cli, "colorize", "in/**", "-o", "out", "--weights", weights,
                            "--size", "64"], capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr
@@ -202,7 +202,7 @@ def test_control_characters_in_names_keep_each_error_on_one_line(here, weights, 
 # 7. Without the server extra, `dlnet serve` (even --help) ended in a ModuleNotFoundError traceback.
 @pytest.mark.parametrize("args", [["serve"], ["serve", "--help"], ["serve", "--port", "9000"]])
 def test_serve_without_its_extra_says_what_to_install(monkeypatch, capsys, args):
-    for name in [m for m in sys.modules if m == "dlnet.serve" or m == "dlnet.commands.serve"]:
+    for name in [m for m in sys.modules if m == "dlnet.apps.serve" or m == "dlnet.apps.commands.serve"]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "fastapi", None)  # what a core install (no [serve]) looks like
     assert main(args) == 2
@@ -218,8 +218,8 @@ def test_serve_without_its_extra_says_what_to_install(monkeypatch, capsys, args)
 def live_server(weights: str, **settings):
     import uvicorn
 
-    from dlnet.colorizer import Colorizer
-    from dlnet.serve import ServeSettings, create_app
+    from dlnet.infer.colorizer import Colorizer
+    from dlnet.apps.serve import ServeSettings, create_app
 
     colorizer = Colorizer.from_pretrained(weights, device="cpu", precision="fp32")
     app = create_app(colorizer, ServeSettings(default_size=64, workers=1, queue_size=1, **settings))

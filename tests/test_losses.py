@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dlnet import GlobalLoss, LocalLoss, global_loss, kmeans, local_loss
-from dlnet.losses import classification_loss, cluster_target, rebalanced_loss
+from dlnet.train.losses import classification_loss, cluster_target, rebalanced_loss
 
 from _tiny_model import tiny_model
 
@@ -170,7 +170,7 @@ def test_module_twins():
 def test_overfit_one_batch(loss_name):
     """A tiny model fitted on one small batch drives the loss down at least tenfold."""
     from conftest import gradient_photo
-    from dlnet.color import rgb_to_lab
+    from dlnet.color.lab import rgb_to_lab
 
     rgb = torch.stack([torch.from_numpy(gradient_photo(32, 32, seed=s)) for s in range(2)]).permute(0, 3, 1, 2)
     lab = rgb_to_lab(rgb.float() / 255)

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from dlnet import DLNet, ModelConfig, list_encoders, load_model, save_model
-from dlnet.encoders import create_encoder, efficientnet_lite0_rgb
-from dlnet.model import DECODERS
-from dlnet.weights import WeightsError
+from dlnet.model.encoders import create_encoder, efficientnet_lite0_rgb
+from dlnet.model.net import DECODERS
+from dlnet.model.weights import WeightsError
 
 ENCODERS = list_encoders()
 

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from dlnet.cli import main
-from dlnet.weights import DEFAULT_MODEL, WEIGHTS_DIR, available_models, load_model, sha256_file
+from dlnet.apps.cli import main
+from dlnet.model.weights import DEFAULT_MODEL, WEIGHTS_DIR, available_models, load_model, sha256_file
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """One photo reader: training, evaluation, packing and inference see a photo alike.
 
 The reference is the decoder training and evaluation used before they shared
-:func:`dlnet.imageio.read_rgb8` (Pillow: EXIF transpose, convert to RGB; bicubic resize of the
+:func:`dlnet.io.imageio.read_rgb8` (Pillow: EXIF transpose, convert to RGB; bicubic resize of the
 shorter side, centre crop), so ordinary JPEGs read exactly as they did.
 """
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from dlnet.data import PhotoDataset
-from dlnet.evaluate import Truth, _Photos
-from dlnet.imageio import read_image, read_rgb8, resize_crop
+from dlnet.train.data import PhotoDataset
+from dlnet.evaluate.protocol import Truth, _Photos
+from dlnet.io.imageio import read_image, read_rgb8, resize_crop
 
 from conftest import gradient_photo
 

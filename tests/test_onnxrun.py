@@ -15,12 +15,12 @@ pytest.importorskip("onnxruntime")
 from _tiny_model import tiny_model  # noqa: E402
 from conftest import gradient_photo  # noqa: E402
 
-from dlnet.colorizer import Colorizer  # noqa: E402
-from dlnet.fullres import merge_rgb8, resize_l  # noqa: E402
-from dlnet.model import DLNet, ModelConfig  # noqa: E402
-from dlnet.onnxrun import OnnxColorizer, cache_key, cached_onnx  # noqa: E402
-from dlnet.options import InferenceOptions  # noqa: E402
-from dlnet.weights import save_model  # noqa: E402
+from dlnet.infer.colorizer import Colorizer  # noqa: E402
+from dlnet.infer.fullres import merge_rgb8, resize_l  # noqa: E402
+from dlnet.model.net import DLNet, ModelConfig  # noqa: E402
+from dlnet.infer.onnxrun import OnnxColorizer, cache_key, cached_onnx  # noqa: E402
+from dlnet.infer.options import InferenceOptions  # noqa: E402
+from dlnet.model.weights import save_model  # noqa: E402
 
 
 @pytest.mark.parametrize("src, dst", [((864, 1152), (192, 256)), ((50, 60), (64, 64)), ((100, 37), (64, 32))])
@@ -70,7 +70,7 @@ def test_colorize_command_runs_without_torch_for_a_few_photos(tmp_path):
     model_file = save_model(tiny_model(), tmp_path / "m.safetensors")
     Image.fromarray(gradient_photo(80, 120)).save(tmp_path / "a.jpg")
     cached_onnx(model_file)  # the export needs torch; runs after it do not
-    code = ("import sys; from dlnet.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from dlnet.apps.cli import main; rc = main(sys.argv[1:]); "
             "print('torch' in sys.modules); sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code, "colorize", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out"),
                           "--model", str(model_file)], capture_output=True, text=True, cwd=tmp_path, check=True)

@@ -13,12 +13,12 @@ from PIL import Image, ImageCms
 
 from _tiny_model import tiny_model_file
 
-from dlnet.cli import main
-from dlnet.colorizer import Colorizer
-from dlnet.imageio import save_image
-from dlnet.options import DEFAULT_SIZE, InferenceOptions, OptionError
-from dlnet.rebalance import RebalanceConfig
-from dlnet.serve import ServeSettings, create_app
+from dlnet.apps.cli import main
+from dlnet.infer.colorizer import Colorizer
+from dlnet.io.imageio import save_image
+from dlnet.infer.options import DEFAULT_SIZE, InferenceOptions, OptionError
+from dlnet.color.rebalance import RebalanceConfig
+from dlnet.apps.serve import ServeSettings, create_app
 
 
 def test_defaults_live_in_one_place():
@@ -110,5 +110,5 @@ def test_every_command_takes_the_same_model_word(command, args, dest, value):
     import importlib
 
     parser = argparse.ArgumentParser()
-    importlib.import_module(f"dlnet.commands.{command}").configure(parser)
+    importlib.import_module(f"dlnet.apps.commands.{command}").configure(parser)
     assert getattr(parser.parse_args(args), dest) == value

@@ -5,13 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from dlnet.cli import main
-from dlnet.data import make_split
-from dlnet.imageio import read_rgb8, resize_crop
-from dlnet.packed import augment, load_packed, pack_names, pack_photos
-from dlnet.training import init_from
-from dlnet.model import DLNet, ModelConfig
-from dlnet.weights import images_seen, save_model
+from dlnet.apps.cli import main
+from dlnet.train.data import make_split
+from dlnet.io.imageio import read_rgb8, resize_crop
+from dlnet.train.packed import augment, load_packed, pack_names, pack_photos
+from dlnet.train.training import init_from
+from dlnet.model.net import DLNet, ModelConfig
+from dlnet.model.weights import images_seen, save_model
 
 from conftest import write_photo_folder
 
@@ -135,7 +135,7 @@ def test_gpu_training_script_runs_on_the_cpu_at_tiny_size(folder, tmp_path):
     import sys
     from pathlib import Path
 
-    from dlnet.weights import load_model
+    from dlnet.model.weights import load_model
 
     pack, out = tmp_path / "p.pack", tmp_path / "out"
     assert main(["pack", "--data", str(folder), "-o", str(pack), "--size", "32", "--format", "webp"]) == 0
@@ -159,7 +159,7 @@ def test_gpu_training_script_runs_on_the_cpu_at_tiny_size(folder, tmp_path):
 def test_an_interrupted_run_keeps_what_it_trained(folder, tmp_path, monkeypatch):
     """Ctrl-C or SIGTERM mid-run (Lightning ends either with SystemExit) still saves last.ckpt,
     so `--resume` loses nothing."""
-    from dlnet.training import ColorizationModule
+    from dlnet.train.training import ColorizationModule
 
     pack = tmp_path / "p.pack"
     pack_photos(make_split([folder], seed=0), pack, size=32)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dlnet.cli import main
-from dlnet.weights import available_models
+from dlnet.apps.cli import main
+from dlnet.model.weights import available_models
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dlnet.rebalance import Rebalance, RebalanceConfig, rebalance, region_smooth, regions, saturate
+from dlnet.color.rebalance import Rebalance, RebalanceConfig, rebalance, region_smooth, regions, saturate
 
 
 def _two_colour_ab(b=2, h=32, w=40, noise=3.0):

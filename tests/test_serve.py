@@ -1,4 +1,4 @@
-"""The web app (dlnet.serve) through FastAPI's TestClient: results, limits, errors, page, docs."""
+"""The web app (dlnet.apps.serve) through FastAPI's TestClient: results, limits, errors, page, docs."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from serve_helpers import mean_chroma, tinted_model_file
 
-from dlnet.cli import main as cli_main
-from dlnet.colorizer import Colorizer
-from dlnet.options import InferenceOptions
-from dlnet.rebalance import RebalanceConfig
-from dlnet.serve import ServeSettings, create_app
+from dlnet.apps.cli import main as cli_main
+from dlnet.infer.colorizer import Colorizer
+from dlnet.infer.options import InferenceOptions
+from dlnet.color.rebalance import RebalanceConfig
+from dlnet.apps.serve import ServeSettings, create_app
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from PIL import Image
 from _tiny_model import tiny_model_file
 from bad_inputs import corpus
 
-from dlnet.colorizer import Colorizer
-from dlnet.serve import ServeSettings, create_app
+from dlnet.infer.colorizer import Colorizer
+from dlnet.apps.serve import ServeSettings, create_app
 
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 CORPUS = corpus()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlnet.cli import main
-from dlnet.data import DataError, make_split
+from dlnet.apps.cli import main
+from dlnet.train.data import DataError, make_split
 
 from conftest import write_photo_folder
 
@@ -59,7 +59,7 @@ def test_missing_or_empty_data_is_a_clear_error(tmp_path, capsys):
 def test_corrupt_and_grey_photos_are_skipped(tmp_path):
     from PIL import Image
 
-    from dlnet.data import PhotoDataset, collate
+    from dlnet.train.data import PhotoDataset, collate
 
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
     Image.new("RGB", (40, 40), (90, 90, 90)).save(tmp_path / "grey.png")
@@ -101,7 +101,7 @@ def test_train_checkpoint_resume_evaluate_colorize(photos, tmp_path):
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(photos, tmp_path):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "dlnet.cli", "train", "--data", str(photos), "--out", str(run), "--max-steps", "2",
+    cmd = [sys.executable, "-m", "dlnet.apps.cli", "train", "--data", str(photos), "--out", str(run), "--max-steps", "2",
            "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--precision", "32-true", *TRAIN]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

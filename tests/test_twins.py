@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dlnet import GlobalLoss, LabToRgb, LocalLoss, RgbToLab, global_loss, lab_to_rgb, local_loss, rgb_to_lab
-from dlnet.rebalance import Rebalance, RebalanceConfig, rebalance
+from dlnet.color.rebalance import Rebalance, RebalanceConfig, rebalance
 
 
 def _pair(seed: int = 0):

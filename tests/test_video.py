@@ -22,10 +22,10 @@ from skimage import data
 
 from _tiny_model import tiny_model_file
 
-from dlnet.cli import main
-from dlnet.colorizer import Colorizer
-from dlnet.temporal import TemporalSmoother, flicker
-from dlnet.video import VideoError, read_frames
+from dlnet.apps.cli import main
+from dlnet.infer.colorizer import Colorizer
+from dlnet.infer.temporal import TemporalSmoother, flicker
+from dlnet.infer.video import VideoError, read_frames
 
 W, H, N = 96, 64, 24
 SCENE = np.asarray(Image.fromarray(data.astronaut()).convert("L").resize((2 * W, H)))  # wide: room to pan
@@ -254,7 +254,7 @@ def test_cli_rejects_temporal_out_of_range(tmp_path, capsys):
 def test_server_takes_a_short_video_and_refuses_a_long_one(tmp_path):
     from fastapi.testclient import TestClient
 
-    from dlnet.serve import ServeSettings, create_app
+    from dlnet.apps.serve import ServeSettings, create_app
 
     clip = write_clip(tmp_path / "film.mp4", audio=("aac", 16000)).read_bytes()
     for limit, status in ((30.0, 200), (0.5, 413), (0.0, 415)):
@@ -272,7 +272,7 @@ def test_server_takes_a_short_video_and_refuses_a_long_one(tmp_path):
 
 
 def test_each_frame_keeps_its_own_lightness(tmp_path):
-    from dlnet.fullres import lightness
+    from dlnet.infer.fullres import lightness
 
     clip = write_clip(tmp_path / "still.mp4")
     result = _colorizer().colorize_video(clip, tmp_path / "out.mp4", crf=0)  # x264 lossless: L* as recombined

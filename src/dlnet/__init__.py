@@ -2,6 +2,12 @@
 
 The model takes raw L (B, 1, H, W) in 0..100 and predicts raw a*b* (B, 2, H, W).
 
+The subpackages follow the data path: :mod:`dlnet.io` (photos in and out, atomic writes) ->
+:mod:`dlnet.color` (RGB <-> L*a*b*, a*b* bins, k-means, rebalancing) -> :mod:`dlnet.model` (the
+network, its encoders, saved and shipped weights) -> :mod:`dlnet.infer` (the one inference
+path: photos, films, ONNX) and :mod:`dlnet.train` (data, losses, training), scored by
+:mod:`dlnet.evaluate`; :mod:`dlnet.apps` is what users run (the ``dlnet`` command, the server).
+
 Every public name is imported on first use (PEP 562), so ``import dlnet`` and ``dlnet --help``
 cost milliseconds and the inference path imports torch only when it runs the model with it.
 """
@@ -9,19 +15,17 @@ cost milliseconds and the inference path imports torch only when it runs the mod
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 
-# public name -> the module that defines it
+# public name -> the module that defines it (the package's layout: see the subpackages' docstrings)
 _LAZY = {
-    **dict.fromkeys(("LabToRgb", "RgbToLab", "lab_to_rgb", "merge_l_ab", "rgb_to_lab"), "color"),
-    **dict.fromkeys(("create_encoder", "list_encoders", "register_encoder"), "encoders"),
-    "kmeans": "kmeans",
-    **dict.fromkeys(("GlobalLoss", "LocalLoss", "global_loss", "local_loss"), "losses"),
-    **dict.fromkeys(("DLNet", "ModelConfig"), "model"),
-    **dict.fromkeys(("available_models", "load_model", "save_model"), "weights"),
-    "Colorizer": "colorizer",
-    "InferenceOptions": "options",
+    **dict.fromkeys(("LabToRgb", "RgbToLab", "lab_to_rgb", "merge_l_ab", "rgb_to_lab"), "color.lab"),
+    "kmeans": "color.kmeans",
+    **dict.fromkeys(("create_encoder", "list_encoders", "register_encoder"), "model.encoders"),
+    **dict.fromkeys(("DLNet", "ModelConfig"), "model.net"),
+    **dict.fromkeys(("available_models", "load_model", "save_model"), "model.weights"),
+    **dict.fromkeys(("GlobalLoss", "LocalLoss", "global_loss", "local_loss"), "train.losses"),
+    "Colorizer": "infer.colorizer",
+    "InferenceOptions": "infer.options",
 }
 
 
@@ -56,17 +60,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *__all__, "__version__"])
-
-
-class _Package(types.ModuleType):
-    """Keeps a public name that is also a submodule's (``kmeans``) the function: importing the
-    submodule ``dlnet.kmeans`` (as ``dlnet.rebalance`` does) would otherwise bind the module here,
-    and ``from dlnet import kmeans`` would give the module from then on."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name and hasattr(value, name):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -1,0 +1,47 @@
+"""One module per ``dlnet`` subcommand: ``configure(parser)`` and ``run(args) -> int``.
+
+What they share lives here, so that a command never imports the CLI (``dlnet.apps.cli``) back:
+:class:`UsageError`, the one flag that names a model, and the checks of command-line values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: reported as one line, exit code 2."""
+
+
+def add_model_flag(parser: argparse.ArgumentParser, what: str = ".safetensors/.ckpt file") -> None:
+    """``--model NAME|PATH`` (``--weights``, its older name, still works), as ``args.model``."""
+    parser.add_argument("--model", "--weights", dest="model", default=None, metavar="NAME|PATH",
+                        help=f"shipped model name or {what} (default: the default model)")
+
+
+def option_error(e: ValueError) -> UsageError:
+    """An :class:`~dlnet.infer.options.OptionError` as a usage error naming its flag (``--max-megapixels``)."""
+    field = getattr(e, "field", None)
+    return UsageError(f"--{field.replace('_', '-')} {e.reason}" if field else str(e))
+
+
+def millions(flag: str, value: float) -> int:
+    """A positive, finite amount given in millions (``--max-megapixels 50``) as a whole count."""
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{flag} must be a positive number, got {value:g}")
+    return max(1, int(value * 1e6))
+
+
+def one_line(text: str) -> str:
+    r"""``text`` with its control characters escaped, so that one message stays one line whatever
+    a file is called; bytes of a name that are not UTF-8 show as ``\xNN``.
+
+    Example:
+        >>> one_line("in/two\nlines.jpg: not an image")
+        'in/two\\nlines.jpg: not an image'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else repr(c)[1:-1] for c in text)

@@ -1,0 +1,94 @@
+"""The video half of ``dlnet colorize``: its flag, output names and the per-video job.
+
+``dlnet colorize`` finds videos next to photos (by suffix, :data:`dlnet.infer.video.VIDEO_SUFFIXES`);
+each ``x.avi`` is written to ``OUT_DIR/<relative path>/x.mp4`` (``x.mkv`` when MP4 cannot hold its
+audio) by :func:`dlnet.infer.video.colorize_video`, one at a time, with a progress line of its own
+(frames, frames/s, time left). A bad video is one line on stderr and the batch goes on.
+
+Example:
+    $ dlnet colorize film.avi scans/ -o colour --temporal 0.9
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dlnet.apps.commands import UsageError
+
+VIDEO = "video"  # the Job.fmt of a video
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from dlnet.infer.temporal import DEFAULT_TEMPORAL
+
+    parser.add_argument("--temporal", type=float, default=DEFAULT_TEMPORAL, metavar="S",
+                        help="videos: how strongly colour is smoothed over time, 0 (off) to below 1 "
+                             "(default: %(default)s, see docs/VIDEO.md)")
+
+
+def check(args: argparse.Namespace) -> None:
+    if not 0.0 <= args.temporal < 1.0:
+        raise UsageError(f"--temporal must lie in 0..1 (1 excluded), got {args.temporal:g}")
+
+
+def is_video(path: Path) -> bool:
+    from dlnet.infer.video import VIDEO_SUFFIXES
+
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def planned_output(out_path: Path) -> tuple[Path, str]:
+    """``(path, Job.fmt)`` of a video whose output mirrors it at ``out_path``."""
+    return out_path.with_suffix(".mp4"), VIDEO
+
+
+def _rate_column():
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class FrameRate(ProgressColumn):
+        """``12.3 frames/s`` on a video's line, nothing on the files line."""
+
+        def render(self, task) -> Text:
+            speed = task.finished_speed or task.speed
+            if not task.fields.get("frames") or speed is None:
+                return Text("")
+            return Text(f"{speed:.1f} frames/s", style="progress.data.speed")
+
+    return FrameRate()
+
+
+def columns() -> tuple:
+    """Extra progress columns for ``dlnet colorize``'s bar."""
+    return (_rate_column(),)
+
+
+def process(jobs: list, colorizer, args: argparse.Namespace, tally, advance, bar=None) -> None:
+    """Colorize each video job in turn (``Job(src, dst, VIDEO)``) and write it."""
+    from dlnet.infer.video import VideoError, output_path
+
+    for job in jobs:
+        task = None
+        try:
+            final = output_path(job.src, job.dst)
+            if final != job.dst and final.exists() and not args.overwrite:
+                tally.skipped += 1  # an earlier run wrote it as .mkv
+                continue
+            if bar is not None:
+                task = bar.add_task(job.src.name, total=None, frames=True)
+
+            def progress(done: int, total: int, task=task) -> None:
+                if task is not None:
+                    bar.update(task, completed=done, total=max(total, done) or None)
+
+            colorizer.colorize_video(job.src, final, temporal=args.temporal, progress=progress)
+            tally.done += 1
+        except VideoError as e:
+            tally.fail(job.src, e.cause if e.path in (None, str(job.src)) else f"output {e}")
+        except Exception as e:  # the model failing, say: this video only
+            tally.fail(job.src, f"colorization failed ({type(e).__name__}: {e})")
+        finally:
+            if task is not None:
+                bar.remove_task(task)
+            advance()

@@ -1,0 +1,45 @@
+"""``dlnet export``: write a model as ONNX (dynamic batch, height and width) and check it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dlnet.apps.commands import UsageError, add_model_flag
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: onnx)")
+    add_model_flag(parser)
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="output file, e.g. model.onnx")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 17)")
+    parser.add_argument("--no-check", dest="check", action="store_false",
+                        help="skip the onnxruntime parity check against PyTorch")
+    parser.add_argument("--tolerance", type=float, default=1e-2,
+                        help="largest a*b* difference to PyTorch fp32 accepted by the check (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dlnet.infer.export import OPSET, export_onnx
+    from dlnet.model.weights import WeightsError, load_model
+
+    try:
+        model = load_model(args.model)
+    except WeightsError as e:
+        raise UsageError(str(e)) from None
+    if args.output.exists() and args.output.is_dir():
+        raise UsageError(f"{args.output}: is a folder; give a file name such as model.onnx")
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        diff = export_onnx(model, args.output, opset=args.opset or OPSET, check=args.check)
+    except OSError as e:
+        raise UsageError(f"{args.output}: cannot write ({e.strerror or e})") from None
+    if diff is None:
+        print(f"wrote {args.output} (not checked)")
+        return 0
+    print(f"wrote {args.output}; onnxruntime vs PyTorch fp32: max |a*b* difference| = {diff:.2e}")
+    if diff > args.tolerance:
+        print(f"dlnet export: error: {args.output}: difference {diff:.2e} exceeds {args.tolerance:g}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,351 @@
+"""The web app behind ``dlnet serve``: a page at ``/``, ``POST /v1/colorize``, ``GET /healthz``.
+
+Every photo goes through the project's one path: decoded and encoded by :mod:`dlnet.io.imageio`,
+colorized by :class:`dlnet.infer.colorizer.Colorizer`. Each request's form (working size, rebalancing,
+format) becomes an :class:`~dlnet.infer.options.InferenceOptions` over the server's defaults
+(:attr:`ServeSettings.options`), passed to ``Colorizer.colorize`` with the photo, so one shared
+Colorizer serves all threads; alpha, ICC profile and EXIF are kept as ``dlnet colorize`` keeps them.
+
+Limits, checked as early as they can be:
+
+* request body over ``max_upload_bytes``: 413, from ``Content-Length`` before any byte is read,
+  else while the body streams in;
+* an upload that has not fully arrived ``upload_timeout_s`` after its headers: 408, so a client
+  that stalls cannot hold a connection (and its memory) for ever;
+* more than ``workers + queue_size`` photos in the works (colorizing or waiting for a worker):
+  503 with ``Retry-After``. A request takes its slot once its upload has arrived, for the work
+  only, so clients that are slow to send (or stall) never lock the others out;
+* image over ``max_pixels``: 413, from the image header before the pixels are decoded;
+* not an image: 415; a corrupt or truncated one: 400 (decided by decoding, never by name or header).
+
+An upload that is not a photo is tried as a short video (:func:`dlnet.infer.video.colorize_video_bytes`):
+longer than ``max_video_seconds``: 413; neither photo nor video: 415. The answer is then MP4 (or
+Matroska when MP4 cannot hold the audio).
+
+Uploads stay in memory, nothing a user sends names a file, errors are ``{"detail": "<sentence>"}``.
+
+Example:
+    >>> import uvicorn
+    >>> app = create_app(settings=ServeSettings(weights="my-model.safetensors"))   # doctest: +SKIP
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)     # doctest: +SKIP
+"""
+
+import asyncio
+import logging
+import math
+from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartParser
+
+from dlnet import __version__
+from dlnet.infer.colorizer import Colorizer
+from dlnet.io.imageio import ImageError, encode_image, read_image
+from dlnet.infer.options import DEFAULT_SIZE, MIN_SIZE, InferenceOptions
+from dlnet.color.rebalance import REBALANCE_BY_DEFAULT
+from dlnet.model.weights import DEFAULT_MODEL
+
+__all__ = ["ServeSettings", "create_app"]
+
+log = logging.getLogger("dlnet.apps.serve")
+
+STATIC_DIR = Path(str(files("dlnet.apps") / "static"))
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# ImageError.kind -> HTTP status; else 400
+STATUS_OF_KIND = {"not_image": 415, "too_large": 413, "unencodable": 422}
+COLORIZE_PATH = "/v1/colorize"
+# The page loads nothing from elsewhere; say so to the browser too.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+                               "object-src 'none'; "
+                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What the server loads and how much it accepts.
+
+    Args:
+        weights: shipped model name or ``.safetensors``/``.ckpt`` file (None: the default model).
+        device, precision: passed to :class:`~dlnet.infer.colorizer.Colorizer`.
+        default_size: working size (longer side, px) when a request does not give one.
+        max_size: the largest working size a request may ask for.
+        rebalance: whether requests that do not say are rebalanced.
+        max_upload_bytes: the largest request body accepted (413 above).
+        max_pixels: the largest image (width x height) accepted (413 above).
+        workers: photos colorized at the same time (threads).
+        queue_size: requests allowed to wait for a worker; more get 503 + ``Retry-After``.
+        retry_after_s: the ``Retry-After`` sent with a 503.
+        upload_timeout_s: time from a request's headers to the end of its upload (408 beyond).
+        max_video_seconds: the longest video accepted (413 above); 0 refuses videos (415).
+    """
+
+    weights: str | None = None
+    device: str | None = None
+    precision: str | None = None
+    default_size: int = DEFAULT_SIZE
+    max_size: int = 1024
+    rebalance: bool = REBALANCE_BY_DEFAULT
+    max_upload_bytes: int = 20_000_000
+    max_pixels: int = 50_000_000
+    workers: int = 1
+    queue_size: int = 16
+    retry_after_s: int = 2
+    upload_timeout_s: float = 60.0
+    max_video_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        _ = self.options  # building the default options checks default_size and max_pixels
+        if self.default_size > self.max_size:
+            raise ValueError(f"default_size must be at most max_size ({self.max_size}), got {self.default_size}")
+        if self.workers < 1 or self.queue_size < 0:
+            raise ValueError("workers must be >= 1 and queue_size >= 0")
+        if self.max_upload_bytes < 1:
+            raise ValueError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+        if not (math.isfinite(self.upload_timeout_s) and self.upload_timeout_s > 0):
+            raise ValueError(f"upload_timeout_s must be a positive number of seconds, got {self.upload_timeout_s}")
+        if not (math.isfinite(self.max_video_seconds) and self.max_video_seconds >= 0):
+            raise ValueError(f"max_video_seconds must be 0 or a positive number, got {self.max_video_seconds}")
+
+
+    @property
+    def options(self) -> InferenceOptions:
+        """What a request that gives no options gets."""
+        return InferenceOptions(size=self.default_size, rebalance=self.rebalance, format="png",
+                                max_megapixels=self.max_pixels / 1e6)
+
+
+class _ErrorBody(BaseModel):
+    detail: str
+
+
+class _Rejected(HTTPException):
+    """A request refused with a sentence written for the person who sent it."""
+
+
+def _mb(n: int) -> str:
+    if n < 1e6:
+        return f"{n / 1e3:.0f} kB"
+    return f"{n / 1e6:.0f} MB" if n >= 1e7 else f"{n / 1e6:.1f} MB"
+
+
+def _too_large(settings: ServeSettings) -> str:
+    return f"The upload is too large: the limit is {_mb(settings.max_upload_bytes)}."
+
+
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+class _Gate:
+    """ASGI middleware in front of ``POST /v1/colorize``: the upload's limits in size and time.
+
+    An upload announced by ``Content-Length`` as too large is refused before any byte is read;
+    one still arriving ``upload_timeout_s`` after its headers is answered 408 (the receive that
+    waits past the deadline raises). Slots for the work are taken later (:class:`_Slots`).
+    """
+
+    def __init__(self, app, settings: ServeSettings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] != COLORIZE_PATH or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.settings.max_upload_bytes:
+            return await _error(413, _too_large(self.settings))(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.upload_timeout_s
+        arrived = False
+
+        async def receive_in_time():
+            nonlocal arrived
+            if arrived:  # the body is in: later receives (a disconnect) may wait as they like
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise _Rejected(408, f"The upload was too slow: it must arrive within "
+                                     f"{self.settings.upload_timeout_s:g} s of the request.") from None
+            arrived = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, receive_in_time, send)
+
+
+class _Slots:
+    """At most ``workers + queue_size`` photos in the works at once; more get 503 + ``Retry-After``.
+
+    Held from the moment a request's upload has arrived until its result is ready. The counter
+    needs no lock: it is only touched on the event loop, with no ``await`` between the check and
+    the increment.
+    """
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.capacity = settings.workers + settings.queue_size
+        self.retry_after_s = settings.retry_after_s
+        self.active = 0
+
+    @contextmanager
+    def hold(self):
+        if self.active >= self.capacity:
+            raise _Rejected(503, f"The server is busy ({self.active} photos in progress); "
+                                 f"try again in {self.retry_after_s} s.",
+                            headers={"Retry-After": str(self.retry_after_s)})
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+
+
+def _colorize_bytes(colorizer: Colorizer, data: bytes, options: InferenceOptions,
+                    max_video_seconds: float = 0) -> tuple[bytes, str]:
+    """Decode, colorize, encode: the whole CPU-bound job, run in a worker thread.
+    Returns the result and its media type."""
+    try:
+        try:
+            photo = read_image(data, max_pixels=options.max_pixels)
+        except ImageError as e:
+            if e.kind != "not_image" or max_video_seconds <= 0:
+                raise
+            from dlnet.infer.video import colorize_video_bytes  # not a photo: perhaps a short video
+
+            return colorize_video_bytes(colorizer, data, options, max_video_seconds)
+        result = colorizer.colorize(photo, options)
+        return encode_image(result, options.format, quality=options.quality), MEDIA_TYPES[options.format]
+    except ImageError as e:
+        raise _Rejected(STATUS_OF_KIND.get(e.kind, 400), f"{e.cause[:1].upper()}{e.cause[1:]}.") from e
+
+
+def _readable(errors) -> str:
+    """FastAPI's validation errors as one sentence: ``size: Input should be ... ; file: ...``."""
+    parts = []
+    for err in errors:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "form"))
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "missing" and where == "file":
+            msg = "no image: send the photo as the multipart form field 'file'"
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "Invalid request: " + "; ".join(parts) + "."
+
+
+def _model_name(settings: ServeSettings, given: bool) -> str:
+    if settings.weights is not None:
+        return Path(settings.weights).stem if Path(settings.weights).suffix else settings.weights
+    return "custom" if given else DEFAULT_MODEL
+
+
+def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | None = None) -> FastAPI:
+    """Build the FastAPI app; loads the model now (raises ``WeightsError``) unless one is given."""
+    settings = settings or ServeSettings()
+    model_name = _model_name(settings, colorizer is not None)
+    if colorizer is None:
+        colorizer = Colorizer.from_pretrained(settings.weights, device=settings.device,
+                                              precision=settings.precision)
+    # Starlette spools file parts over 1 MB to a temporary file; raise that threshold above our
+    # own limit so uploads stay in memory (the body limit, not the spool, bounds the memory).
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_upload_bytes + 1)
+    # Inference threads: the event loop only moves bytes; decoding, the model and encoding run here.
+    pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="dlnet-colorize")
+    slots = _Slots(settings)
+
+    app = FastAPIOffline(  # FastAPI whose /docs and /redoc load their assets from this server
+        title="dlnet",
+        summary="Colorize black-and-white photos with DL-Net, on this computer.",
+        version=__version__,
+        static_url="/static-docs",
+    )
+    app.add_middleware(_Gate, settings=settings)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 413 and not isinstance(exc, _Rejected):  # the streamed body limit
+            detail = _too_large(settings)
+        return _error(exc.status_code, detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _readable(exc.errors()))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error serving %s %s", request.method, request.url.path)
+        return _error(500, "Something went wrong on the server while handling this request; "
+                           "the details are in the server's log.")
+
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+    @app.get("/healthz", summary="Liveness, the model and the limits")
+    async def healthz() -> dict:
+        return {
+            "status": "ok",
+            "model": model_name,
+            "encoder": colorizer.model.config.encoder,
+            "device": str(colorizer.device),
+            "precision": colorizer.precision,
+            "defaults": {"size": settings.default_size, "rebalance": settings.rebalance},
+            "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
+                       "max_size": settings.max_size, "workers": settings.workers,
+                       "queue_size": settings.queue_size, "upload_timeout_s": settings.upload_timeout_s,
+                       "max_video_seconds": settings.max_video_seconds},
+        }
+
+    error_responses = {code: {"model": _ErrorBody, "description": text} for code, text in {
+        400: "corrupt or truncated image",
+        408: "the upload did not arrive in time",
+        413: "upload or image too large",
+        415: "not an image or video",
+        422: "invalid option",
+        503: "busy: retry after the Retry-After header's seconds",
+    }.items()}
+
+    @app.post(
+        COLORIZE_PATH,
+        summary="Colorize one photo or short video",
+        response_class=Response,
+        max_body_size=settings.max_upload_bytes,
+        responses={200: {"content": {t: {} for t in (*MEDIA_TYPES.values(), "video/mp4")},
+                         "description": "the colorized photo or video, same width and height as the upload"},
+                   **error_responses},
+    )
+    async def colorize(
+        file: Annotated[UploadFile, File(description="the photo (any format Pillow reads) or a short video")],
+        size: Annotated[int | None, Form(ge=MIN_SIZE, le=settings.max_size,
+                                         description="working size, longer side in px")] = None,
+        rebalance: Annotated[bool | None, Form(description="rebalance colours (fewer greys)")] = None,
+        fmt: Annotated[Literal["png", "jpeg", "webp"], Form(alias="format",
+                                                            description="output format")] = "png",
+    ) -> Response:
+        data = await file.read()
+        options = settings.options.replace(size=size or settings.default_size, format=fmt,
+                                           rebalance=settings.rebalance if rebalance is None else rebalance)
+        with slots.hold():
+            out, media_type = await asyncio.get_running_loop().run_in_executor(
+                pool, _colorize_bytes, colorizer, data, options, settings.max_video_seconds)
+        ext = {"video/mp4": "mp4", "video/x-matroska": "mkv"}.get(media_type, fmt)
+        return Response(out, media_type=media_type,
+                        headers={"Content-Disposition": f'inline; filename="colorized.{ext}"',
+                                 "Cache-Control": "no-store"})
+
+    return app

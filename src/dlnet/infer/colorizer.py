@@ -1,0 +1,180 @@
+"""The one inference path: CLI, Python API, server, evaluation and export parity all use it.
+
+Following richzhang/colorization: the model predicts a*b* at a working size, the a*b* are
+upsampled to the photo's full resolution and recombined with the photo's own full-resolution L,
+so no detail of the original is lost.
+
+What a call does is an :class:`~dlnet.infer.options.InferenceOptions` (working size, rebalancing,
+output format and quality, pixel limit): the Colorizer's own, or one given per call, so one
+Colorizer serves threads asking for different options. Photos go in and come out as
+:class:`~dlnet.io.imageio.Photo` (:meth:`Colorizer.colorize_photos`), so alpha, ICC profile and
+EXIF are kept the same way by the command line, the server and the Python API; photos of one
+working shape share model calls (:meth:`Colorizer.colorize_stream` batches as they arrive).
+
+Example:
+    >>> from dlnet import Colorizer
+    >>> c = Colorizer.from_pretrained()           # doctest: +SKIP
+    >>> c.colorize("old.jpg").save("old-colour.png")   # doctest: +SKIP
+    >>> working_shape(3000, 4000, 256)            # a 12-MP photo's a*b* are predicted at 192x256
+    (192, 256)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dlnet.color.lab import merge_l_ab, rgb_to_lab
+from dlnet.model.net import DLNet
+from dlnet.infer.options import DEFAULT_SIZE, MIN_SIZE, InferenceOptions
+from dlnet.infer.pipeline import PhotoPipeline, working_shape
+from dlnet.color.rebalance import Rebalance, RebalanceConfig, rebalance as rebalance_ab
+
+__all__ = ["Colorizer", "InferenceOptions", "working_shape", "default_precision", "DEFAULT_SIZE"]
+
+
+def default_precision(device: torch.device) -> str:
+    """bf16 where the hardware runs it natively (CUDA, or CPUs with AVX-512/AMX), else fp32."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") else "fp32"
+
+
+def _shorthand(size: int | None, rebalance) -> tuple[InferenceOptions, Callable | None]:
+    """The constructor's ``size`` and ``rebalance`` as options, and a custom post-process if any.
+
+    ``rebalance``: None or False (none), True, a :class:`RebalanceConfig`, a :class:`Rebalance`,
+    the function :func:`dlnet.color.rebalance.rebalance` (its defaults), or any ``fn(ab, l) -> ab``,
+    which then runs wherever rebalancing is on. Sizes below 32 give the same working shapes as 32
+    (see :func:`working_shape`), so they are taken as 32.
+    """
+    hook = None
+    if isinstance(rebalance, Rebalance):
+        rebalance = rebalance.config
+    elif rebalance is rebalance_ab:
+        rebalance = RebalanceConfig()
+    elif callable(rebalance):
+        hook, rebalance = rebalance, RebalanceConfig()
+    size = size if size is None else max(int(size), MIN_SIZE)
+    return InferenceOptions(size=size, rebalance=rebalance), hook
+
+
+class Colorizer(PhotoPipeline):
+    """Colorize photos with a DLNet.
+
+    Args:
+        model: a trained :class:`~dlnet.model.net.DLNet`, or anything that maps raw L to raw a*b*
+            like it (:class:`dlnet.infer.export.OnnxModel` runs an exported model with onnxruntime).
+        device: ``"cpu"``, ``"cuda"``, ... (default: CUDA if available).
+        size, rebalance: shorthand for ``options`` (see :func:`_shorthand`); ignored when
+            ``options`` is given.
+        precision: ``"bf16"`` or ``"fp32"`` (default: what the device runs fast).
+        batch_size: most photos per model call.
+        compile: run the model through ``torch.compile`` (pays off for many photos of one shape).
+        options: what calls do unless they say otherwise (default: :class:`InferenceOptions`'s).
+    """
+
+    def __init__(self, model: DLNet, device: str | torch.device | None = None, size: int | None = DEFAULT_SIZE,
+                 precision: str | None = None, rebalance=None, batch_size: int = 16, compile: bool = False,
+                 options: InferenceOptions | None = None) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.precision = precision or default_precision(self.device)
+        if self.precision not in ("bf16", "fp32"):
+            raise ValueError(f"precision must be bf16 or fp32, got {self.precision!r}")
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        if compile:
+            # Inductor with frozen weights fuses BatchNorm/ReLU (60% of eager bf16 time on a CPU)
+            # into their neighbours: 1.15-1.5x the batch throughput on 2 busy cores, but each new
+            # working shape costs a compile of 35-115 s (benchmarks/README.md, inference).
+            self.model = torch.compile(self.model, dynamic=False, options={"freezing": True})
+        self.options, self._hook = (options, None) if options is not None else _shorthand(size, rebalance)
+        self.batch_size = max(1, int(batch_size))
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device | None = None,
+                        **kwargs) -> "Colorizer":
+        """A shipped model by name (default model when None) or a ``.safetensors``/``.ckpt`` path."""
+        from dlnet.model.weights import load_model
+
+        return cls(load_model(name_or_path), device=device, **kwargs)
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def predict_ab(self, l: torch.Tensor) -> torch.Tensor:
+        """Raw L ``(B, 1, h, w)`` 0..100 -> raw a*b* ``(B, 2, h, w)`` float32, at the given size."""
+        x = l.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            ab = self.model(x)
+        return ab.float()
+
+    def _to_working(self, l: torch.Tensor, size: int | None) -> torch.Tensor:
+        """Full-resolution L ``(B, 1, H, W)`` -> L at the working shape (antialiased)."""
+        h, w = l.shape[-2:]
+        wh, ww = working_shape(h, w, size)
+        if (wh, ww) == (h, w):
+            return l
+        return F.interpolate(l, size=(wh, ww), mode="bilinear", align_corners=False, antialias=True)
+
+    def _post(self, options: InferenceOptions) -> Callable | None:
+        """The a*b* post-process ``fn(ab, l) -> ab`` that ``options`` ask for, or None."""
+        if options.rebalance is None:
+            return None
+        if self._hook is not None:
+            return self._hook
+        return Rebalance(options.rebalance)
+
+    def _predict(self, small: torch.Tensor, options: InferenceOptions) -> torch.Tensor:
+        """Working-size L -> working-size a*b*, post-processed as ``options`` say."""
+        ab = self.predict_ab(small)
+        post = self._post(options)
+        return ab if post is None else post(ab, small)
+
+    @staticmethod
+    def _to_full(ab: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Working-size a*b* -> full resolution (bilinear: a*b* are smooth, L carries detail)."""
+        if tuple(ab.shape[-2:]) == tuple(hw):
+            return ab
+        return F.interpolate(ab, size=tuple(hw), mode="bilinear", align_corners=False)
+
+    @torch.inference_mode()
+    def colorize_lab(self, l: torch.Tensor, options: InferenceOptions | None = None) -> torch.Tensor:
+        """Full-resolution L ``(B, 1, H, W)`` -> a*b* ``(B, 2, H, W)`` predicted at working size."""
+        options = options or self.options
+        l = l.to(self.device, torch.float32)
+        ab = self._predict(self._to_working(l, options.size), options)
+        return self._to_full(ab, l.shape[-2:])
+
+    @torch.inference_mode()
+    def colorize_tensor(self, rgb: torch.Tensor, options: InferenceOptions | None = None) -> torch.Tensor:
+        """sRGB ``(B, 3, H, W)`` in 0..1 (grey or colour) -> colorized sRGB ``(B, 3, H, W)`` in 0..1.
+
+        Only the input's L is used: colour and sepia photos are colorized anew from their L.
+        """
+        l = rgb_to_lab(rgb.to(self.device))[:, :1]
+        return merge_l_ab(l, self.colorize_lab(l, options)).clamp(0, 1)
+
+    @torch.inference_mode()
+    def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions) -> torch.Tensor:
+        small = [self._to_working(torch.from_numpy(l)[None, None].to(self.device), options.size) for l in ls]
+        return self._predict(torch.cat(small), options)
+
+    def colorize_video(self, src, dst, options: InferenceOptions | None = None, **kwargs):
+        """Colorize a video (path or file object) into ``dst`` (``.mp4``, ``.mkv``, ...): every
+        frame as a photo with ``options`` (default: the Colorizer's), colour smoothed over time
+        (``temporal``, 0 = off), audio copied, frames streamed. The other arguments and the
+        result: :func:`dlnet.infer.video.colorize_video`.
+
+        Example:
+            >>> Colorizer.from_pretrained().colorize_video("film.avi", "film-colour.mp4")  # doctest: +SKIP
+        """
+        from dlnet.infer.video import colorize_video
+
+        return colorize_video(self, src, dst, options, **kwargs)

@@ -1,0 +1,141 @@
+"""The photo half of the inference path, without torch: what every colorizer shares.
+
+:class:`PhotoPipeline` turns photos into colour photos around one abstract step, the model call
+``_predict_batch`` (working-size L* of photos of one shape -> their a*b*):
+:class:`~dlnet.infer.colorizer.Colorizer` runs it with PyTorch, :class:`~dlnet.infer.onnxrun.OnnxColorizer`
+with onnxruntime. Everything else (grouping photos by working shape, batching, the full-resolution
+L* in and colour out of :mod:`dlnet.infer.fullres`, keeping alpha, ICC profile and EXIF, streaming with
+per-photo failures) is written once here, in NumPy, so the torch-free path gives the same photos.
+
+Example:
+    >>> working_shape(3000, 4000, 256)            # a 12-MP photo's a*b* are predicted at 192x256
+    (192, 256)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+import numpy as np
+
+from dlnet.infer.fullres import lightness, merge_rgb8
+from dlnet.io.imageio import Photo, read_image
+from dlnet.infer.options import InferenceOptions
+
+__all__ = ["PhotoPipeline", "working_shape"]
+
+Key = TypeVar("Key")
+
+
+def working_shape(h: int, w: int, size: int | None) -> tuple[int, int]:
+    """The model's input shape for an ``h x w`` photo: longer side ``size``, aspect kept,
+    each side a multiple of 32 (at least 32). ``size=None`` keeps the photo's own size."""
+    if size is None:
+        return h, w
+    scale = size / max(h, w)
+    return (max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32))
+
+
+class PhotoPipeline:
+    """Photos in, colour photos out, around :meth:`_predict_batch`. Subclasses set ``options``
+    (an :class:`InferenceOptions`) and ``batch_size`` (most photos per model call)."""
+
+    options: InferenceOptions
+    batch_size: int
+
+    def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions):
+        """Full-resolution L* ``(H, W)`` of photos with working shape ``shape`` -> their a*b*
+        ``(B, 2, *shape)`` (an array or tensor), post-processed as ``options`` say."""
+        raise NotImplementedError
+
+    @property
+    def size(self) -> int | None:
+        """The default working size (``options.size``)."""
+        return self.options.size
+
+    def colorize(self, image, options: InferenceOptions | None = None, side_by_side: bool = False):
+        """Colorize one photo: a path, PIL image, numpy array or :class:`Photo` -> an 8-bit PIL
+        image of the same size, ``RGBA`` when the photo has transparency, its ICC profile and
+        EXIF in ``info`` (:func:`dlnet.io.imageio.save_image` writes them, as ``dlnet colorize`` does).
+
+        Arrays may be ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` of uint8, uint16 or float 0..1
+        (see :func:`dlnet.io.imageio.read_image`); EXIF orientation of files is applied. With
+        ``side_by_side`` the result is twice as wide: grey input | colour output (no alpha).
+        ``options`` override the colorizer's own for this call only.
+
+        Example:
+            >>> Colorizer.from_pretrained().colorize("grandma.jpg").save("grandma-colour.png")  # doctest: +SKIP
+        """
+        return self.colorize_batch([image], options, side_by_side)[0]
+
+    def colorize_batch(self, images, options: InferenceOptions | None = None, side_by_side: bool = False) -> list:
+        """Colorize several photos (as :meth:`colorize`); results keep the input order."""
+        options = options or self.options
+        photos = [read_image(im, max_pixels=options.max_pixels) for im in images]
+        return [p.to_image() for p in self.colorize_photos(photos, options, side_by_side)]
+
+    def colorize_photos(self, photos: list[Photo], options: InferenceOptions | None = None,
+                        side_by_side: bool = False) -> list[Photo]:
+        """Colorize photos: Photo in, Photo out (8-bit sRGB of the same size, with the input's
+        alpha, format, ICC profile and EXIF; no alpha when ``side_by_side``). Photos of the same
+        working shape go through the model together, up to ``batch_size`` at a time.
+
+        The full-resolution work (L* in, colour out) runs on the CPU in small strips, through
+        lookup tables where the source is 8-bit (:mod:`dlnet.infer.fullres`): a 12-MP photo never
+        needs a full-size float RGB or a*b* copy, and only the working-size L* goes to the model.
+        The L* of all given photos are held at once (48 MB per 12-MP photo): pass large photos a
+        few at a time, or through :meth:`colorize_stream`.
+        """
+        options = options or self.options
+        ls = [lightness(p.rgb) for p in photos]  # (H, W) float32 L*, on the CPU
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, l in enumerate(ls):
+            groups.setdefault(working_shape(*l.shape, options.size), []).append(i)
+        out: list[Photo | None] = [None] * len(ls)
+        for shape, idx in groups.items():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start:start + self.batch_size]
+                ab = self._predict_batch([ls[i] for i in chunk], shape, options)
+                for j, i in enumerate(chunk):
+                    l, ls[i] = ls[i], None  # free each full-res L as soon as it is used
+                    colour = merge_rgb8(l, ab[j])  # a*b* upsampled strip by strip
+                    if side_by_side:
+                        colour = np.concatenate([merge_rgb8(l, None), colour], axis=1)
+                    src = photos[i]
+                    out[i] = Photo(colour, None if side_by_side else src.alpha, src.format, src.icc_profile, src.exif)
+        return out
+
+    def colorize_stream(self, items: Iterable[tuple[Key, Photo]], options: InferenceOptions | None = None,
+                        side_by_side: bool = False) -> Iterator[tuple[Key, Photo | Exception]]:
+        """Colorize ``(key, photo)`` pairs as they arrive, yielding ``(key, result)`` pairs.
+
+        Photos wait, grouped by working shape, until ``batch_size`` of them are pending; then the
+        largest group goes through the model, so memory stays bounded for any number of photos of
+        mixed sizes. A batch that fails is retried photo by photo, so one bad photo costs only
+        itself: its result is then the exception it raised. Results come in batch order.
+        """
+        options = options or self.options
+        pending: dict[tuple[int, int], list[tuple[Key, Photo]]] = {}
+        waiting = 0
+        for key, photo in items:
+            pending.setdefault(working_shape(*photo.rgb.shape[:2], options.size), []).append((key, photo))
+            waiting += 1
+            if waiting >= self.batch_size:
+                group = pending.pop(max(pending, key=lambda shape: len(pending[shape])))
+                waiting -= len(group)
+                yield from self._group(group, options, side_by_side)
+        for group in pending.values():
+            yield from self._group(group, options, side_by_side)
+
+    def _group(self, group: list, options: InferenceOptions, side_by_side: bool) -> Iterator[tuple]:
+        try:
+            results = self.colorize_photos([photo for _, photo in group], options, side_by_side)
+        except Exception as e:
+            if len(group) == 1:
+                yield group[0][0], e
+            else:
+                for item in group:
+                    yield from self._group([item], options, side_by_side)
+            return
+        yield from zip((key for key, _ in group), results)

@@ -1,0 +1,240 @@
+"""DL-Net: a grey-input encoder and a plain upsampling CNN decoder that predicts a*b*.
+
+The model takes raw L ``(B, 1, H, W)`` in 0..100 and returns raw a*b* ``(B, 2, H, W)`` (about
+-110..110): all normalisation lives inside, so callers never need to know the encoder's
+statistics. H and W may be anything; inputs are padded to a multiple of 32 and cropped back.
+
+Decoder (the paper's Table 2, C1..C8 here): 3x3 conv + ReLU blocks with nearest-neighbour x2
+upsampling after C1, C2, C4, C6 and C7, so five upsamplings undo the encoder's /32:
+
+    features (C, H/32) -> 512 -> up -> 256 -> up -> 256 -> 128 -> up -> 128 -> 64 -> up -> 32 -> up
+    -> 2 (linear, times ``ab_scale``)
+
+That decoder rebuilds colour from the 1/32 map alone (4 x 4 cells at 128 px), so colour comes
+out in blobs that bleed across edges. ``decoder="unet"`` (beyond the paper) instead merges the
+encoder's 1/16, 1/8, 1/4 and 1/2 maps on the way up (U-Net skip connections, conv-BN-ReLU
+blocks), predicts a*b* at 1/2 and upsamples it bilinearly: colour is smooth, edges come from L.
+Decoders live in a registry (:data:`DECODERS`), like encoders.
+
+``head="classification"`` (beyond the paper; Zhang et al. 2016) makes the decoder's last conv
+output one logit per a*b* bin (``bins``, default :func:`dlnet.color.abbins.gamut_bins`) instead of
+a*b*; :meth:`DLNet.forward_logits` returns them for the classification loss, and
+:meth:`DLNet.forward` decodes them with the annealed mean (``model.temperature``, default 0.38),
+so it still returns raw a*b* and every caller (inference, ONNX export) is unchanged.
+
+Example:
+    >>> model = DLNet(ModelConfig(encoder="densenet121")).eval()
+    >>> model(torch.rand(1, 1, 40, 50) * 100).shape
+    torch.Size([1, 2, 40, 50])
+    >>> DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="unet"))(torch.rand(1, 1, 64, 64) * 100).shape
+    torch.Size([1, 2, 64, 64])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlnet.color.abbins import TEMPERATURE, annealed_mean, gamut_bins
+from dlnet.model.encoders import Pretrained, create_encoder
+
+__all__ = ["ModelConfig", "DLNet", "DECODERS", "PlainDecoder", "UNetDecoder"]
+
+# Where the decoder upsamples: after these conv indices (0-based) of decoder_channels.
+_UPSAMPLE_AFTER = (0, 1, 3, 5, 6)
+HEADS = ("regression", "classification")
+_HEAD_FIELDS = ("head", "bins", "temperature")  # left out of a regression model's saved config
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a DLNet; saved with every checkpoint and shipped model."""
+
+    encoder: str = "densenet121"
+    decoder: str = "plain"  # "plain" (the paper's Table 2) or "unet" (skip connections)
+    decoder_channels: tuple[int, ...] | None = None  # None: the decoder's own default
+    ab_scale: float = 110.0  # the head predicts a*b* / ab_scale
+    pretrained: Pretrained = False  # only used when the model is first built, not on reload
+    head: str = "regression"  # "regression" (a*b*) or "classification" (logits over a*b* bins)
+    bins: list[list[float]] | None = None  # classification: bin centres (Q, 2); None: the gamut bins
+    temperature: float = TEMPERATURE  # classification: annealed-mean temperature (inference option)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if self.head == "regression":  # saved exactly as before the classification head existed
+            for name in _HEAD_FIELDS:
+                del d[name]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
+        d = dict(d)
+        if d.get("decoder_channels") is not None:
+            d["decoder_channels"] = tuple(d["decoder_channels"])
+        if d.get("decoder", "plain") not in DECODERS:
+            raise ValueError(f"unknown decoder {d['decoder']!r}; available: {', '.join(DECODERS)}")
+        if d.get("head", "regression") not in HEADS:
+            raise ValueError(f"unknown head {d['head']!r}; available: {', '.join(HEADS)}")
+        return cls(**d)
+
+
+def _conv_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class PlainDecoder(nn.Module):
+    """The paper's Table 2: 3x3 conv + ReLU blocks, nearest x2 upsampling, linear 2-channel head.
+
+    Takes the encoder's 1/32 map ``(B, C, H/32, W/32)``, returns ``(B, out_channels, H, W)``.
+    """
+
+    default_channels = (512, 256, 256, 128, 128, 64, 32)
+    uses_skips = False
+    stride = 1  # the head predicts at full size
+
+    def __init__(self, feature_channels: tuple[int, ...], channels: tuple[int, ...] | None = None,
+                 out_channels: int = 2) -> None:
+        super().__init__()
+        in_channels, channels = feature_channels[-1], channels or self.default_channels
+        if len(channels) != 7:
+            raise ValueError(f"decoder_channels needs 7 entries (C1..C7), got {len(channels)}")
+        layers: list[nn.Module] = []
+        cin = in_channels
+        for i, cout in enumerate(channels):
+            layers.append(_conv_relu(cin, cout))
+            if i in _UPSAMPLE_AFTER:
+                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            cin = cout
+        layers.append(nn.Conv2d(cin, out_channels, 3, padding=1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, upsample: bool = True) -> torch.Tensor:
+        return self.layers(x)
+
+
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class UNetDecoder(nn.Module):
+    """U-Net decoder: from 1/32 up to 1/2, each step nearest x2 up, concat the encoder's map of
+    that size, two conv-BN-ReLU; a linear head at 1/2, bilinear x2 to full size.
+
+    Takes the five maps of ``Encoder.forward_features``, returns ``(B, out_channels, H, W)``, or
+    the head's ``(B, out_channels, H/2, W/2)`` with ``upsample=False``.
+    """
+
+    default_channels = (256, 128, 64, 32)  # at 1/16, 1/8, 1/4, 1/2
+    uses_skips = True
+    stride = 2  # the head predicts at 1/2 size
+
+    def __init__(self, feature_channels: tuple[int, ...], channels: tuple[int, ...] | None = None,
+                 out_channels: int = 2) -> None:
+        super().__init__()
+        channels = channels or self.default_channels
+        if len(channels) != 4 or len(feature_channels) != 5:
+            raise ValueError(f"unet needs 4 decoder_channels and 5 encoder maps, got {channels}, {feature_channels}")
+        cin = feature_channels[-1]
+        blocks = []
+        for skip, cout in zip(reversed(feature_channels[:-1]), channels):
+            blocks.append(nn.Sequential(_conv_bn_relu(cin + skip, cout), _conv_bn_relu(cout, cout)))
+            cin = cout
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Conv2d(cin, out_channels, 3, padding=1)
+
+    def forward(self, features: list[torch.Tensor], upsample: bool = True) -> torch.Tensor:
+        x = features[-1]
+        for block, skip in zip(self.blocks, reversed(features[:-1])):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+            x = block(torch.cat([x, skip], dim=1))
+        x = self.head(x)
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False) if upsample else x
+
+
+DECODERS: dict[str, type[nn.Module]] = {"plain": PlainDecoder, "unet": UNetDecoder}
+Decoder = PlainDecoder  # the name of earlier versions
+
+
+class DLNet(nn.Module):
+    """Raw L ``(B, 1, H, W)`` in 0..100 -> raw a*b* ``(B, 2, H, W)``.
+
+    With ``head="classification"`` the bin centres are the buffer ``bins`` ``(Q, 2)`` (rebuilt from
+    the config, not saved in the state dict) and ``temperature`` (> 0) may be set on a loaded
+    model; an ONNX export records the temperature the model has when exported.
+    """
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        config = config or ModelConfig()
+        if config.head not in HEADS:
+            raise ValueError(f"unknown head {config.head!r}; available: {', '.join(HEADS)}")
+        if config.head == "classification" and config.bins is None:
+            config = dataclasses.replace(config, bins=gamut_bins().tolist())  # saved explicitly
+        self.config = config
+        self.encoder = create_encoder(self.config.encoder, self.config.pretrained)
+        if self.config.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {self.config.decoder!r}; available: {', '.join(DECODERS)}")
+        channels = self.config.decoder_channels
+        out_channels = 2 if config.head == "regression" else len(config.bins)
+        self.decoder = DECODERS[self.config.decoder](self.encoder.feature_channels, channels and tuple(channels),
+                                                     out_channels)
+        self.register_buffer("l_mean", torch.tensor(self.encoder.mean * 100.0), persistent=False)
+        self.register_buffer("l_std", torch.tensor(self.encoder.std * 100.0), persistent=False)
+        if config.head == "classification":
+            self.register_buffer("bins", torch.tensor(config.bins, dtype=torch.float32).view(-1, 2), persistent=False)
+            self.temperature = config.temperature  # checked
+
+    @property
+    def temperature(self) -> float:
+        """Annealed-mean temperature of a classification head (1: the mean, towards 0: the mode)."""
+        return self.config.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        if not float(value) > 0:
+            raise ValueError(f"temperature must be > 0, got {value!r}")
+        self.config.temperature = float(value)
+
+    def _decode(self, l: torch.Tensor, upsample: bool = True) -> torch.Tensor:
+        """The decoder's output for L padded to a multiple of 32 (uncropped)."""
+        h, w = l.shape[-2:]
+        m = self.encoder.reduction
+        pad_h, pad_w = (-h) % m, (-w) % m
+        x = (l - self.l_mean) / self.l_std
+        if pad_h or pad_w:
+            # Replicate (not zero) padding: a black border would read as a dark object.
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        features = self.encoder.forward_features(x) if self.decoder.uses_skips else self.encoder(x)
+        return self.decoder(features, upsample)
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        h, w = l.shape[-2:]
+        if self.config.head == "regression":
+            ab = self._decode(l) * self.config.ab_scale
+        else:
+            ab = self.logits_to_ab(self._decode(l, upsample=False))
+        return ab[..., :h, :w]
+
+    def logits_to_ab(self, logits: torch.Tensor) -> torch.Tensor:
+        """Bin logits ``(B, Q, h, w)`` -> a*b* ``(B, 2, h*s, w*s)`` float32: the annealed mean at
+        ``temperature``, then bilinear upsampling by the decoder's stride ``s``."""
+        ab = annealed_mean(logits, self.bins, self.temperature)
+        if self.decoder.stride > 1:
+            ab = F.interpolate(ab, scale_factor=self.decoder.stride, mode="bilinear", align_corners=False)
+        return ab
+
+    def forward_logits(self, l: torch.Tensor) -> torch.Tensor:
+        """Raw L ``(B, 1, H, W)`` -> bin logits ``(B, Q, ceil(H/s), ceil(W/s))`` of a classification
+        head, at the decoder's own output size (``s = decoder.stride``: 1 plain, 2 U-Net)."""
+        if self.config.head != "classification":
+            raise ValueError("forward_logits needs a model with head='classification'")
+        s = self.decoder.stride
+        return self._decode(l, upsample=False)[..., :-(-l.shape[-2] // s), :-(-l.shape[-1] // s)]

@@ -1,0 +1,379 @@
+"""Training DL-Net with Lightning: the LightningModule, the run's config, the Trainer.
+
+Read top to bottom: :class:`TrainConfig` is everything a run needs (saved as ``config.yaml`` in
+the run folder and inside every checkpoint); :class:`ColorizationModule` turns a batch of RGB
+photos into (L, a*b*) on the device and applies the paper's global or local loss;
+:func:`fit` builds the data, the model and the Trainer, and runs (or resumes) the training.
+The ``rebalanced`` and ``classification`` losses weight colours by the training photos' a*b*
+prior (:mod:`dlnet.color.abbins`), computed once before training from up to ``prior_photos`` of them
+and saved as ``RUN/ab_prior.json`` and in every checkpoint (hyper-parameter ``ab_prior``).
+
+Photos come from image folders (``--data``, decoded per step by loader workers) or from a
+``.pack`` made by ``dlnet pack`` (``--packed``: decoded once, kept on the device, augmented
+there; see :mod:`dlnet.train.packed`). ``--init`` starts from trained weights (a shipped model's name
+or a file) with a fresh optimiser: fine-tuning, or a new decoder on a trained encoder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from dlnet.color.abbins import ABPrior, ab_prior
+from dlnet.io.atomic import atomic_path
+from dlnet.color.lab import merge_l_ab, rgb_to_lab
+from dlnet.train.data import ColorDataModule, PhotoDataset, collate, make_split, write_split
+from dlnet.train.losses import classification_loss, global_loss, local_loss, rebalanced_loss
+from dlnet.model.net import DLNet, ModelConfig
+from dlnet.train.packed import PackedDataModule, sample_packed
+
+__all__ = ["TrainConfig", "ColorizationModule", "fit", "LOSSES"]
+
+# global: Eq. 1; local: Eq. 2/21; local-sqrt: local with clusters weighted by sqrt(pixel share);
+# rebalanced: per-pixel MSE x the prior's weights; classification: Zhang et al.'s (see losses.py)
+LOSSES = ("global", "local", "local-sqrt", "rebalanced", "classification")
+_PRIOR_LOSSES = ("rebalanced", "classification")  # the losses that need the a*b* prior
+
+
+@dataclass
+class TrainConfig:
+    """A training run. Defaults are the paper's: Adam 1e-3, batch 32, 224 px, 40 epochs."""
+
+    data: list[str] = field(default_factory=list)  # folders split 80/20 per category
+    extra_train: list[str] = field(default_factory=list)  # folders used for training only
+    packed: str | None = None  # a .pack from `dlnet pack` instead of --data
+    out: str = "runs/dlnet"
+    encoder: str = "densenet121"
+    decoder: str = "plain"  # "plain" (the paper's Table 2) or "unet"
+    pretrained: bool | str = False
+    init: str | None = None  # start from these weights (shipped name or file), fresh optimiser
+    loss: str = "local"  # one of LOSSES
+    clusters: int = 5
+    cluster_weights: list[float] | None = None
+    global_weight: float = 0.0  # local loss + this x global loss (0: the paper's pure local loss)
+    prior_photos: int = 2000  # training photos the a*b* prior is computed from (rebalanced, classification)
+    size: int = 224
+    batch_size: int = 32
+    epochs: int = 40
+    max_steps: int = -1
+    lr: float = 1e-3
+    encoder_lr_scale: float = 1.0  # the encoder's lr = lr x this (below 1 protects pretrained features)
+    schedule: str = "constant"  # "constant" (the paper) or "cosine"
+    warmup_steps: int = 0  # linear warm-up of the learning rate
+    max_time: str | None = None  # wall-clock limit "DD:HH:MM:SS"; the final state is saved
+    precision: str = "bf16-mixed"
+    accelerator: str = "auto"
+    devices: str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    workers: int = 2
+    seed: int = 0
+    test_fraction: float = 0.2
+    val_fraction: float = 0.05
+    val_every_steps: int | None = None  # None: validate once per epoch
+    limit_val_batches: int | None = None
+    resume: str | None = None  # a checkpoint path, or "last" for RUN/checkpoints/last.ckpt
+
+    def validate(self) -> None:
+        if not self.data and not self.packed:
+            raise ValueError("no training data: give at least one --data folder or a --packed file")
+        if self.data and self.packed:
+            raise ValueError("give --data folders or a --packed file, not both")
+        from dlnet.model.net import DECODERS
+
+        if self.decoder not in DECODERS:
+            raise ValueError(f"--decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.prior_photos < 1:
+            raise ValueError(f"--prior-photos must be at least 1, got {self.prior_photos}")
+        if self.cluster_weights is not None and len(self.cluster_weights) != self.clusters:
+            raise ValueError(f"--cluster-weights needs {self.clusters} values (one per cluster)")
+        if self.size % 32:
+            raise ValueError(f"--size must be a multiple of 32, got {self.size}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"--schedule must be constant or cosine, got {self.schedule!r}")
+
+
+class ColorizationModule(L.LightningModule):
+    """DL-Net + the chosen loss. Batches arrive as uint8 RGB; Lab is computed on the device."""
+
+    def __init__(self, model: dict, loss: str = "local", clusters: int = 5,
+                 cluster_weights: list[float] | None = None, lr: float = 1e-3, schedule: str = "constant",
+                 global_weight: float = 0.0, encoder_lr_scale: float = 1.0, warmup_steps: int = 0,
+                 ab_prior: dict | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()  # "model" holds the ModelConfig: a checkpoint rebuilds itself
+        self.model = DLNet(ModelConfig.from_dict(model)).to(memory_format=torch.channels_last)
+        if (loss == "classification") != (self.model.config.head == "classification"):
+            raise ValueError("the classification loss and a classification head go together")
+        if loss in _PRIOR_LOSSES:
+            if ab_prior is None:
+                raise ValueError(f"the {loss} loss needs the training photos' a*b* prior")
+            prior = ABPrior.from_dict(ab_prior)
+            self.register_buffer("ab_bins", prior.bins, persistent=False)
+            self.register_buffer("ab_weights", prior.weights, persistent=False)
+        self._t_last: float | None = None
+        # Training images this model has seen, over every run it came from (--init carries the
+        # source's count): the budget a shipped model reports. Saved in every checkpoint.
+        self.images_seen = 0
+        self._run_images, self._run_start = 0, None
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        return self.model(l.contiguous(memory_format=torch.channels_last))
+
+    def _lab(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        lab = rgb_to_lab(batch["rgb"].float() / 255.0)
+        return lab[:, :1], lab[:, 1:]
+
+    def _output(self, l: torch.Tensor) -> torch.Tensor:
+        """What the loss takes: bin logits for a classification head, a*b* otherwise."""
+        if self.model.config.head == "classification":
+            return self.model.forward_logits(l.contiguous(memory_format=torch.channels_last))
+        return self(l)
+
+    def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        name = self.hparams.loss
+        if name == "global":
+            return global_loss(pred, target)
+        if name == "rebalanced":
+            return rebalanced_loss(pred, target, self.ab_bins, self.ab_weights)
+        if name == "classification":
+            return classification_loss(pred, target, self.ab_bins, self.ab_weights)
+        # A new k-means seed each step, reproducible from the step number.
+        loss = local_loss(pred, target, self.hparams.clusters, self.hparams.cluster_weights, seed=self.global_step,
+                          balance=0.5 if name == "local-sqrt" else 1.0)
+        if self.hparams.get("global_weight"):
+            # The local loss alone up-weights rare saturated clusters and lets the mean colour
+            # drift; a global term anchors it to the pixel average.
+            loss = loss + self.hparams.global_weight * global_loss(pred, target)
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int):
+        n = batch["rgb"].shape[0]
+        if n == 0:
+            return None  # every photo of this batch was skipped
+        l, ab = self._lab(batch)
+        loss = self._loss(self._output(l), ab)
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        seen = n * self.trainer.world_size
+        self.images_seen += seen
+        self._run_images += seen
+        now = time.perf_counter()
+        if self._t_last is not None:
+            self.log("train/img_per_s", n / (now - self._t_last), prog_bar=True, batch_size=n)
+        self._t_last = now
+        skipped = batch["skipped_bad"] + batch["skipped_grey"]
+        if skipped:
+            self.log("train/skipped", float(skipped), reduce_fx="sum", batch_size=n)
+        return loss
+
+
+    @property
+    def trained_this_run(self) -> bool:
+        return self._run_images > 0
+
+    def on_train_start(self) -> None:
+        self._run_start = time.perf_counter()
+
+    def on_train_end(self) -> None:
+        if self._run_start is None or not self.trainer.is_global_zero:
+            return
+        elapsed = time.perf_counter() - self._run_start
+        print(f"trained {self._run_images} images in {elapsed:.0f} s: {self._run_images / max(elapsed, 1e-9):.1f} images/s "
+              f"(all devices, validation included); the model has seen {self.images_seen} in all", file=sys.stderr)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["images_seen"] = self.images_seen
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.images_seen = int(checkpoint.get("images_seen", 0))
+
+    def on_train_epoch_start(self) -> None:
+        self._t_last = None  # don't count the data-loader start-up as a slow step
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        from dlnet.evaluate.metrics import psnr, ssim
+
+        n = batch["rgb"].shape[0]
+        if n == 0:
+            return
+        l, ab = self._lab(batch)
+        out = self._output(l)
+        self.log("val/loss", self._loss(out, ab), prog_bar=True, batch_size=n, sync_dist=True)
+        pred = self.model.logits_to_ab(out) if self.model.config.head == "classification" else out.float()
+        self.log("val/mse_ab", global_loss(pred, ab), batch_size=n, sync_dist=True)
+        out, truth = merge_l_ab(l, pred), batch["rgb"].float() / 255.0
+        self.log("val/psnr", psnr(out, truth).mean(), prog_bar=True, batch_size=n, sync_dist=True)
+        self.log("val/ssim", ssim(out, truth).mean(), batch_size=n, sync_dist=True)
+
+    def configure_optimizers(self):
+        lr, scale = self.hparams.lr, self.hparams.get("encoder_lr_scale", 1.0)
+        opt = torch.optim.Adam([
+            {"params": self.model.encoder.parameters(), "lr": lr * scale},
+            {"params": self.model.decoder.parameters(), "lr": lr},
+        ])
+        warmup = self.hparams.get("warmup_steps", 0)
+        if self.hparams.schedule == "constant" and not warmup:
+            return opt
+        total = int(self.trainer.estimated_stepping_batches) if self.hparams.schedule == "cosine" else 0
+
+        def factor(step: int) -> float:  # linear warm-up, then constant or a cosine to 0
+            if step < warmup:
+                return (step + 1) / warmup
+            if not total:
+                return 1.0
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary file and rename it: a crash or a full disk never
+    leaves a truncated ``last.ckpt`` where the previous good one was."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        path = Path(path)
+        get_filesystem(path).makedirs(str(path.parent), exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+def init_from(model: DLNet, source: str) -> tuple[int, int, int]:
+    """Copy into ``model`` every tensor of ``source`` (a shipped model's name, a ``.safetensors``
+    or a ``.ckpt``) whose name and shape match; returns (copied, tensors in model, images the
+    source was trained on).
+
+    Nothing matching at all is an error (a different encoder); a new decoder on a trained
+    encoder is the intended partial case.
+    """
+    from dlnet.model.weights import images_seen, load_model
+
+    src = load_model(source).state_dict()
+    dst = model.state_dict()
+    same = {k: v for k, v in src.items() if k in dst and dst[k].shape == v.shape}
+    if not any(k.startswith("encoder.") for k in same):  # decoder shapes alone can match by chance
+        raise ValueError(f"--init {source}: no encoder tensor fits this model (a different encoder?)")
+    model.load_state_dict(same, strict=False)
+    return len(same), len(dst), images_seen(source)
+
+
+def _loggers(out: Path) -> list:
+    # CSV: a new logs/version_N per (re)start, because CSVLogger deletes an existing metrics.csv.
+    loggers = [CSVLogger(out, name="logs")]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
+    return loggers  # a bare GPU machine may lack TensorBoard: CSV is enough
+
+
+def _progress_bar():
+    if importlib.util.find_spec("rich") and sys.stderr.isatty():
+        return RichProgressBar()
+    return TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 100)  # a log file: a line per 100 steps
+
+
+def _devices(value: str):
+    return int(value) if str(value).isdigit() else value
+
+
+def run_prior(cfg: TrainConfig, out: Path, train_files: list[Path] | None = None, write: bool = True) -> ABPrior:
+    """The a*b* prior of the run's training photos: ``OUT/ab_prior.json`` when resuming, else
+    computed from up to ``cfg.prior_photos`` training photos drawn with the run's seed (from the
+    pack, or ``train_files`` centre-cropped at ``cfg.size``) and written there when ``write``."""
+    path = out / "ab_prior.json"
+    if cfg.resume and path.is_file():
+        return ABPrior.load(path)
+    start = time.perf_counter()
+    if cfg.packed:
+        photos = sample_packed(cfg.packed, "train", cfg.prior_photos, cfg.seed)
+    else:
+        pick = torch.randperm(len(train_files), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.prior_photos]
+        files = [train_files[i] for i in sorted(pick.tolist())]
+        loader = torch.utils.data.DataLoader(PhotoDataset(files, cfg.size, train=False), batch_size=64,
+                                             num_workers=cfg.workers, collate_fn=collate)
+        photos = (batch["rgb"] for batch in loader)
+    prior = ab_prior(photos)
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
+        prior.save(path)
+    print(f"a*b* prior of {prior.photos} training photos in {time.perf_counter() - start:.0f} s: {path}", file=sys.stderr)
+    return prior
+
+
+def fit(cfg: TrainConfig) -> Path:
+    """Run (or resume) a training run; returns the run folder."""
+    cfg.validate()
+    out = Path(cfg.out)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    rank0 = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+    train_files = None
+    if cfg.packed:  # the split was made (and written beside the photos) by `dlnet pack`
+        data = PackedDataModule(cfg.packed, cfg.size, cfg.batch_size, cfg.seed)
+    else:
+        split = make_split(cfg.data, cfg.test_fraction, cfg.val_fraction, cfg.seed, cfg.extra_train)
+        if rank0:
+            write_split(split, out / "split")
+        data = ColorDataModule(split, cfg.size, cfg.batch_size, cfg.workers)
+        train_files = split.train
+    if rank0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    prior = run_prior(cfg, out, train_files, write=rank0) if cfg.loss in _PRIOR_LOSSES else None
+    head = {"head": "classification", "bins": prior.bins.tolist()} if cfg.loss == "classification" else {}
+    model_cfg = ModelConfig(encoder=cfg.encoder, decoder=cfg.decoder, pretrained=cfg.pretrained and not cfg.init, **head)
+    if cfg.global_weight and cfg.loss not in ("local", "local-sqrt"):
+        print(f"note: --global-weight adds to the local losses only; --loss {cfg.loss} ignores it", file=sys.stderr)
+    module = ColorizationModule(model_cfg.to_dict(), cfg.loss, cfg.clusters, cfg.cluster_weights, cfg.lr, cfg.schedule,
+                                cfg.global_weight, cfg.encoder_lr_scale, cfg.warmup_steps,
+                                prior.to_dict() if prior is not None else None)
+    if cfg.init and not cfg.resume:
+        loaded, total, module.images_seen = init_from(module.model, cfg.init)
+        print(f"init: {loaded}/{total} tensors from {cfg.init} (trained on {module.images_seen} images)", file=sys.stderr)
+    # Two callbacks, because ModelCheckpoint(save_last=True) refreshes last.ckpt only when the
+    # monitored score improves: a run whose validation loss stalls would resume from far back.
+    best = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min",
+                           save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                           every_n_train_steps=cfg.val_every_steps, enable_version_counter=False,
+                           save_on_train_epoch_end=True)
+    trainer = L.Trainer(
+        default_root_dir=out, max_epochs=cfg.epochs, max_steps=cfg.max_steps, precision=cfg.precision,
+        accelerator=cfg.accelerator, devices=_devices(cfg.devices), num_nodes=cfg.num_nodes, strategy=cfg.strategy,
+        logger=_loggers(out), callbacks=[best, last, _progress_bar(), LearningRateMonitor("step")],
+        plugins=[AtomicCheckpointIO()], val_check_interval=cfg.val_every_steps,
+        check_val_every_n_epoch=None if cfg.val_every_steps else 1, limit_val_batches=cfg.limit_val_batches,
+        log_every_n_steps=10, deterministic=False, max_time=cfg.max_time,
+    )
+    resume = cfg.resume
+    if resume == "last":
+        resume = str(out / "checkpoints" / "last.ckpt")
+    if resume and not Path(resume).is_file():
+        raise FileNotFoundError(f"{resume}: no checkpoint to resume from")
+    last_ckpt = out / "checkpoints" / "last.ckpt"
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=resume)
+    except SystemExit:
+        # Ctrl-C (Lightning ends it with sys.exit(1)) or SIGTERM (a SystemExit): keep what this
+        # run trained, but only once it has trained: an interrupt during the restore of a
+        # resumed run must not replace the good last.ckpt with an unrestored model.
+        if module.trained_this_run:
+            trainer.save_checkpoint(last_ckpt)
+        raise
+    # The final state, whatever the periodic checkpoints last caught: --resume continues here.
+    trainer.save_checkpoint(last_ckpt)
+    return out
