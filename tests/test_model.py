@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from dlnet import DLNet, ModelConfig, list_encoders, load_model, save_model
 from dlnet.model.encoders import create_encoder, efficientnet_lite0_rgb
-from dlnet.model.net import DECODERS
+from dlnet.model.net import DECODERS, fold_batchnorm
 from dlnet.model.weights import WeightsError
 
 ENCODERS = list_encoders()
@@ -139,3 +139,44 @@ def test_old_model_configs_load_as_the_plain_decoder():
     cfg = ModelConfig.from_dict({"encoder": "efficientnet_lite0", "decoder_channels": [32, 32, 16, 16, 16, 8, 8],
                                  "ab_scale": 110.0, "pretrained": False})
     assert cfg.decoder == "plain" and DLNet(cfg).decoder.__class__.__name__ == "PlainDecoder"
+
+
+def _with_random_batchnorm_stats(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random running statistics and affine parameters, so folding them is not the identity."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("decoder", sorted(DECODERS))
+@pytest.mark.parametrize("name", ENCODERS)
+def test_fold_batchnorm_keeps_the_output(name, decoder):
+    model = _with_random_batchnorm_stats(DLNet(ModelConfig(encoder=name, decoder=decoder)))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    folded = fold_batchnorm(model)
+    l = torch.rand(2, 1, 64, 96, generator=torch.Generator().manual_seed(1)) * 100
+    with torch.no_grad():
+        assert torch.allclose(folded(l), model(l), atol=1e-3, rtol=0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is untouched
+    if name.startswith("efficientnet"):  # conv-BN everywhere: nothing left to fold
+        assert folded is not model
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+
+
+def test_fold_batchnorm_refuses_a_pair_that_does_not_run_conv_first():
+    class NormThenConv(torch.nn.Module):  # registered conv then bn, but runs bn first
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = torch.nn.Conv2d(1, 1, 3, padding=1), torch.nn.BatchNorm2d(1)
+
+        def forward(self, l):
+            return self.conv(self.bn(l))
+
+    model = _with_random_batchnorm_stats(NormThenConv())
+    assert fold_batchnorm(model) is model  # the check caught the wrong pairing
