@@ -51,7 +51,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
 from dlnet import __version__
-from dlnet.infer.colorizer import Colorizer
+from dlnet.apps.serve_runtime import RUNTIMES, ServeRuntime
 from dlnet.io.imageio import ImageError, encode_image, read_image
 from dlnet.infer.options import DEFAULT_SIZE, MIN_SIZE, InferenceOptions
 from dlnet.color.rebalance import REBALANCE_BY_DEFAULT
@@ -83,6 +83,8 @@ class ServeSettings:
     Args:
         weights: shipped model name or ``.safetensors``/``.ckpt`` file (None: the default model).
         device, precision: passed to :class:`~dlnet.infer.colorizer.Colorizer`.
+        runtime: ``"torch"``, ``"onnx"`` or None: onnxruntime at once, then PyTorch once loaded
+            (on a CPU; :mod:`dlnet.apps.serve_runtime`).
         default_size: working size (longer side, px) when a request does not give one.
         max_size: the largest working size a request may ask for.
         rebalance: whether requests that do not say are rebalanced.
@@ -98,6 +100,7 @@ class ServeSettings:
     weights: str | None = None
     device: str | None = None
     precision: str | None = None
+    runtime: str | None = None
     default_size: int = DEFAULT_SIZE
     max_size: int = 1024
     rebalance: bool = REBALANCE_BY_DEFAULT
@@ -113,6 +116,8 @@ class ServeSettings:
         _ = self.options  # building the default options checks default_size and max_pixels
         if self.default_size > self.max_size:
             raise ValueError(f"default_size must be at most max_size ({self.max_size}), got {self.default_size}")
+        if self.runtime not in (None, *RUNTIMES):
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)} (or None), got {self.runtime!r}")
         if self.workers < 1 or self.queue_size < 0:
             raise ValueError("workers must be >= 1 and queue_size >= 0")
         if self.max_upload_bytes < 1:
@@ -215,7 +220,7 @@ class _Slots:
             self.active -= 1
 
 
-def _colorize_bytes(colorizer: Colorizer, data: bytes, options: InferenceOptions,
+def _colorize_bytes(runtime: ServeRuntime, data: bytes, options: InferenceOptions,
                     max_video_seconds: float = 0) -> tuple[bytes, str]:
     """Decode, colorize, encode: the whole CPU-bound job, run in a worker thread.
     Returns the result and its media type."""
@@ -227,8 +232,8 @@ def _colorize_bytes(colorizer: Colorizer, data: bytes, options: InferenceOptions
                 raise
             from dlnet.infer.video import colorize_video_bytes  # not a photo: perhaps a short video
 
-            return colorize_video_bytes(colorizer, data, options, max_video_seconds)
-        result = colorizer.colorize(photo, options)
+            return colorize_video_bytes(runtime.for_video(), data, options, max_video_seconds)
+        result = runtime.photos.colorize(photo, options)
         return encode_image(result, options.format, quality=options.quality), MEDIA_TYPES[options.format]
     except ImageError as e:
         raise _Rejected(STATUS_OF_KIND.get(e.kind, 400), f"{e.cause[:1].upper()}{e.cause[1:]}.") from e
@@ -252,13 +257,12 @@ def _model_name(settings: ServeSettings, given: bool) -> str:
     return "custom" if given else DEFAULT_MODEL
 
 
-def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | None = None) -> FastAPI:
-    """Build the FastAPI app; loads the model now (raises ``WeightsError``) unless one is given."""
+def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI:
+    """Build the FastAPI app around ``colorizer`` (a :class:`~dlnet.infer.colorizer.Colorizer`),
+    or the model ``settings`` name (loaded now: raises ``WeightsError``; see :class:`ServeRuntime`)."""
     settings = settings or ServeSettings()
     model_name = _model_name(settings, colorizer is not None)
-    if colorizer is None:
-        colorizer = Colorizer.from_pretrained(settings.weights, device=settings.device,
-                                              precision=settings.precision)
+    runtime = ServeRuntime(settings, colorizer)
     # Starlette spools file parts over 1 MB to a temporary file; raise that threshold above our
     # own limit so uploads stay in memory (the body limit, not the spool, bounds the memory).
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_upload_bytes + 1)
@@ -301,9 +305,7 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
         return {
             "status": "ok",
             "model": model_name,
-            "encoder": colorizer.model.config.encoder,
-            "device": str(colorizer.device),
-            "precision": colorizer.precision,
+            **runtime.describe(),
             "defaults": {"size": settings.default_size, "rebalance": settings.rebalance},
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
                        "max_size": settings.max_size, "workers": settings.workers,
@@ -342,7 +344,7 @@ def create_app(colorizer: Colorizer | None = None, settings: ServeSettings | Non
                                            rebalance=settings.rebalance if rebalance is None else rebalance)
         with slots.hold():
             out, media_type = await asyncio.get_running_loop().run_in_executor(
-                pool, _colorize_bytes, colorizer, data, options, settings.max_video_seconds)
+                pool, _colorize_bytes, runtime, data, options, settings.max_video_seconds)
         ext = {"video/mp4": "mp4", "video/x-matroska": "mkv"}.get(media_type, fmt)
         return Response(out, media_type=media_type,
                         headers={"Content-Disposition": f'inline; filename="colorized.{ext}"',

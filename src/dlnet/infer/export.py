@@ -30,7 +30,7 @@ from torch import nn
 
 from dlnet.io.atomic import atomic_path
 from dlnet.model.net import DLNet
-from dlnet.infer.onnxrun import OPSET, cached_onnx, ort_session
+from dlnet.infer.onnxrun import OPSET, cached_onnx, onnx_config, ort_session
 
 __all__ = ["export_onnx", "check_onnx", "OnnxModel", "onnx_model_for", "OPSET"]
 
@@ -96,8 +96,7 @@ class OnnxModel(nn.Module):
         super().__init__()
         self.path = Path(path)
         self.session = ort_session(self.path, device, threads or torch.get_num_threads())
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.config = json.loads(meta["dlnet_config"]) if "dlnet_config" in meta else None
+        self.config = onnx_config(self.session)
 
     def forward(self, l: torch.Tensor) -> torch.Tensor:
         """Raw L ``(B, 1, h, w)`` -> raw a*b* ``(B, 2, h, w)`` float32 on ``l``'s device."""

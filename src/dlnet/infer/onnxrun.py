@@ -36,7 +36,7 @@ from dlnet.infer.fullres import resize_l, threads as default_threads
 from dlnet.infer.options import InferenceOptions
 from dlnet.infer.pipeline import PhotoPipeline
 
-__all__ = ["OnnxColorizer", "cache_dir", "cached_onnx", "ort_session", "OPSET"]
+__all__ = ["OnnxColorizer", "cache_dir", "cached_onnx", "ort_session", "onnx_config", "OPSET"]
 
 OPSET = 17
 # The modules whose code decides the exported graph: part of the cache key.
@@ -107,6 +107,13 @@ def ort_session(path: str | Path, device=None, threads: int | None = None):
     return ort.InferenceSession(str(path), options, providers=providers)
 
 
+def onnx_config(session) -> dict | None:
+    """The model's config (``ModelConfig.to_dict()``) that :func:`dlnet.infer.export.export_onnx`
+    wrote into the file's metadata, or None for a file without it."""
+    meta = session.get_modelmeta().custom_metadata_map
+    return json.loads(meta["dlnet_config"]) if "dlnet_config" in meta else None
+
+
 class OnnxColorizer(PhotoPipeline):
     """Colorize photos with an exported model run by onnxruntime, without torch (unless
     rebalancing, whose k-means runs in torch). The photo methods are
@@ -126,6 +133,7 @@ class OnnxColorizer(PhotoPipeline):
                  threads: int | None = None) -> None:
         self.path = Path(path)
         self.session = ort_session(self.path, device, threads)
+        self.config = onnx_config(self.session)
         self.options = options or InferenceOptions()
         self.batch_size = max(1, int(batch_size))
 

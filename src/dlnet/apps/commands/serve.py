@@ -26,6 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default=None,
                         help="inference precision (default: what the device runs fast)")
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default=None,
+                        help="inference runtime (default on a CPU: onnxruntime at once, then PyTorch "
+                             "once loaded, which is faster per photo; else torch)")
     parser.add_argument("--size", type=int, default=d.default_size,
                         help=f"default working size, longer side in px (default: {d.default_size})")
     parser.add_argument("--rebalance", action=argparse.BooleanOptionalAction, default=d.rebalance,
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     max_pixels = millions("--max-megapixels", args.max_megapixels)
     try:
         settings = ServeSettings(
-            weights=args.model, device=args.device, precision=args.precision, default_size=args.size,
+            weights=args.model, device=args.device, precision=args.precision, runtime=args.runtime, default_size=args.size,
             max_size=max(1024, args.size), rebalance=args.rebalance, workers=args.workers,
             queue_size=args.queue, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
             upload_timeout_s=args.upload_timeout, max_video_seconds=args.max_video_seconds)
