@@ -76,3 +76,11 @@ def test_torch_runtime_and_a_given_colorizer_serve_with_pytorch(model_file):
 def test_unknown_runtime_is_refused():
     with pytest.raises(ValueError, match="runtime"):
         ServeSettings(runtime="tensorflow")
+
+
+def test_the_server_module_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, dlnet.apps.serve, dlnet.apps.serve_runtime; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

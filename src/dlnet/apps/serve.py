@@ -54,7 +54,7 @@ from dlnet import __version__
 from dlnet.apps.serve_runtime import RUNTIMES, ServeRuntime
 from dlnet.io.imageio import ImageError, encode_image, read_image
 from dlnet.infer.options import DEFAULT_SIZE, MIN_SIZE, InferenceOptions
-from dlnet.color.rebalance import REBALANCE_BY_DEFAULT
+from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT
 from dlnet.model.weights import DEFAULT_MODEL
 
 __all__ = ["ServeSettings", "create_app"]
