@@ -3,13 +3,17 @@
 Measures, for a random-init densenet121 DL-Net (the paper's architecture), or with ``--model
 default`` the shipped default model, on ``--threads`` CPU threads:
 
-- throughput: img/s of the model call (``Colorizer.predict_ab``) on a (16, 1, 224, 224) batch;
-- latency: one 224x224 photo through ``Colorizer.colorize`` (L* in, model at 224, colour out);
+- throughput: img/s of the model call (``Colorizer.predict_ab``) on a (16, 1, 224, 224) batch,
+  and ``photos_img_s``: 16 224x224 photos through ``Colorizer.colorize_batch`` at the default
+  working size (what a user colorizing photos gets);
+- latency: one 224x224 photo through ``Colorizer.colorize`` (L* in, model at 224, colour out),
+  and ``latency_default_ms``: the same at the default working size;
 - 12 MP: a synthetic 4000x3000 JPEG read, colorized (working size 256) and written as JPEG,
   each setting in a fresh subprocess: wall time (first call and warm call) and peak RSS;
 
-for three settings: PyTorch fp32, PyTorch bf16 autocast + channels_last (the Colorizer's default
-where the CPU has AVX-512/AMX), onnxruntime fp32 (and with ``--compile`` bf16 + torch.compile,
+for four settings: PyTorch fp32, PyTorch bf16 autocast + channels_last (the Colorizer's default
+where the CPU has AVX-512/AMX; BatchNorm folded into the convolutions), the same without folding
+(``bf16_unfolded``), onnxruntime fp32 (and with ``--compile`` bf16 + torch.compile,
 its compile time counted in the 12-MP "first" time only); plus plain eager fp32 (NCHW, no Colorizer) and
 Zhang et al.'s ECCV16 network (benchmarks/zhang_eccv16.py) at the same input size, timed in the
 same run so the ratios are like for like. All figures are medians.
@@ -40,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 BATCH, SIDE = 16, 224
 # (result key, target, True if higher is better)
-TARGETS = [("img_s", 60.0, True), ("latency_ms", 20.0, False), ("warm_s", 1.5, False),
+TARGETS = [("img_s", 100.0, True), ("latency_ms", 20.0, False), ("latency_default_ms", 20.0, False),
+           ("photos_img_s", 100.0, True), ("warm_s", 1.5, False),
            ("peak_rss_gb", 1.5, False), ("throughput_vs_zhang", 5.0, True)]
 
 
@@ -94,7 +99,7 @@ def colorizer_for(setting: str, onnx_path: str | None, size: int | str = "defaul
 
         return Colorizer(OnnxModel(onnx_path), "cpu", size=size, precision="fp32")
     return Colorizer(dlnet_model(), "cpu", size=size, precision="fp32" if setting == "fp32" else "bf16",
-                     compile=setting == "bf16_compiled")
+                     compile=setting == "bf16_compiled", fold=setting != "bf16_unfolded")
 
 
 def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -173,7 +178,7 @@ def main() -> None:
 
         Image.fromarray(photo(3000, 4000)).save(big, quality=90)
 
-        settings = ("fp32", "bf16", "onnx") + (("bf16_compiled",) if args.compile else ())
+        settings = ("fp32", "bf16_unfolded", "bf16", "onnx") + (("bf16_compiled",) if args.compile else ())
         # Working size 224, so that a 224 photo is predicted at 224 (the default 256 would upscale it).
         cols = {name: colorizer_for(name, onnx_path, size=SIDE) for name in settings}
         plain = dlnet_model()  # plain eager fp32, NCHW, no Colorizer: the untuned baseline
@@ -197,18 +202,25 @@ def main() -> None:
             return call
 
         print("throughput, batch 16 at 224 (interleaved rounds) ...", flush=True)
+        from dlnet.infer.options import DEFAULT_SIZE, InferenceOptions
+
+        default = InferenceOptions(size=DEFAULT_SIZE)  # what a user gets: 224 photos colorized at 128
         thr = interleaved({**{n: (lambda c=c: c.predict_ab(batch)) for n, c in cols.items()},
+                           **{f"photos_{n}": (lambda c=c: c.colorize_batch([one] * BATCH, default)) for n, c in cols.items()},
                            "plain_fp32_nchw": plain_call(batch),
                            "zhang_fp32": zhang_call("fp32", batch), "zhang_bf16": zhang_call("bf16", batch_cl)},
                           args.repeats, args.budget * 6)
         print("latency, one 224 photo (interleaved rounds) ...", flush=True)
         lat = interleaved({**{n: (lambda c=c: c.colorize(one)) for n, c in cols.items()},
+                           **{f"default_{n}": (lambda c=c: c.colorize(one, default)) for n, c in cols.items()},
                            **{f"model_{n}": (lambda c=c: c.predict_ab(batch[:1])) for n, c in cols.items()},
                            "zhang_fp32": zhang_call("fp32", batch[:1]), "zhang_bf16": zhang_call("bf16", batch_cl[:1])},
                           args.repeats * 2, args.budget * 3)
         for name in settings:
-            r = {"img_s": BATCH / thr[name], "latency_ms": 1000 * lat[name], "model_latency_ms": 1000 * lat[f"model_{name}"]}
-            ref = {"fp32": "zhang_fp32", "bf16": "zhang_bf16", "bf16_compiled": "zhang_bf16"}.get(name)
+            r = {"img_s": BATCH / thr[name], "latency_ms": 1000 * lat[name], "model_latency_ms": 1000 * lat[f"model_{name}"],
+                 "photos_img_s": BATCH / thr[f"photos_{name}"], "latency_default_ms": 1000 * lat[f"default_{name}"]}
+            ref = {"fp32": "zhang_fp32", "bf16": "zhang_bf16", "bf16_unfolded": "zhang_bf16",
+                   "bf16_compiled": "zhang_bf16"}.get(name)
             if ref:  # Zhang's network in the same precision, eager
                 r["throughput_vs_zhang"] = thr[ref] / thr[name]
                 r["latency_vs_zhang"] = lat[ref] / lat[f"model_{name}"]
