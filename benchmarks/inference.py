@@ -12,8 +12,8 @@ default`` the shipped default model, on ``--threads`` CPU threads:
   each setting in a fresh subprocess: wall time (first call and warm call) and peak RSS;
 
 for four settings: PyTorch fp32, PyTorch bf16 autocast + channels_last (the Colorizer's default
-where the CPU has AVX-512/AMX; BatchNorm folded into the convolutions), the same without folding
-(``bf16_unfolded``), onnxruntime fp32 (and with ``--compile`` bf16 + torch.compile,
+where the CPU has AVX-512/AMX; run as dlnet.model.fast's inference copy), the same without it
+(``bf16_unoptimized``), onnxruntime fp32 (and with ``--compile`` bf16 + torch.compile,
 its compile time counted in the 12-MP "first" time only); plus plain eager fp32 (NCHW, no Colorizer) and
 Zhang et al.'s ECCV16 network (benchmarks/zhang_eccv16.py) at the same input size, timed in the
 same run so the ratios are like for like. All figures are medians.
@@ -99,7 +99,7 @@ def colorizer_for(setting: str, onnx_path: str | None, size: int | str = "defaul
 
         return Colorizer(OnnxModel(onnx_path), "cpu", size=size, precision="fp32")
     return Colorizer(dlnet_model(), "cpu", size=size, precision="fp32" if setting == "fp32" else "bf16",
-                     compile=setting == "bf16_compiled", fold=setting != "bf16_unfolded")
+                     compile=setting == "bf16_compiled", optimize=setting != "bf16_unoptimized")
 
 
 def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -178,7 +178,7 @@ def main() -> None:
 
         Image.fromarray(photo(3000, 4000)).save(big, quality=90)
 
-        settings = ("fp32", "bf16_unfolded", "bf16", "onnx") + (("bf16_compiled",) if args.compile else ())
+        settings = ("fp32", "bf16_unoptimized", "bf16", "onnx") + (("bf16_compiled",) if args.compile else ())
         # Working size 224, so that a 224 photo is predicted at 224 (the default 256 would upscale it).
         cols = {name: colorizer_for(name, onnx_path, size=SIDE) for name in settings}
         plain = dlnet_model()  # plain eager fp32, NCHW, no Colorizer: the untuned baseline
@@ -219,7 +219,7 @@ def main() -> None:
         for name in settings:
             r = {"img_s": BATCH / thr[name], "latency_ms": 1000 * lat[name], "model_latency_ms": 1000 * lat[f"model_{name}"],
                  "photos_img_s": BATCH / thr[f"photos_{name}"], "latency_default_ms": 1000 * lat[f"default_{name}"]}
-            ref = {"fp32": "zhang_fp32", "bf16": "zhang_bf16", "bf16_unfolded": "zhang_bf16",
+            ref = {"fp32": "zhang_fp32", "bf16": "zhang_bf16", "bf16_unoptimized": "zhang_bf16",
                    "bf16_compiled": "zhang_bf16"}.get(name)
             if ref:  # Zhang's network in the same precision, eager
                 r["throughput_vs_zhang"] = thr[ref] / thr[name]

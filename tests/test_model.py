@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from dlnet import DLNet, ModelConfig, list_encoders, load_model, save_model
 from dlnet.model.encoders import create_encoder, efficientnet_lite0_rgb
-from dlnet.model.net import DECODERS, fold_batchnorm
+from dlnet.model.fast import UpsampleConcatConv, fold_batchnorm, optimize_for_inference
+from dlnet.model.net import DECODERS
 from dlnet.model.weights import WeightsError
 
 ENCODERS = list_encoders()
@@ -156,17 +157,35 @@ def _with_random_batchnorm_stats(model: torch.nn.Module, seed: int = 0) -> torch
 
 @pytest.mark.parametrize("decoder", sorted(DECODERS))
 @pytest.mark.parametrize("name", ENCODERS)
-def test_fold_batchnorm_keeps_the_output(name, decoder):
+def test_inference_copies_keep_the_output(name, decoder):
     model = _with_random_batchnorm_stats(DLNet(ModelConfig(encoder=name, decoder=decoder)))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    folded = fold_batchnorm(model)
     l = torch.rand(2, 1, 64, 96, generator=torch.Generator().manual_seed(1)) * 100
+    for fast in (fold_batchnorm(model), optimize_for_inference(model)):
+        with torch.no_grad():
+            assert torch.allclose(fast(l), model(l), atol=1e-3, rtol=0)
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is untouched
+        if name.startswith("efficientnet"):  # conv-BN everywhere: nothing left to fold
+            assert fast is not model
+            assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    if decoder == "unet":
+        merges = optimize_for_inference(model).decoder.merges
+        assert all(type(m).__name__ == "UpsampleConcatConv" for m in merges)
+
+
+@pytest.mark.parametrize("hw", [(5, 7), (1, 1), (4, 4)])
+def test_upsample_concat_conv_is_the_conv_of_the_upsampled_concatenation(hw):
+    g = torch.Generator().manual_seed(2)
+    conv = torch.nn.Conv2d(6 + 3, 4, 3, padding=1)
     with torch.no_grad():
-        assert torch.allclose(folded(l), model(l), atol=1e-3, rtol=0)
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is untouched
-    if name.startswith("efficientnet"):  # conv-BN everywhere: nothing left to fold
-        assert folded is not model
-        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
+    x, skip = torch.randn(2, 6, *hw, generator=g), torch.randn(2, 3, 2 * hw[0], 2 * hw[1], generator=g)
+    want = conv(torch.cat([F.interpolate(x, scale_factor=2, mode="nearest"), skip], dim=1))
+    fused = UpsampleConcatConv(conv, cx=6)
+    with torch.no_grad():
+        assert torch.allclose(fused(x, skip), want, atol=1e-4)
+        odd = torch.randn(2, 3, 2 * hw[0] + 1, 2 * hw[1], generator=g)  # not exactly x2: the plain way
+        assert torch.allclose(fused(x, odd), conv(torch.cat([F.interpolate(x, size=odd.shape[-2:]), odd], 1)))
 
 
 def test_fold_batchnorm_refuses_a_pair_that_does_not_run_conv_first():

@@ -32,19 +32,17 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from dlnet.color.abbins import TEMPERATURE, annealed_mean, gamut_bins
 from dlnet.model.encoders import Pretrained, create_encoder
 
-__all__ = ["ModelConfig", "DLNet", "DECODERS", "PlainDecoder", "UNetDecoder", "fold_batchnorm"]
+__all__ = ["ModelConfig", "DLNet", "DECODERS", "PlainDecoder", "UNetDecoder", "UpsampleConcat"]
 
 # Where the decoder upsamples: after these conv indices (0-based) of decoder_channels.
 _UPSAMPLE_AFTER = (0, 1, 3, 5, 6)
@@ -126,6 +124,15 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+class UpsampleConcat(nn.Module):
+    """A U-Net step's input: ``x`` nearest-upsampled to ``skip``'s size, concatenated with it
+    ``(B, Cx + Cs, h, w)``. A module so that an inference copy can fuse it with the conv that
+    follows (:class:`dlnet.model.fast.UpsampleConcatConv`)."""
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip], dim=1)
+
+
 class UNetDecoder(nn.Module):
     """U-Net decoder: from 1/32 up to 1/2, each step nearest x2 up, concat the encoder's map of
     that size, two conv-BN-ReLU; a linear head at 1/2, bilinear x2 to full size.
@@ -145,18 +152,19 @@ class UNetDecoder(nn.Module):
         if len(channels) != 4 or len(feature_channels) != 5:
             raise ValueError(f"unet needs 4 decoder_channels and 5 encoder maps, got {channels}, {feature_channels}")
         cin = feature_channels[-1]
-        blocks = []
+        blocks, self.up_channels = [], []  # up_channels: each step's upsampled input's channels
         for skip, cout in zip(reversed(feature_channels[:-1]), channels):
             blocks.append(nn.Sequential(_conv_bn_relu(cin + skip, cout), _conv_bn_relu(cout, cout)))
+            self.up_channels.append(cin)
             cin = cout
         self.blocks = nn.ModuleList(blocks)
+        self.merges = nn.ModuleList(UpsampleConcat() for _ in blocks)  # no weights
         self.head = nn.Conv2d(cin, out_channels, 3, padding=1)
 
     def forward(self, features: list[torch.Tensor], upsample: bool = True) -> torch.Tensor:
         x = features[-1]
-        for block, skip in zip(self.blocks, reversed(features[:-1])):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
-            x = block(torch.cat([x, skip], dim=1))
+        for merge, block, skip in zip(self.merges, self.blocks, reversed(features[:-1])):
+            x = block(merge(x, skip))
         x = self.head(x)
         return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False) if upsample else x
 
@@ -241,46 +249,3 @@ class DLNet(nn.Module):
         s = self.decoder.stride
         return self._decode(l, upsample=False)[..., :-(-l.shape[-2] // s), :-(-l.shape[-1] // s)]
 
-
-def fold_batchnorm(model: nn.Module, check: bool = True) -> nn.Module:
-    """An inference copy of ``model`` with every BatchNorm that directly follows a convolution
-    folded into that convolution's weights and bias; ``model`` itself is left as it is, and
-    returned as is when it has nothing to fold (or the check fails).
-
-    Why: at inference a BatchNorm is a per-channel affine map, so ``bn(conv(x))`` is one
-    convolution with scaled weights; EfficientNet's conv-BN-ReLU6 blocks spend about 20% of a
-    CPU forward pass in BatchNorm. A conv and the BatchNorm registered right after it in the same
-    parent are taken as a pair (timm's blocks, ``nn.Sequential``); timm's ``BatchNormAct2d``
-    leaves its dropout and activation behind. With ``check``, the copy's output on a random L
-    must match the model's (fp32, 1e-3 a*b* units) or the model is returned unfolded.
-
-    Example:
-        >>> model = DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="unet")).eval()
-        >>> folded = fold_batchnorm(model)
-        >>> sum(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
-        0
-    """
-
-    def pairs(root: nn.Module):
-        for parent in list(root.modules()):
-            children = list(parent.named_children())
-            for (conv_name, conv), (bn_name, bn) in zip(children, children[1:]):
-                if (type(conv) is nn.Conv2d and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats
-                        and bn.num_features == conv.out_channels):
-                    yield parent, conv_name, conv, bn_name, bn
-
-    if next(pairs(model), None) is None:  # nothing to fold (and no copy of, e.g., an ONNX session)
-        return model
-    folded = copy.deepcopy(model).eval()
-    for parent, conv_name, conv, bn_name, bn in pairs(folded):
-        setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
-        rest = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if m is not None]
-        setattr(parent, bn_name, nn.Sequential(*rest) if rest else nn.Identity())
-    if check:
-        p = next(model.parameters())
-        l = (torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 100).to(p.device, p.dtype)
-        with torch.inference_mode():
-            same = torch.allclose(model.eval()(l), folded(l), atol=1e-3, rtol=0)
-        if not same:
-            return model
-    return folded
