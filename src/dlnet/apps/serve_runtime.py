@@ -1,9 +1,9 @@
 """Which colorizer answers the server's requests, and how it starts fast (``dlnet serve --runtime``).
 
 Importing torch and building the model takes 3-5 s on two cores; the model exported to ONNX and
-run by onnxruntime (:mod:`dlnet.infer.onnxrun`, cached per user) loads in 0.2 s, but each photo
-runs in fp32, about 20% slower than PyTorch's bf16 on a CPU with AVX-512 (benchmarks/README.md,
-start-up). So the default (``runtime=None``, on a CPU) is both: the server answers at once with
+run by onnxruntime (:mod:`dlnet.infer.onnxrun`, cached per user) loads in 0.2 s, but runs in
+fp32: slower than PyTorch's bf16 at working sizes of 224 and above and for batches on a CPU with
+AVX-512 (benchmarks/README.md, inference). So the default (``runtime=None``, on a CPU) is both: the server answers at once with
 onnxruntime while PyTorch loads in a background thread, then PyTorch takes over. Videos need
 PyTorch (their frames are batched in torch) and wait for it. ``"torch"`` or ``"onnx"`` runs that
 runtime only (``"onnx"`` still loads PyTorch for a video, on the first one).
