@@ -41,6 +41,9 @@ def main() -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for run in args.runs:
         log = read_log(run)
+        if log is None:  # too short to have logged a step
+            print(f"{run}: no metrics logged yet, left out")
+            continue
         batch = yaml.safe_load((run / "config.yaml").read_text())["batch_size"]
         train = log.dropna(subset=["train/loss"])
         val = log.dropna(subset=["val/mse_ab"])
