@@ -8,7 +8,8 @@
 # back into the main run. Stop the main run first (kill -TERM $(cat RUN.pid)): two runs on two
 # cores would each go at a quarter of the speed.
 #
-# Usage: bash experiments/cooldown.sh     (RUN, OUT, PACK, STEPS, THREADS may be set)
+# Usage: bash experiments/cooldown.sh     (RUN, OUT, PACK, STEPS, THREADS may be set; EXTRA adds
+#        `dlnet train` flags, e.g. EXTRA="--global-weight 2" for a side-by-side probe)
 # Then:  dlnet evaluate --data PACK.split/val.txt --model main=RUN/checkpoints/last.ckpt \
 #          --model cooled=OUT/checkpoints/last.ckpt ...   and ship the better one
 #        (python experiments/ship_model.py OUT/checkpoints/last.ckpt dlnet-effnet-unet ...).
@@ -27,4 +28,4 @@ fi
 OMP_NUM_THREADS=${THREADS:-2} nice -n 5 "$DLNET" train --packed "$PACK" --init "$RUN/checkpoints/last.ckpt" \
   --encoder efficientnet_lite0 --decoder unet --size 128 --batch-size 32 --lr 1e-3 --encoder-lr-scale 0.1 \
   --loss local --global-weight 5 --warmup-steps 20 --schedule cosine --max-steps "$STEPS" \
-  --val-every-steps 350 --out "$OUT"
+  --val-every-steps 350 --out "$OUT" ${EXTRA:-}
