@@ -232,7 +232,7 @@ def _colorize_bytes(runtime: ServeRuntime, data: bytes, options: InferenceOption
                 raise
             from dlnet.infer.video import colorize_video_bytes  # not a photo: perhaps a short video
 
-            return colorize_video_bytes(runtime.for_video(), data, options, max_video_seconds)
+            return colorize_video_bytes(runtime.pytorch(), data, options, max_video_seconds)
         result = runtime.photos.colorize(photo, options)
         return encode_image(result, options.format, quality=options.quality), MEDIA_TYPES[options.format]
     except ImageError as e:

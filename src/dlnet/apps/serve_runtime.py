@@ -27,7 +27,7 @@ log = logging.getLogger("dlnet.apps.serve")
 
 class ServeRuntime:
     """The server's colorizers: :attr:`photos` answers photo requests (either runtime),
-    :meth:`for_video` gives the PyTorch one. ``settings`` is a
+    :meth:`pytorch` gives the PyTorch one. ``settings`` is a
     :class:`~dlnet.apps.serve.ServeSettings`; ``colorizer``, when given, is used for everything.
     Raises ``WeightsError`` for a model that cannot be loaded."""
 
@@ -44,7 +44,7 @@ class ServeRuntime:
         if runtime == "onnx" or (runtime is None and cpu and importlib.util.find_spec("onnxruntime")):
             self.photos = self._onnx(required=runtime == "onnx")
         if self.photos is None:
-            self.photos = self.for_video()
+            self.photos = self.pytorch()
         elif runtime is None:  # answer with onnxruntime now, hand over to PyTorch once it is loaded
             threading.Thread(target=self._take_over, name="dlnet-load-torch", daemon=True).start()
 
@@ -62,8 +62,8 @@ class ServeRuntime:
             log.warning("onnxruntime is not available for this model (%s); serving with PyTorch", e)
             return None
 
-    def for_video(self):
-        """The PyTorch :class:`~dlnet.infer.colorizer.Colorizer`, loaded on first need (once)."""
+    def pytorch(self):
+        """The PyTorch :class:`~dlnet.infer.colorizer.Colorizer` (videos need it), loaded on first need, once."""
         with self._lock:
             if self._torch is None:
                 from dlnet.infer.colorizer import Colorizer
@@ -75,7 +75,7 @@ class ServeRuntime:
 
     def _take_over(self) -> None:
         try:
-            self.photos = self.for_video()
+            self.photos = self.pytorch()
         except Exception:  # keep serving with onnxruntime
             log.exception("could not load the PyTorch model; photos stay on onnxruntime")
 

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from dlnet.model.net import UNetDecoder, UpsampleConcat, upsample_concat
+
 __all__ = ["fold_batchnorm", "optimize_for_inference", "UpsampleConcatConv"]
 
 # For output phase a (row 2i + a of the upsampled map), a 3x3 kernel's rows dy = -1, 0, 1 read
@@ -47,7 +49,7 @@ class UpsampleConcatConv(nn.Module):
         if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.groups != 1:
             raise ValueError("UpsampleConcatConv needs a 3x3 convolution with padding 1")
         w = conv.weight.detach()
-        self.cx, self.cout = cx, w.shape[0]
+        self.cout = w.shape[0]
         self.conv = conv  # the fallback for sizes that are not exactly x2
         self.skip = nn.Conv2d(w.shape[1] - cx, self.cout, 3, padding=1, bias=conv.bias is not None)
         self.skip.weight.data.copy_(w[:, cx:])
@@ -61,7 +63,7 @@ class UpsampleConcatConv(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         if tuple(skip.shape[-2:]) != (2 * h, 2 * w):
-            return self.conv(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip], dim=1))
+            return self.conv(upsample_concat(x, skip))
         # Phase (a, c) of output pixel (2i + a, 2j + c) is the 2x2 conv of padded x at (i + a, j + c).
         y = self.phases(F.pad(x, (1, 1, 1, 1))).view(b, self.cout, 2, 2, h + 1, w + 1)
         rows = [torch.stack([y[:, :, a, c, a:a + h, c:c + w] for c in (0, 1)], dim=-1) for a in (0, 1)]
@@ -91,8 +93,6 @@ def _fold(model: nn.Module) -> None:
 
 def _fuse_upsampling(model: nn.Module) -> None:
     """Replace each U-Net step's upsample + concat + first conv by an :class:`UpsampleConcatConv`, in place."""
-    from dlnet.model.net import UNetDecoder, UpsampleConcat
-
     for decoder in [m for m in model.modules() if isinstance(m, UNetDecoder)]:
         for i, block in enumerate(decoder.blocks):
             first = block[0][0]
@@ -120,22 +120,19 @@ def fold_batchnorm(model: nn.Module, check: bool = True) -> nn.Module:
         >>> sum(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
         0
     """
-    if next(_conv_bn_pairs(model), None) is None:  # nothing to fold (and no copy of, e.g., an ONNX session)
-        return model
-    folded = copy.deepcopy(model).eval()
-    _fold(folded)
-    return _checked(model, folded) if check else folded
+    return optimize_for_inference(model, check, fuse_upsampling=False)
 
 
-def optimize_for_inference(model: nn.Module, check: bool = True) -> nn.Module:
-    """An inference copy of ``model`` with BatchNorms folded (:func:`fold_batchnorm`) and U-Net
-    upsampling fused into its convolutions (:class:`UpsampleConcatConv`); ``model`` is left as
-    it is, and returned as is when nothing applies (or, with ``check``, the copy's output differs)."""
-    from dlnet.model.net import UNetDecoder
-
-    if next(_conv_bn_pairs(model), None) is None and not any(isinstance(m, UNetDecoder) for m in model.modules()):
+def optimize_for_inference(model: nn.Module, check: bool = True, fuse_upsampling: bool = True) -> nn.Module:
+    """An inference copy of ``model`` with BatchNorms folded (:func:`fold_batchnorm`) and, with
+    ``fuse_upsampling``, U-Net upsampling fused into its convolutions (:class:`UpsampleConcatConv`);
+    ``model`` is left as it is, and returned as is when nothing applies (no copy of, e.g., an ONNX
+    session) or, with ``check``, when the copy's output differs from it."""
+    unet = fuse_upsampling and any(isinstance(m, UNetDecoder) for m in model.modules())
+    if next(_conv_bn_pairs(model), None) is None and not unet:
         return model
     fast = copy.deepcopy(model).eval()
     _fold(fast)
-    _fuse_upsampling(fast)
+    if unet:
+        _fuse_upsampling(fast)
     return _checked(model, fast) if check else fast

@@ -42,7 +42,7 @@ from torch import nn
 from dlnet.color.abbins import TEMPERATURE, annealed_mean, gamut_bins
 from dlnet.model.encoders import Pretrained, create_encoder
 
-__all__ = ["ModelConfig", "DLNet", "DECODERS", "PlainDecoder", "UNetDecoder", "UpsampleConcat"]
+__all__ = ["ModelConfig", "DLNet", "DECODERS", "PlainDecoder", "UNetDecoder", "UpsampleConcat", "upsample_concat"]
 
 # Where the decoder upsamples: after these conv indices (0-based) of decoder_channels.
 _UPSAMPLE_AFTER = (0, 1, 3, 5, 6)
@@ -124,13 +124,18 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class UpsampleConcat(nn.Module):
+def upsample_concat(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
     """A U-Net step's input: ``x`` nearest-upsampled to ``skip``'s size, concatenated with it
-    ``(B, Cx + Cs, h, w)``. A module so that an inference copy can fuse it with the conv that
-    follows (:class:`dlnet.model.fast.UpsampleConcatConv`)."""
+    ``(B, Cx + Cs, h, w)``."""
+    return torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip], dim=1)
+
+
+class UpsampleConcat(nn.Module):
+    """:func:`upsample_concat` as a module, so that an inference copy can fuse it with the conv
+    that follows (:class:`dlnet.model.fast.UpsampleConcatConv`)."""
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip], dim=1)
+        return upsample_concat(x, skip)
 
 
 class UNetDecoder(nn.Module):
