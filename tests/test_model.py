@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from dlnet import DLNet, ModelConfig, list_encoders, load_model, save_model
 from dlnet.model.encoders import create_encoder, efficientnet_lite0_rgb
-from dlnet.model.fast import UpsampleConcatConv, fold_batchnorm, optimize_for_inference
+from dlnet.model import fast as fast_module
+from dlnet.model.fast import ConvAct, UpsampleConcatConv, fold_batchnorm, optimize_for_inference
 from dlnet.model.net import DECODERS
 from dlnet.model.weights import WeightsError
 
@@ -168,24 +169,62 @@ def test_inference_copies_keep_the_output(name, decoder):
         if name.startswith("efficientnet"):  # conv-BN everywhere: nothing left to fold
             assert fast is not model
             assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    fast = optimize_for_inference(model)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # what the Colorizer runs
+        want, got = model(l).float(), fast(l).float()
+    assert (got - want).abs().mean() < 0.05 * want.abs().mean() + 0.05  # bf16 rounding only
+    if name.startswith("efficientnet"):  # conv-BN-ReLU6 everywhere
+        assert any(isinstance(m, ConvAct) for m in fast.modules())
     if decoder == "unet":
         merges = optimize_for_inference(model).decoder.merges
         assert all(type(m).__name__ == "UpsampleConcatConv" for m in merges)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["onednn", "plain"])
+@pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("hw", [(5, 7), (1, 1), (4, 4)])
-def test_upsample_concat_conv_is_the_conv_of_the_upsampled_concatenation(hw):
+def test_upsample_concat_conv_is_the_conv_of_the_upsampled_concatenation(hw, relu, fused, monkeypatch):
+    calls = []
+    if not fused:  # the path without oneDNN's fused operator (another device or build)
+        monkeypatch.setattr(fast_module, "_POINTWISE", None)
+    else:  # count the fused calls: the test must exercise them
+        op = fast_module._POINTWISE
+        spy = type("Spy", (), {"binary": staticmethod(lambda *a: calls.append(1) or op.binary(*a))})
+        monkeypatch.setattr(fast_module, "_POINTWISE", spy)
+    act = torch.relu if relu else (lambda y: y)
     g = torch.Generator().manual_seed(2)
     conv = torch.nn.Conv2d(6 + 3, 4, 3, padding=1)
     with torch.no_grad():
         conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
     x, skip = torch.randn(2, 6, *hw, generator=g), torch.randn(2, 3, 2 * hw[0], 2 * hw[1], generator=g)
-    want = conv(torch.cat([F.interpolate(x, scale_factor=2, mode="nearest"), skip], dim=1))
-    fused = UpsampleConcatConv(conv, cx=6)
+    if fused:  # oneDNN fuses the sum for channels_last maps, what the Colorizer runs
+        x, skip = x.contiguous(memory_format=torch.channels_last), skip.contiguous(memory_format=torch.channels_last)
+    want = act(conv(torch.cat([F.interpolate(x, scale_factor=2, mode="nearest"), skip], dim=1)))
+    merge = UpsampleConcatConv(conv, cx=6, relu=relu)
     with torch.no_grad():
-        assert torch.allclose(fused(x, skip), want, atol=1e-4)
+        assert torch.allclose(merge(x, skip), want, atol=1e-4)
         odd = torch.randn(2, 3, 2 * hw[0] + 1, 2 * hw[1], generator=g)  # not exactly x2: the plain way
-        assert torch.allclose(fused(x, odd), conv(torch.cat([F.interpolate(x, size=odd.shape[-2:]), odd], 1)))
+        assert torch.allclose(merge(x, odd), act(conv(torch.cat([F.interpolate(x, size=odd.shape[-2:]), odd], 1))))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = merge(x, skip)
+        assert got.dtype == torch.bfloat16 and torch.allclose(got.float(), want, atol=0.1 * want.abs().max().item())
+    # fp32 and bf16 fused, the odd size never; from a 1x1 x the transposed conv comes out NCHW
+    assert len(calls) == (2 if fused and hw != (1, 1) else 0)
+
+
+@pytest.mark.parametrize("act", [torch.nn.ReLU(), torch.nn.ReLU6()], ids=["relu", "relu6"])
+@pytest.mark.parametrize("conv", [torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=4),
+                                  torch.nn.Conv2d(4, 6, 1, bias=False)], ids=["3x3", "depthwise-stride2", "1x1-nobias"])
+def test_conv_act_is_the_activation_of_the_convolution(conv, act):
+    x = torch.randn(2, 4, 9, 11, generator=torch.Generator().manual_seed(3)) * 4
+    fused = ConvAct(conv, act)
+    with torch.no_grad():
+        assert torch.allclose(fused(x), act(conv(x)), atol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # runs in autocast's dtype, like the conv
+            got, want = fused(x), act(conv(x))
+        assert got.dtype == want.dtype == torch.bfloat16 and torch.allclose(got.float(), want.float(), atol=0.1)
+    with pytest.raises(ValueError, match="ConvAct"):
+        ConvAct(conv, torch.nn.GELU())
 
 
 def test_fold_batchnorm_refuses_a_pair_that_does_not_run_conv_first():
