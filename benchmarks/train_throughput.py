@@ -29,11 +29,13 @@ from dlnet.train.losses import global_loss, local_loss
 
 
 def step_times(encoder: str, loss: str, size: int, batch: int, steps: int = 6, warmup: int = 2,
-               device: str = "cpu", bf16: bool = True, decoder: str = "plain") -> list[float]:
-    """Seconds per training step (after ``warmup`` steps), one value per measured step."""
+               device: str = "cpu", bf16: bool = True, decoder: str = "plain", compile: bool = False) -> list[float]:
+    """Seconds per training step (after ``warmup`` steps, which include any compilation), one
+    value per measured step; with ``compile`` the model runs through ``torch.compile`` (Inductor)."""
     torch.manual_seed(0)
     model = DLNet(ModelConfig(encoder=encoder, decoder=decoder)).to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    forward = torch.compile(model) if compile else model
     rgb = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
     fn = global_loss if loss == "global" else (lambda p, t: local_loss(p, t, k=5))
     autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -46,7 +48,7 @@ def step_times(encoder: str, loss: str, size: int, batch: int, steps: int = 6, w
         l, ab = lab[:, :1].contiguous(memory_format=torch.channels_last), lab[:, 1:]
         opt.zero_grad(set_to_none=True)
         with autocast:
-            pred = model(l)
+            pred = forward(l)
         fn(pred, ab).backward()
         opt.step()
         if device.startswith("cuda"):
@@ -99,6 +101,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--compile", action="store_true",
+                   help="also time each setting with the model through torch.compile (minutes of compilation each)")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch_size}")
     threads = torch.get_num_threads()
@@ -117,10 +121,12 @@ def main() -> None:
         for dec in args.decoders:
             for size in args.sizes:
                 for loss in args.losses:
-                    med = statistics.median(step_times(enc, loss, size, args.batch_size, args.steps,
-                                                       device=args.device, decoder=dec))
-                    both = "".join(f" {args.batch_size / (med + inputs[s, size]):.1f} |" for s in args.input)
-                    print(f"| {enc} | {dec} | {loss} | {size} | {med:.3f} | {args.batch_size / med:.1f} |{both}", flush=True)
+                    for compiled in (False, True) if args.compile else (False,):
+                        med = statistics.median(step_times(enc, loss, size, args.batch_size, args.steps, device=args.device,
+                                                           decoder=dec, compile=compiled))
+                        both = "".join(f" {args.batch_size / (med + inputs[s, size]):.1f} |" for s in args.input)
+                        name = f"{dec} (torch.compile)" if compiled else dec
+                        print(f"| {enc} | {name} | {loss} | {size} | {med:.3f} | {args.batch_size / med:.1f} |{both}", flush=True)
 
 
 if __name__ == "__main__":
