@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from dlnet.io.atomic import atomic_path
 from dlnet.infer.fullres import lightness, merge_rgb8
 from dlnet.io.imageio import ImageError
 from dlnet.infer.options import InferenceOptions
+from dlnet.infer.stages import Pipe, Stage, Stopped
 from dlnet.infer.temporal import DEFAULT_TEMPORAL, TemporalSmoother
 
 __all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoResult", "colorize_video", "colorize_video_bytes", "output_path",
@@ -124,47 +124,6 @@ class _Luma:
         return lightness(frame.to_ndarray(format="rgb24"))
 
 
-class _Stopped(Exception):
-    """The run was stopped (an error elsewhere, or Ctrl-C): a stage leaves quietly."""
-
-
-class _Pipe:
-    """A bounded queue between two stages that gives up once the run is stopped."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self.q, self.stop = queue.Queue(_QUEUE), stop
-
-    def put(self, item) -> None:
-        while not self.stop.is_set():
-            try:
-                return self.q.put(item, timeout=0.1)
-            except queue.Full:
-                pass
-        raise _Stopped
-
-    def get(self):
-        while True:
-            try:
-                return self.q.get(timeout=0.1)
-            except queue.Empty:
-                if self.stop.is_set():
-                    raise _Stopped from None
-
-
-class _Stage(threading.Thread):
-    def __init__(self, fn, stop: threading.Event) -> None:
-        super().__init__(daemon=True)
-        self.fn, self.stop, self.error = fn, stop, None
-
-    def run(self) -> None:
-        try:
-            with contextlib.suppress(_Stopped):
-                self.fn()
-        except BaseException as e:  # handed to the main thread, which reports it
-            self.error = e
-            self.stop.set()
-
-
 def _target(dst, fmt: str | None, inp) -> tuple[Path | None, str]:
     """The final path (None when ``dst`` is a file object) and the container format: from the
     suffix, but Matroska where MP4 cannot hold an audio stream (PCM, Vorbis: copied, not re-encoded)."""
@@ -212,7 +171,7 @@ class _Run:
         self.smoother, self.options, self.progress = smoother, options, progress
         self.max_seconds, self.name = max_seconds, name
         self.stop = threading.Event()
-        self.decoded, self.done = _Pipe(self.stop), _Pipe(self.stop)
+        self.decoded, self.done = Pipe(self.stop, _QUEUE), Pipe(self.stop, _QUEUE)
         self.stage_s = {"decode": 0.0, "model": 0.0, "recombine": 0.0, "encode": 0.0}
         self.frames, self.expected = 0, 0
         self.batch = min(colorizer.batch_size, _QUEUE)  # frames per model call
@@ -282,7 +241,7 @@ class _Run:
         Raises what a stage raised."""
         import torch
 
-        stages = [_Stage(self.read, self.stop), _Stage(self.write, self.stop)]
+        stages = [Stage(self.read, self.stop), Stage(self.write, self.stop)]
         for s in stages:
             s.start()
         torch_threads = torch.get_num_threads()
@@ -304,7 +263,7 @@ class _Run:
                     break
             for s in stages:
                 s.join()
-        except _Stopped:  # a stage failed: its error is raised below
+        except Stopped:  # a stage failed: its error is raised below
             pass
         finally:
             torch.set_num_threads(torch_threads)
