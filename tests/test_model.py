@@ -238,3 +238,19 @@ def test_fold_batchnorm_refuses_a_pair_that_does_not_run_conv_first():
 
     model = _with_random_batchnorm_stats(NormThenConv())
     assert fold_batchnorm(model) is model  # the check caught the wrong pairing
+
+
+def test_fused_modules_leave_fusion_to_torch_compile(monkeypatch):
+    # under torch.compile the oneDNN operator's shape rules disagree with its eager strides, and
+    # Inductor fuses on its own: the fused modules run the plain ops while being compiled
+    conv, act = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU6()
+    x = torch.randn(1, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    calls = []
+    op = fast_module._POINTWISE
+    monkeypatch.setattr(fast_module, "_POINTWISE", lambda *a: calls.append(1) or op(*a))
+    fused = ConvAct(conv, act)
+    with torch.no_grad():
+        want = act(conv(x))
+        assert torch.allclose(fused(x), want, atol=1e-5) and len(calls) == 1
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+        assert torch.allclose(fused(x), want, atol=1e-5) and len(calls) == 1

@@ -49,8 +49,10 @@ _ACTS = {nn.ReLU: ("relu", []), nn.ReLU6: ("hardtanh", [0.0, 6.0])}
 
 def _fused_args(x: torch.Tensor, conv: nn.Conv2d, *others: torch.Tensor) -> list | None:
     """``[x, others..., weight, bias]`` in the dtype the convolution would run in (autocast's, on
-    a CPU), or None where the fused operator cannot run (not a CPU, no oneDNN)."""
-    if _POINTWISE is None or x.device.type != "cpu":
+    a CPU), or None where the fused operator is not for this call: not a CPU, no oneDNN, or under
+    ``torch.compile``, which fuses on its own (and whose shape rules for this operator disagree
+    with its eager strides)."""
+    if _POINTWISE is None or x.device.type != "cpu" or torch.compiler.is_compiling():
         return None
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
     return [t if t is None else t.to(dtype) for t in (x, *others, conv.weight, conv.bias)]
