@@ -27,5 +27,5 @@ fi
 # The main run's recipe (experiments/train_cpu.sh), with the schedule of a cool-down.
 OMP_NUM_THREADS=${THREADS:-2} nice -n 5 "$DLNET" train --packed "$PACK" --init "$RUN/checkpoints/last.ckpt" \
   --encoder efficientnet_lite0 --decoder unet --size 128 --batch-size 32 --lr 1e-3 --encoder-lr-scale 0.1 \
-  --loss local --global-weight 5 --warmup-steps 20 --schedule cosine --max-steps "$STEPS" \
+  --loss local --global-weight 1 --warmup-steps 20 --schedule cosine --max-steps "$STEPS" \
   --val-every-steps 350 --out "$OUT" ${EXTRA:-}

@@ -39,7 +39,7 @@ run="$OUT/run"
 # shellcheck disable=SC2086
 "$PY" -m dlnet.apps.cli train --packed "$PACK" --init "$INIT" --encoder efficientnet_lite0 --decoder unet \
   --size 128 --batch-size "$BATCH" --lr "$LR" --encoder-lr-scale 0.1 --warmup-steps 100 \
-  --loss local --global-weight 5 --epochs 1000 --max-time "$MAX_TIME" --val-every-steps 200 \
+  --loss local --global-weight 1 --epochs 1000 --max-time "$MAX_TIME" --val-every-steps 200 \
   --precision bf16-mixed --out "$run" $EXTRA >"$OUT/train.log" 2>&1 || { tail -n 30 "$OUT/train.log"; exit 1; }
 tail -n 5 "$OUT/train.log"
 
