@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -75,6 +74,7 @@ class ConvAct(nn.Module):
         c = self.conv
         return _POINTWISE(*args, list(c.padding), list(c.stride), list(c.dilation), c.groups, *_ACTS[type(self.act)], "")
 
+
 # A 3x3 conv (rows r = 0, 1, 2 at offsets -1, 0, 1) of x nearest-upsampled x2 reads input row m at
 # output rows y with (y + r - 1) // 2 = m. A transposed convolution (stride 2, padding 1) writes
 # input row m to output row y = 2m - 1 + k with its tap k, so tap k is the sum of the kernel rows
@@ -105,18 +105,17 @@ class UpsampleConcatConv(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         if tuple(skip.shape[-2:]) != (2 * x.shape[-2], 2 * x.shape[-1]):
             y = self.conv(upsample_concat(x, skip))
-            return torch.relu(y) if self.relu else y
-        up = self.up(x)
-        # oneDNN fuses the sum for channels_last maps (what the Colorizer runs); in NCHW its bf16
-        # add + ReLU falls back to an ATen kernel that does not exist
-        cl = skip.is_contiguous(memory_format=torch.channels_last) and up.is_contiguous(memory_format=torch.channels_last)
-        args = _fused_args(skip, self.skip, up) if cl else None
-        if args is None:
+        else:
+            up = self.up(x)
+            # oneDNN fuses the sum for channels_last maps (what the Colorizer runs); in NCHW its bf16
+            # add + ReLU falls back to an ATen kernel that does not exist
+            cl = skip.is_contiguous(memory_format=torch.channels_last) and up.is_contiguous(memory_format=torch.channels_last)
+            args = _fused_args(skip, self.skip, up) if cl else None
+            if args is not None:  # skip's convolution, + up, then ReLU, in one oneDNN call
+                return _POINTWISE.binary(*args, [1, 1], [1, 1], [1, 1], 1, "add", 1.0,
+                                         "relu" if self.relu else None, [], None)
             y = self.skip(skip) + up
-            return torch.relu(y) if self.relu else y
-        # skip's convolution, + up, then ReLU, in one oneDNN call
-        return _POINTWISE.binary(*args[:2], *args[2:], [1, 1], [1, 1], [1, 1], 1, "add", 1.0,
-                                 "relu" if self.relu else None, [], None)
+        return torch.relu(y) if self.relu else y
 
 
 def _conv_bn_pairs(root: nn.Module):
