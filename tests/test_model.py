@@ -1,5 +1,8 @@
 """DLNet shapes, gradients and reload, over every registered encoder; the packaged ImageNet weights."""
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -208,23 +211,45 @@ def test_upsample_concat_conv_is_the_conv_of_the_upsampled_concatenation(hw, rel
         with torch.autocast("cpu", dtype=torch.bfloat16):
             got = merge(x, skip)
         assert got.dtype == torch.bfloat16 and torch.allclose(got.float(), want, atol=0.1 * want.abs().max().item())
-    # fp32 and bf16 fused, the odd size never; from a 1x1 x the transposed conv comes out NCHW
-    assert len(calls) == (2 if fused and hw != (1, 1) else 0)
+    # fp32 and bf16 fused, the odd size never
+    assert len(calls) == (2 if fused else 0)
 
 
-@pytest.mark.parametrize("act", [torch.nn.ReLU(), torch.nn.ReLU6()], ids=["relu", "relu6"])
+@pytest.mark.parametrize("act", [torch.nn.ReLU(), torch.nn.ReLU6(), None], ids=["relu", "relu6", "none"])
 @pytest.mark.parametrize("conv", [torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=4),
                                   torch.nn.Conv2d(4, 6, 1, bias=False)], ids=["3x3", "depthwise-stride2", "1x1-nobias"])
 def test_conv_act_is_the_activation_of_the_convolution(conv, act):
     x = torch.randn(2, 4, 9, 11, generator=torch.Generator().manual_seed(3)) * 4
-    fused = ConvAct(conv, act)
+    fused, act_of = ConvAct(conv, act), act or (lambda y: y)
     with torch.no_grad():
-        assert torch.allclose(fused(x), act(conv(x)), atol=1e-5)
+        assert torch.allclose(fused(x), act_of(conv(x)), atol=1e-5)
         with torch.autocast("cpu", dtype=torch.bfloat16):  # runs in autocast's dtype, like the conv
-            got, want = fused(x), act(conv(x))
+            got, want = fused(x), act_of(conv(x))
         assert got.dtype == want.dtype == torch.bfloat16 and torch.allclose(got.float(), want.float(), atol=0.1)
+        other = torch.randn(1, 4, 5, 6, generator=torch.Generator().manual_seed(4))  # another shape, same pack
+        assert torch.allclose(fused(other), act_of(conv(other)), atol=1e-5)
     with pytest.raises(ValueError, match="ConvAct"):
         ConvAct(conv, torch.nn.GELU())
+
+
+def test_packed_weights_are_made_once_per_dtype_and_never_copied(monkeypatch):
+    conv = torch.nn.Conv2d(3, 5, 3, padding=1)
+    fused, made = ConvAct(conv, torch.nn.ReLU()), []
+    reorder = torch._C._nn.mkldnn_reorder_conv2d_weight
+    monkeypatch.setattr(torch._C._nn, "mkldnn_reorder_conv2d_weight", lambda *a: made.append(1) or reorder(*a))
+    x, y = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 6, 8)
+    with torch.no_grad():
+        for t in (x, x, y, x):
+            assert torch.allclose(fused(t), torch.relu(conv(t)), atol=1e-5)
+        assert len(made) == 1  # one reorder, not one per call or per input shape
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fused(y), fused(x)
+        fused(x)
+        assert len(made) == 2  # and one for bf16, both kept
+        copied = copy.deepcopy(fused)  # oneDNN's opaque tensors cannot be copied: the packs are left behind
+        assert copied._packs == {} and fused._packs
+        assert torch.equal(copied(x), fused(x)) and len(made) == 3
+    assert set(pickle.loads(pickle.dumps(copied)).state_dict()) == {"conv.weight", "conv.bias"}
 
 
 def test_fold_batchnorm_refuses_a_pair_that_does_not_run_conv_first():

@@ -171,8 +171,9 @@ class UNetDecoder(nn.Module):
         for merge, block, skip in zip(self.merges, self.blocks, reversed(features[:-1])):
             x = block(merge(x, skip))
         x = self.head(x)
-        # bilinear x2 of a 2-channel map is 2.5x faster from NCHW than from channels_last (CPU)
-        return F.interpolate(x.contiguous(), scale_factor=2, mode="bilinear", align_corners=False) if upsample else x
+        # bilinear x2 of a 2-channel map is 2.5x faster from NCHW than from channels_last, and 3x
+        # faster again in fp32 than in autocast's bf16 (CPU); fp32 a*b* are also what every caller wants
+        return F.interpolate(x.contiguous().float(), scale_factor=2, mode="bilinear", align_corners=False) if upsample else x
 
 
 DECODERS: dict[str, type[nn.Module]] = {"plain": PlainDecoder, "unet": UNetDecoder}
