@@ -26,14 +26,21 @@ import torch
 from dlnet import DLNet, ModelConfig, list_encoders
 from dlnet.color.lab import rgb_to_lab
 from dlnet.train.losses import global_loss, local_loss
+from dlnet.train.precision import depthwise_in_float32
 
 
 def step_times(encoder: str, loss: str, size: int, batch: int, steps: int = 6, warmup: int = 2,
-               device: str = "cpu", bf16: bool = True, decoder: str = "plain", compile: bool = False) -> list[float]:
+               device: str = "cpu", bf16: bool = True, decoder: str = "plain", compile: bool = False,
+               fp32_depthwise: bool = True) -> list[float]:
     """Seconds per training step (after ``warmup`` steps, which include any compilation), one
-    value per measured step; with ``compile`` the model runs through ``torch.compile`` (Inductor)."""
+    value per measured step; with ``compile`` the model runs through ``torch.compile`` (Inductor);
+    ``fp32_depthwise`` runs depthwise convolutions in float32 as ``dlnet train`` does
+    (:mod:`dlnet.train.precision`)."""
     torch.manual_seed(0)
-    model = DLNet(ModelConfig(encoder=encoder, decoder=decoder)).to(device, memory_format=torch.channels_last).train()
+    model = DLNet(ModelConfig(encoder=encoder, decoder=decoder))
+    if fp32_depthwise:
+        depthwise_in_float32(model)
+    model = model.to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     forward = torch.compile(model) if compile else model
     rgb = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
@@ -103,6 +110,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true",
                    help="also time each setting with the model through torch.compile (minutes of compilation each)")
+    p.add_argument("--bf16-depthwise", action="store_true",
+                   help="also time each setting with depthwise convolutions in bf16 (dlnet train before they ran in float32)")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch_size}")
     threads = torch.get_num_threads()
@@ -121,11 +130,13 @@ def main() -> None:
         for dec in args.decoders:
             for size in args.sizes:
                 for loss in args.losses:
-                    for compiled in (False, True) if args.compile else (False,):
+                    variants = [("", {})] + [(" (torch.compile)", {"compile": True})] * args.compile \
+                        + [(" (bf16 depthwise)", {"fp32_depthwise": False})] * args.bf16_depthwise
+                    for label, kw in variants:
                         med = statistics.median(step_times(enc, loss, size, args.batch_size, args.steps, device=args.device,
-                                                           decoder=dec, compile=compiled))
+                                                           decoder=dec, **kw))
                         both = "".join(f" {args.batch_size / (med + inputs[s, size]):.1f} |" for s in args.input)
-                        name = f"{dec} (torch.compile)" if compiled else dec
+                        name = dec + label
                         print(f"| {enc} | {name} | {loss} | {size} | {med:.3f} | {args.batch_size / med:.1f} |{both}", flush=True)
 
 

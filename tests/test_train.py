@@ -108,3 +108,36 @@ def test_ddp_two_cpu_processes(photos, tmp_path):
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["best.ckpt", "last.ckpt"]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
+
+
+def test_depthwise_convolutions_train_in_float32_on_a_cpu():
+    from torch import nn
+
+    from dlnet import DLNet, ModelConfig
+    from dlnet.train.precision import Float32DepthwiseConv2d, depthwise_in_float32
+    from dlnet.train.training import ColorizationModule
+
+    plain = DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="unet"))
+    model = DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="unet"))
+    model.load_state_dict(plain.state_dict())
+    keys = list(model.state_dict())
+    assert depthwise_in_float32(model) == 16 and list(model.state_dict()) == keys  # checkpoints unchanged
+    dw = [m for m in model.modules() if isinstance(m, Float32DepthwiseConv2d)]
+    assert all(m.groups == m.in_channels == m.out_channels > 1 for m in dw)
+    assert not any(type(m) is nn.Conv2d and m.groups > 1 for m in model.modules())
+    seen = []
+    dw[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    l = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 100
+    model.eval(), plain.eval()
+    with torch.no_grad():
+        want = plain(l)
+        assert torch.equal(model(l), want)  # without autocast it is the plain convolution
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = model(l).float()
+    assert seen == [torch.float32, torch.float32]  # under autocast too; the rest in bf16 as before
+    assert (got - want).abs().mean() < 0.01 * want.abs().mean()  # bf16 rounding only
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model.train()(l).float().pow(2).mean().backward()
+    assert all(m.weight.grad is not None and m.weight.grad.dtype == torch.float32 for m in dw)
+    module = ColorizationModule(ModelConfig(encoder="efficientnet_lite0", decoder="unet").to_dict(), loss="global")
+    assert sum(isinstance(m, Float32DepthwiseConv2d) for m in module.modules()) == 16

@@ -40,6 +40,7 @@ from dlnet.train.data import ColorDataModule, PhotoDataset, collate, make_split,
 from dlnet.train.losses import classification_loss, global_loss, local_loss, rebalanced_loss
 from dlnet.model.net import DLNet, ModelConfig
 from dlnet.train.packed import PackedDataModule, sample_packed
+from dlnet.train.precision import depthwise_in_float32
 
 __all__ = ["TrainConfig", "ColorizationModule", "fit", "LOSSES"]
 
@@ -119,6 +120,7 @@ class ColorizationModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()  # "model" holds the ModelConfig: a checkpoint rebuilds itself
         self.model = DLNet(ModelConfig.from_dict(model)).to(memory_format=torch.channels_last)
+        depthwise_in_float32(self.model)  # bf16 depthwise backward is 3-18x slower on a CPU
         if (loss == "classification") != (self.model.config.head == "classification"):
             raise ValueError("the classification loss and a classification head go together")
         if loss in _PRIOR_LOSSES:
