@@ -67,7 +67,6 @@ def step_times(encoder: str, loss: str, size: int, batch: int, steps: int = 6, w
 
 def input_times(source: str, size: int, batch: int, batches: int = 8) -> list[float]:
     """Seconds per batch of the input path on one thread: a photo folder or a ``.pack``."""
-
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(0)
     if source.endswith(".pack"):
