@@ -145,6 +145,9 @@ def test_the_training_module_applies_the_chosen_loss():
     assert module._loss(pred, ab) == local_loss(pred, ab, 3, balance=0.5, seed=0)
     module = ColorizationModule(regression, "rebalanced", ab_prior=prior.to_dict())
     assert module._loss(pred, ab) == rebalanced_loss(pred, ab, prior.bins, prior.weights)
+    module = ColorizationModule(regression, "rebalanced", global_weight=2.0, ab_prior=prior.to_dict())
+    # a softer rebalancing: each pixel weighs w(bin) + 2
+    assert torch.allclose(module._loss(pred, ab), rebalanced_loss(pred, ab, prior.bins, prior.weights + 2.0))
     head = _tiny("plain").config.to_dict()
     module = ColorizationModule(head, "classification", ab_prior=prior.to_dict())
     logits = module._output(l)

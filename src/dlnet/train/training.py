@@ -48,6 +48,7 @@ __all__ = ["TrainConfig", "ColorizationModule", "fit", "LOSSES"]
 # rebalanced: per-pixel MSE x the prior's weights; classification: Zhang et al.'s (see losses.py)
 LOSSES = ("global", "local", "local-sqrt", "rebalanced", "classification")
 _PRIOR_LOSSES = ("rebalanced", "classification")  # the losses that need the a*b* prior
+_GLOBAL_WEIGHTED = ("local", "local-sqrt", "rebalanced")  # the losses --global-weight adds to
 
 
 @dataclass
@@ -65,7 +66,7 @@ class TrainConfig:
     loss: str = "local"  # one of LOSSES
     clusters: int = 5
     cluster_weights: list[float] | None = None
-    global_weight: float = 0.0  # local loss + this x global loss (0: the paper's pure local loss)
+    global_weight: float = 0.0  # local/rebalanced loss + this x global loss (0: the paper's pure local loss)
     prior_photos: int = 2000  # training photos the a*b* prior is computed from (rebalanced, classification)
     size: int = 224
     batch_size: int = 32
@@ -152,16 +153,16 @@ class ColorizationModule(L.LightningModule):
         name = self.hparams.loss
         if name == "global":
             return global_loss(pred, target)
-        if name == "rebalanced":
-            return rebalanced_loss(pred, target, self.ab_bins, self.ab_weights)
         if name == "classification":
             return classification_loss(pred, target, self.ab_bins, self.ab_weights)
-        # A new k-means seed each step, reproducible from the step number.
-        loss = local_loss(pred, target, self.hparams.clusters, self.hparams.cluster_weights, seed=self.global_step,
-                          balance=0.5 if name == "local-sqrt" else 1.0)
+        if name == "rebalanced":
+            loss = rebalanced_loss(pred, target, self.ab_bins, self.ab_weights)
+        else:  # a new k-means seed each step, reproducible from the step number
+            loss = local_loss(pred, target, self.hparams.clusters, self.hparams.cluster_weights, seed=self.global_step,
+                              balance=0.5 if name == "local-sqrt" else 1.0)
         if self.hparams.get("global_weight"):
-            # The local loss alone up-weights rare saturated clusters and lets the mean colour
-            # drift; a global term anchors it to the pixel average.
+            # The local and rebalanced losses up-weight rare saturated colours and let the mean
+            # colour drift (and PSNR fall); a global term anchors them to the pixel average.
             loss = loss + self.hparams.global_weight * global_loss(pred, target)
         return loss
 
@@ -338,8 +339,9 @@ def fit(cfg: TrainConfig) -> Path:
     prior = run_prior(cfg, out, train_files, write=rank0) if cfg.loss in _PRIOR_LOSSES else None
     head = {"head": "classification", "bins": prior.bins.tolist()} if cfg.loss == "classification" else {}
     model_cfg = ModelConfig(encoder=cfg.encoder, decoder=cfg.decoder, pretrained=cfg.pretrained and not cfg.init, **head)
-    if cfg.global_weight and cfg.loss not in ("local", "local-sqrt"):
-        print(f"note: --global-weight adds to the local losses only; --loss {cfg.loss} ignores it", file=sys.stderr)
+    if cfg.global_weight and cfg.loss not in _GLOBAL_WEIGHTED:
+        print(f"note: --global-weight adds to the {', '.join(_GLOBAL_WEIGHTED)} losses only; --loss {cfg.loss} ignores it",
+              file=sys.stderr)
     module = ColorizationModule(model_cfg.to_dict(), cfg.loss, cfg.clusters, cfg.cluster_weights, cfg.lr, cfg.schedule,
                                 cfg.global_weight, cfg.encoder_lr_scale, cfg.warmup_steps,
                                 prior.to_dict() if prior is not None else None)

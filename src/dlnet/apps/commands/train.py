@@ -37,7 +37,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    "rebalanced a*b* bins); see docs/LOSSES.md")
     p.add_argument("--clusters", type=int, help="k of the local loss (default 5)")
     p.add_argument("--cluster-weights", type=float, nargs="+", help="one weight per cluster, least to most saturated")
-    p.add_argument("--global-weight", type=float, help="add this x the global loss to the local loss (default 0)")
+    p.add_argument("--global-weight", type=float, help="add this x the global loss to the local or rebalanced loss (default 0)")
     p.add_argument("--prior-photos", type=int,
                    help="training photos the a*b* prior of rebalanced/classification is computed from (default 2000)")
     p.add_argument("--size", type=int, help="training crop, px (default 224)")
