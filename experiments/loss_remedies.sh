@@ -12,7 +12,8 @@
 #
 # Usage:  IMAGES=100000 bash experiments/loss_remedies.sh
 #         (PACK, OUT, DATA, BATCH, THREADS, REMEDIES, DLNET may be set; REMEDIES is a list of
-#          global, local, local+5global (the shipped recipe), local-sqrt, rebalanced, classification)
+#          global, local, local+5global (the shipped recipe until 327,872 images), local-sqrt,
+#          rebalanced, rebalanced+1global (softer rebalancing: w(bin) + 1 per pixel), classification)
 # Test:   IMAGES=64 BATCH=8 REMEDIES="global classification" OUT=/tmp/remedies LIMIT=8 bash experiments/loss_remedies.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,7 @@ runs=()
 for remedy in $REMEDIES; do
   case "$remedy" in
     local+5global) loss=(--loss local --global-weight 5) ;;
+    rebalanced+1global) loss=(--loss rebalanced --global-weight 1) ;;
     global|local|local-sqrt|rebalanced|classification) loss=(--loss "$remedy") ;;
     *) echo "unknown remedy: $remedy" >&2; exit 2 ;;
   esac
