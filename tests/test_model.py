@@ -230,6 +230,14 @@ def test_conv_act_is_the_activation_of_the_convolution(conv, act):
         assert torch.allclose(fused(other), act_of(conv(other)), atol=1e-5)
     with pytest.raises(ValueError, match="ConvAct"):
         ConvAct(conv, torch.nn.GELU())
+    with pytest.raises(ValueError, match="ConvAct"):  # "same" padding: oneDNN's call needs numbers
+        ConvAct(torch.nn.Conv2d(4, 6, 3, padding="same"), act)
+
+
+def test_convolutions_the_fused_call_cannot_run_are_left_as_they_are():
+    same = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding="same"), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 1))
+    fast_module._fuse_activations(same)
+    assert [type(m) for m in same] == [torch.nn.Conv2d, torch.nn.ReLU, ConvAct]
 
 
 def test_packed_weights_are_made_once_per_dtype_and_never_copied(monkeypatch):

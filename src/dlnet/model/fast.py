@@ -61,6 +61,12 @@ def _fusable(x: torch.Tensor) -> bool:
     return _POINTWISE is not None and x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
+def _packable(conv: nn.Module) -> bool:
+    """Whether ``conv`` is a plain ``nn.Conv2d`` that oneDNN's fused call can run: zero padding
+    given as numbers (not ``"same"``), decided once when the inference copy is made."""
+    return type(conv) is nn.Conv2d and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+
+
 class _Packed(nn.Module):
     """Base of the fused modules: each convolution's weight cast and reordered once into the
     blocked layout oneDNN computes in, instead of on every call (a plain weight pays that reorder
@@ -101,14 +107,14 @@ class ConvAct(_Packed):
 
     def __init__(self, conv: nn.Conv2d, act: nn.Module | None = None) -> None:
         super().__init__()
-        if type(conv) is not nn.Conv2d or (act is not None and type(act) not in _ACTS) or conv.padding_mode != "zeros":
-            raise ValueError("ConvAct needs an nn.Conv2d (zero padding) and an nn.ReLU, an nn.ReLU6 or None")
+        if not _packable(conv) or (act is not None and type(act) not in _ACTS):
+            raise ValueError("ConvAct needs an nn.Conv2d (zero, numeric padding) and an nn.ReLU, an nn.ReLU6 or None")
         self.conv, self.act = conv, act
         self._attr = ("none", []) if act is None else _ACTS[type(act)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.conv
-        if not _fusable(x) or isinstance(c.padding, str):
+        if not _fusable(x):
             y = c(x)
             return y if self.act is None else self.act(y)
         w, b, x = self._weights("conv", c, x)
@@ -146,8 +152,8 @@ class UpsampleConcatConv(_Packed):
         if tuple(skip.shape[-2:]) != (2 * x.shape[-2], 2 * x.shape[-1]):
             y = self.conv(upsample_concat(x, skip))
         else:
-            u = self.up
-            if _fusable(x):  # the transposed convolution with its weight pre-packed
+            u, fusable = self.up, _fusable(x)
+            if fusable:  # the transposed convolution with its weight pre-packed
                 w, _, xd = self._weights("up", u, x)
                 up = torch.ops.mkldnn._convolution_transpose_pointwise(
                     xd, w, None, list(u.padding), list(u.output_padding), list(u.stride), list(u.dilation), 1, "none", [], "")
@@ -156,7 +162,7 @@ class UpsampleConcatConv(_Packed):
             # oneDNN fuses the sum for channels_last maps (what the Colorizer runs); in NCHW its bf16
             # add + ReLU falls back to an ATen kernel that does not exist
             cl = skip.is_contiguous(memory_format=torch.channels_last) and up.is_contiguous(memory_format=torch.channels_last)
-            if cl and _fusable(skip):  # skip's convolution, + up, then ReLU, in one oneDNN call
+            if cl and fusable:  # skip's convolution, + up, then ReLU, in one oneDNN call
                 w, b, sd = self._weights("skip", self.skip, skip)
                 return _POINTWISE.binary(sd, up.to(sd.dtype), w, b, [1, 1], [1, 1], [1, 1], 1, "add", 1.0,
                                          "relu" if self.relu else None, [], None)
@@ -214,7 +220,7 @@ def _fuse_activations(model: nn.Module) -> None:
     for parent in [m for m in model.modules() if not isinstance(m, _Packed)]:
         children = list(parent.named_children())
         for i, (name, conv) in enumerate(children):
-            if type(conv) is not nn.Conv2d:
+            if not _packable(conv):  # e.g. padding="same": left as it is
                 continue
             j = i + 1
             while j < len(children) and type(children[j][1]) is nn.Identity:
