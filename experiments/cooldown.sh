@@ -8,8 +8,9 @@
 # back into the main run. Stop the main run first (kill -TERM $(cat RUN.pid)): two runs on two
 # cores would each go at a quarter of the speed.
 #
-# Usage: bash experiments/cooldown.sh     (RUN, OUT, PACK, STEPS, THREADS may be set; EXTRA adds
-#        `dlnet train` flags, e.g. EXTRA="--global-weight 2" for a side-by-side probe)
+# Usage: bash experiments/cooldown.sh     (RUN, OUT, PACK, STEPS, THREADS may be set; LOSS and GW
+#        are the loss and its global anchor, default the shipped model's: rebalanced + 1 x global;
+#        EXTRA adds `dlnet train` flags)
 # Then:  dlnet evaluate --data PACK.split/val.txt --model main=RUN/checkpoints/last.ckpt \
 #          --model cooled=OUT/checkpoints/last.ckpt ...   and ship the better one
 #        (python experiments/ship_model.py OUT/checkpoints/last.ckpt dlnet-effnet-unet ...).
@@ -24,8 +25,9 @@ if [ -f "$RUN.pid" ] && kill -0 "$(cat "$RUN.pid")" 2>/dev/null; then
   echo "the main run is still training (pid $(cat "$RUN.pid")): stop it first: kill -TERM $(cat "$RUN.pid")" >&2
   exit 2
 fi
-# The main run's recipe (experiments/train_cpu.sh), with the schedule of a cool-down.
+# The main run's recipe (experiments/train_cpu.sh), with the schedule of a cool-down and the
+# global anchor that gives back the accuracy a constant rate and the rebalanced loss cost.
 OMP_NUM_THREADS=${THREADS:-2} nice -n 5 "$DLNET" train --packed "$PACK" --init "$RUN/checkpoints/last.ckpt" \
   --encoder efficientnet_lite0 --decoder unet --size 128 --batch-size 32 --lr 1e-3 --encoder-lr-scale 0.1 \
-  --loss local --global-weight 1 --warmup-steps 20 --schedule cosine --max-steps "$STEPS" \
+  --loss "${LOSS:-rebalanced}" --global-weight "${GW:-1}" --warmup-steps 20 --schedule cosine --max-steps "$STEPS" \
   --val-every-steps 350 --out "$OUT" ${EXTRA:-}

@@ -23,7 +23,9 @@ INIT=${INIT:-src/dlnet/model/weights/dlnet-effnet-unet.safetensors}  # or the la
 MAX_TIME=${MAX_TIME:-00:00:07:30}  # DD:HH:MM:SS of training; start-up and export come on top
 BATCH=${BATCH:-128}
 LR=${LR:-1e-3}
-EXTRA=${EXTRA:-}  # more `dlnet train` flags, e.g. "--loss global"
+LOSS=${LOSS:-rebalanced}  # the shipped lineage's loss since 620,384 images (docs/RESULTS.md) ...
+GW=${GW:-1}  # ... with the global anchor of its cool-down, since this model comes home to be shipped
+EXTRA=${EXTRA:-}  # more `dlnet train` flags
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 
@@ -39,7 +41,7 @@ run="$OUT/run"
 # shellcheck disable=SC2086
 "$PY" -m dlnet.apps.cli train --packed "$PACK" --init "$INIT" --encoder efficientnet_lite0 --decoder unet \
   --size 128 --batch-size "$BATCH" --lr "$LR" --encoder-lr-scale 0.1 --warmup-steps 100 \
-  --loss local --global-weight 1 --epochs 1000 --max-time "$MAX_TIME" --val-every-steps 200 \
+  --loss "$LOSS" --global-weight "$GW" --epochs 1000 --max-time "$MAX_TIME" --val-every-steps 200 \
   --precision bf16-mixed --out "$run" $EXTRA >"$OUT/train.log" 2>&1 || { tail -n 30 "$OUT/train.log"; exit 1; }
 tail -n 5 "$OUT/train.log"
 
