@@ -24,7 +24,7 @@ MAX_TIME=${MAX_TIME:-00:00:07:30}  # DD:HH:MM:SS of training; start-up and expor
 BATCH=${BATCH:-128}
 LR=${LR:-1e-3}
 LOSS=${LOSS:-rebalanced}  # the shipped lineage's loss since 620,384 images (docs/RESULTS.md) ...
-GW=${GW:-1}  # ... with the global anchor of its cool-down, since this model comes home to be shipped
+GW=${GW:-1}  # ... with a global anchor (the cool-downs' 1 or 0.5), since this model comes home to be shipped
 EXTRA=${EXTRA:-}  # more `dlnet train` flags
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
