@@ -3,25 +3,35 @@ docs/RESULTS.md (the Places and BSDS500 photos may not be copied into the reposi
 
     python experiments/public_domain_photos.py ../runs/pd-photos
     dlnet evaluate --data ../runs/pd-photos --model new=... --size 256 --grid 4 --out ../runs/eval-pd
+
+``--size N`` writes N x N centre crops instead (the crop ``dlnet evaluate --size N`` scores), so
+that colorizations of them kept in the repository stay small (experiments/loss_remedies.sh).
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from PIL import Image
 from skimage import data
+
+from dlnet.io.imageio import resize_crop
 
 # astronaut and rocket: public domain (NASA); chelsea and coffee: CC0 (scikit-image's data set)
 PHOTOS = ("astronaut", "rocket", "chelsea", "coffee")
 
 
 def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "pd-photos")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out", nargs="?", type=Path, default=Path("pd-photos"))
+    p.add_argument("--size", type=int, help="write size x size centre crops (default: the full photos)")
+    args = p.parse_args()
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     for name in PHOTOS:
-        Image.fromarray(getattr(data, name)()).save(out / f"{name}.png")
+        rgb = getattr(data, name)()
+        Image.fromarray(rgb if args.size is None else resize_crop(rgb, args.size)).save(out / f"{name}.png")
     print(f"wrote {len(PHOTOS)} photos to {out}")
 
 

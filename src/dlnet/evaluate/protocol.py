@@ -370,7 +370,7 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
     meta = {"data": str(data), "images": len(truths), "images_scored": len(scored),
             "grey_truth": {"below": GREY_TRUTH_BELOW, "count": len(grey_truth), "kept": keep_grey_truth,
                            "images": grey_truth},
-            "size": size, "seed": seed, "precision": precision, "device": str(device),
+            "size": size, "working_size": working_size, "seed": seed, "precision": precision, "device": str(device),
             "dlnet_version": _installed_version()}
     summary = report.summarize(kept, methods, kinds=kinds, sources=sources, missing=missing, meta=meta,
                                n_resamples=n_resamples, seed=seed)

@@ -3,9 +3,13 @@
 Writes ``per_image.csv``, ``report.md``, ``summary.json`` and ``grid.png`` into ``--out`` and
 prints the averages. The protocol is :func:`dlnet.evaluate.protocol.evaluate`'s (docs/EVALUATION.md).
 
+``--merge A B ...`` instead joins finished reports of the same photos (scored in separate runs or
+sessions) into one, with paired intervals across all their methods (:mod:`dlnet.evaluate.merge`).
+
 Example:
     dlnet evaluate --data runs/dlnet/split/test.txt --checkpoint ours=runs/dlnet/checkpoints/best.ckpt \\
         --pred zhang=out/zhang --out reports/test
+    dlnet evaluate --merge reports/global reports/local --out reports/losses
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ def _named(value: str) -> tuple[str | None, str]:
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True,
-                   help="ground-truth colour photos: a folder (recursive), a file list (e.g. RUN/split/test.txt) "
-                        "or one image")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data",
+                        help="ground-truth colour photos: a folder (recursive), a file list (e.g. RUN/split/test.txt) "
+                             "or one image")
+    source.add_argument("--merge", nargs="+", metavar="REPORT",
+                        help="join these finished reports (folders written by dlnet evaluate, same photos and "
+                             "setup) into one in --out; no scoring")
     p.add_argument("--model", "--checkpoint", dest="checkpoint", action="append", default=[], metavar="NAME=PATH",
                    help="model to score (.ckpt, .safetensors or a shipped name); repeatable")
     p.add_argument("--pred", action="append", default=[], metavar="NAME=DIR",
@@ -91,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
                              ("--table-rows", args.table_rows, 0)):
         if value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
+    if args.merge:
+        return _merge(args)
     try:
         result = evaluate(
             args.data, args.out, checkpoints=_methods(args.checkpoint, "--checkpoint"),
@@ -110,4 +120,28 @@ def run(args: argparse.Namespace) -> int:
     if result.failures:
         print(f"{len(result.failures)} files could not be read (listed above)", file=sys.stderr)
         return 1
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    import sys
+
+    from rich.console import Console
+
+    from dlnet.evaluate.merge import merge_reports
+    from dlnet.evaluate.protocol import EvaluationError
+    from dlnet.evaluate.report import averages_table, grey_truth_note
+
+    scoring = [flag for flag, given in (("--model", args.checkpoint), ("--pred", args.pred),
+                                        ("--rebalance", args.rebalance), ("--limit", args.limit)) if given]
+    if scoring:
+        raise UsageError(f"--merge joins finished reports; {', '.join(scoring)} cannot be used with it")
+    try:
+        result = merge_reports(args.merge, args.out, table_rows=args.table_rows, n_resamples=args.resamples,
+                               seed=args.seed, overwrite=args.overwrite)
+    except EvaluationError as e:
+        raise UsageError(str(e)) from e
+    Console(width=None if sys.stdout.isatty() else 220).print(averages_table(result.summary))
+    print(grey_truth_note(result.summary["meta"]))
+    print(f"wrote {', '.join(str(p) for p in result.files.values())}")
     return 0
