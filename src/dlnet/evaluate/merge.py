@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dlnet.evaluate import report
-from dlnet.evaluate.protocol import Evaluation, EvaluationError
+from dlnet.evaluate.protocol import Evaluation, EvaluationError, check_out
 from dlnet.evaluate.report import GREY
 
 __all__ = ["merge_reports", "read_report"]
@@ -66,9 +66,9 @@ def _grey_rows(rows: list[dict]) -> dict[str, dict]:
     return {r["image"]: r for r in rows if r["method"] == GREY}
 
 
-def _same_photos(first: tuple[Path, list[dict]], other: tuple[Path, list[dict]]) -> None:
-    (a_dir, a_rows), (b_dir, b_rows) = first, other
-    a, b = _grey_rows(a_rows), _grey_rows(b_rows)
+def _same_photos(a_dir: Path, a: dict[str, dict], b_dir: Path, b_rows: list[dict]) -> None:
+    """Raise unless ``b_rows`` have the grey-baseline rows ``a`` (image -> row, from ``a_dir``)."""
+    b = _grey_rows(b_rows)
     if a.keys() != b.keys():
         only = sorted(a.keys() ^ b.keys())
         raise EvaluationError(f"{b_dir} scored other photos than {a_dir} ({len(only)} differ, e.g. {only[0]})")
@@ -93,19 +93,17 @@ def merge_reports(folders: Sequence[str | Path], out: str | Path, table_rows: in
     folders = [Path(f) for f in folders]
     if len(folders) < 2:
         raise EvaluationError("--merge needs at least two reports")
-    out = Path(out)
-    existing = [n for n in report.OUTPUT_FILES if (out / n).exists()]
-    if existing and not overwrite:
-        raise EvaluationError(f"{out} already holds {', '.join(existing)}; choose a new --out or --overwrite")
+    out = check_out(out, overwrite)
     reports = [(f, *read_report(f)) for f in folders]
     first_dir, first_rows, first_summary = reports[0]
+    first_grey = _grey_rows(first_rows)
     methods, owner, kinds, sources, missing = [GREY], {}, {GREY: "grey"}, {}, {}
     for folder, rows, summary in reports:
         for k in SAME_SETUP:
             if summary["meta"].get(k) != first_summary["meta"].get(k):
                 raise EvaluationError(f"{folder}: {k} {summary['meta'].get(k)!r} differs from {first_dir}'s "
                                       f"{first_summary['meta'].get(k)!r}: the scores are not comparable")
-        _same_photos((first_dir, first_rows), (folder, rows))
+        _same_photos(first_dir, first_grey, folder, rows)
         for m, entry in summary["methods"].items():
             if m == GREY:
                 continue
@@ -115,9 +113,9 @@ def merge_reports(folders: Sequence[str | Path], out: str | Path, table_rows: in
             owner[m] = folder
             methods.append(m)
             kinds[m], sources[m], missing[m] = entry.get("kind", "?"), entry.get("source"), entry.get("missing", 0)
-    order = {name: i for i, name in enumerate(_grey_rows(first_rows))}
+    order = {name: i for i, name in enumerate(first_grey)}
     rank = {m: i for i, m in enumerate(methods)}
-    rows = list(_grey_rows(first_rows).values())
+    rows = list(first_grey.values())
     rows += [r for folder, rs, _ in reports for r in rs if r["method"] != GREY and owner.get(r["method"]) == folder]
     rows = [r for r in rows if r["image"] in order]  # a method's photo must have the truth's row
     rows.sort(key=lambda r: (order[r["image"]], rank[r["method"]]))

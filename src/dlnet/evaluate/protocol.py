@@ -251,6 +251,15 @@ def _check_names(checkpoints: Mapping, preds: Mapping, rebalance) -> list[str]:
     return names
 
 
+def check_out(out: str | Path, overwrite: bool) -> Path:
+    """``out`` as a Path; raises :class:`EvaluationError` if it holds report files and not ``overwrite``."""
+    out = Path(out)
+    existing = [n for n in report.OUTPUT_FILES if (out / n).exists()]
+    if existing and not overwrite:
+        raise EvaluationError(f"{out} already holds {', '.join(existing)}; choose a new --out or --overwrite")
+    return out
+
+
 def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | Path | DLNet] | None = None,
              preds: Mapping[str, str | Path] | None = None, size: int | None = DEFAULT_SIZE,
              limit: int | None = None, grid: int = 6, grid_images: Sequence[str] | None = None,
@@ -292,10 +301,7 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
     methods = _check_names(checkpoints, preds, rebalance)
     if size is not None and size <= 2 * (metrics.SSIM_WINDOW // 2):
         raise EvaluationError(f"size {size} is too small for SSIM's {metrics.SSIM_WINDOW}px window")
-    out = Path(out)
-    existing = [n for n in report.OUTPUT_FILES if (out / n).exists()]
-    if existing and not overwrite:
-        raise EvaluationError(f"{out} already holds {', '.join(existing)}; choose a new --out or --overwrite")
+    out = check_out(out, overwrite)
     if limit is not None and limit < 1:
         raise EvaluationError(f"limit must be at least 1, got {limit}")
     truths = find_truth(data)[:limit]

@@ -87,10 +87,7 @@ def _rebalance_fn():
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from rich.console import Console
-
     from dlnet.evaluate.protocol import EvaluationError, evaluate
-    from dlnet.evaluate.report import averages_table, grey_truth_note
 
     if args.working_size is not None and args.working_size < 32:
         raise UsageError(f"--working-size must be at least 32, got {args.working_size}")
@@ -113,10 +110,7 @@ def run(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty(), working_size=args.working_size)
     except EvaluationError as e:
         raise UsageError(str(e)) from e
-    # A log file or pipe gets the whole table on one line per method, not wrapped at 80 columns.
-    Console(width=None if sys.stdout.isatty() else 220).print(averages_table(result.summary))
-    print(grey_truth_note(result.summary["meta"]))
-    print(f"wrote {', '.join(str(p) for p in result.files.values())}")
+    _print(result)
     if result.failures:
         print(f"{len(result.failures)} files could not be read (listed above)", file=sys.stderr)
         return 1
@@ -124,13 +118,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    import sys
-
-    from rich.console import Console
-
     from dlnet.evaluate.merge import merge_reports
     from dlnet.evaluate.protocol import EvaluationError
-    from dlnet.evaluate.report import averages_table, grey_truth_note
 
     scoring = [flag for flag, given in (("--model", args.checkpoint), ("--pred", args.pred),
                                         ("--rebalance", args.rebalance), ("--limit", args.limit)) if given]
@@ -141,7 +130,19 @@ def _merge(args: argparse.Namespace) -> int:
                                seed=args.seed, overwrite=args.overwrite)
     except EvaluationError as e:
         raise UsageError(str(e)) from e
+    _print(result)
+    return 0
+
+
+def _print(result) -> None:
+    """The averages, the grey-truth count and the files written, on stdout."""
+    import sys
+
+    from rich.console import Console
+
+    from dlnet.evaluate.report import averages_table, grey_truth_note
+
+    # A log file or pipe gets the whole table on one line per method, not wrapped at 80 columns.
     Console(width=None if sys.stdout.isatty() else 220).print(averages_table(result.summary))
     print(grey_truth_note(result.summary["meta"]))
     print(f"wrote {', '.join(str(p) for p in result.files.values())}")
-    return 0
