@@ -68,7 +68,7 @@ def test_writes_csv_report_summary_and_grid(setup):
     assert sum(r["method"] == "grey" for r in rows) == N  # the baseline is there for every photo
     assert {r["image"] for r in rows} == {f"p{i}.jpg" for i in range(4)} | {"cat/p4.jpg", "cat/p5.jpg"}
     md = files["report.md"].read_text()
-    for part in ("## Averages", "% change vs the grey baseline", "% change vs m", "### SSIM", "| truth |"):
+    for part in ("## Averages", "## Change vs the grey baseline", "## Change vs m", "### SSIM", "| truth |"):
         assert part in md
     summary = json.loads(files["summary.json"].read_text())
     assert list(summary["methods"]) == ["grey", "m", "m+rebalance", "same"]
@@ -76,6 +76,22 @@ def test_writes_csv_report_summary_and_grid(setup):
     assert "No photo left out: none has a grey ground truth" in md  # colour photos only: nothing left out
     grid = Image.open(files["grid.png"])
     assert grid.format == "PNG" and grid.width > grid.height  # 3 rows x 5 columns
+
+
+def test_report_gives_paired_db_differences_and_colour_vs_truth(setup):
+    """The change tables lead with the paired PSNR difference in dB; colour measures carry their
+    ratio to the truth's, the two figures every comparison quotes."""
+    summary = setup["result"].summary
+    md = setup["result"].files["report.md"].read_text()
+    diff = summary["vs_grey"]["same"]["psnr"]["diff"]
+    assert "| Method | PSNR diff (dB) | PSNR % | SSIM % | MSE %" in md
+    assert f"| same | {diff['mean']:+.2f} [{diff['ci95'][0]:+.2f}, {diff['ci95'][1]:+.2f}] |" in md
+    assert diff["mean"] > 10  # the truth itself (as PNG) against grey
+    m, truth = summary["methods"]["same"]["colourfulness"]["mean"], summary["truth"]["colourfulness"]["mean"]
+    row = next(line for line in md.splitlines() if line.startswith("| same |"))
+    assert f"({m / truth:.2f}x)" in row and abs(m / truth - 1) < 0.05  # the same photos: about 1.00x
+    grey_row = next(line for line in md.splitlines() if line.startswith("| grey |"))
+    assert "x)" not in grey_row  # no ratio for the baseline
 
 
 def test_unreadable_photo_is_reported_and_skipped(setup):

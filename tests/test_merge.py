@@ -70,7 +70,7 @@ def test_merged_report_equals_the_joint_evaluation(reports, tmp_path):
         assert got["ci95"] == pytest.approx(want["ci95"], rel=1e-9)
     assert s["methods"]["same"]["beats_grey"]["mean"] == 1.0  # the truth beats grey on every photo
     assert set(merged.files) == {"per_image.csv", "summary.json", "report.md"}
-    assert "% change vs m0" in merged.files["report.md"].read_text()
+    assert "## Change vs m0" in merged.files["report.md"].read_text()
 
 
 def test_gzipped_reports_merge_alike(reports, tmp_path):

@@ -174,15 +174,33 @@ def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in body)]
 
 
+def _fmt_diff(est: dict) -> str:
+    """A paired difference in the metric's own unit, signed, with its interval."""
+    if est["mean"] is None:
+        return "–"
+    ci = f" [{est['ci95'][0]:+.2f}, {est['ci95'][1]:+.2f}]" if est["ci95"] else ""
+    return f"{est['mean']:+.2f}{ci}"
+
+
 def _change_table(changes: Mapping[str, dict]) -> list[str]:
-    return _table(["Method", *(LABELS[m] for m in COMPARED)],
-                  ([name, *(_fmt_pct(c[m]["pct"]) for m in COMPARED)] for name, c in changes.items()))
+    """% changes of the paper's metrics, led by the PSNR difference in dB (what a reader compares)."""
+    return _table(["Method", "PSNR diff (dB)", *(f"{LABELS[m].split(' (')[0]} %" for m in COMPARED)],
+                  ([name, _fmt_diff(c["psnr"]["diff"]), *(_fmt_pct(c[m]["pct"]) for m in COMPARED)]
+                   for name, c in changes.items()))
+
+
+def _fmt_vs_truth(est: dict, truth: dict | None) -> str:
+    """A colour measure with its ratio to the truth's: ``22.1 [21.6, 22.5] (0.58x)``."""
+    if not truth or not truth["mean"] or est["mean"] is None:
+        return ""
+    return f" ({est['mean'] / truth['mean']:.2f}x)"
 
 
 def _average_rows(summary: dict, methods: Sequence[str]) -> list[list[str]]:
     """The averages table's cells: one row per method, then the truth's colour measures."""
     ms, truth = summary["methods"], summary["truth"]
-    body = [[m, str(ms[m]["n"]), *(_fmt_est(ms[m][k], k) for k in METRICS), _fmt_share(ms[m]["beats_grey"])]
+    body = [[m, str(ms[m]["n"]), *(_fmt_est(ms[m][k], k) + (_fmt_vs_truth(ms[m][k], truth.get(k)) if m != GREY else "")
+                                    for k in METRICS), _fmt_share(ms[m]["beats_grey"])]
             for m in methods]
     body.append([TRUTH, str(truth["colourfulness"]["n"]),
                  *(_fmt_est(truth[k], k) if k in truth else "" for k in METRICS), ""])
@@ -235,12 +253,12 @@ def render_markdown(summary: dict, rows: list[dict], methods: Sequence[str], tab
               "Beats grey: share of photos on which the method's PSNR is above the grey baseline's.", ""]
     lines += _table(AVERAGE_COLUMNS, _average_rows(summary, methods))
     if len(methods) > 1:
-        lines += ["", "## % change vs the grey baseline", "",
+        lines += ["", "## Change vs the grey baseline", "",
                   "Paired over the photos both methods have; [95% paired-bootstrap interval].", ""]
         lines += _change_table(summary["vs_grey"])
     ref = summary["vs_first_checkpoint"]
     if ref and ref["methods"]:
-        lines += ["", f"## % change vs {ref['reference']}", ""] + _change_table(ref["methods"])
+        lines += ["", f"## Change vs {ref['reference']}", ""] + _change_table(ref["methods"])
     lines += ["", "## Mean colour bias", "",
               "Mean a* and mean b* of the output minus the truth's, per photo, averaged [95% interval]: "
               "a colour cast. + a* is redder, - greener; + b* yellower, - bluer (Lab units).", ""]
