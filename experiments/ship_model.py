@@ -27,8 +27,12 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("--description", help="one line for the model's record (required when shipping)")
     p.add_argument("--to", help="write only the fp16 model file to this path")
+    p.add_argument("--saturation", type=float,
+                   help="the model's a*b* gain (ModelConfig.saturation; default: the checkpoint's, 1 for a training run)")
     args = p.parse_args()
     model = load_model(args.checkpoint)
+    if args.saturation is not None:
+        model.saturation = args.saturation
     seen = images_seen(args.checkpoint)
     dest = Path(args.to) if args.to else WEIGHTS_DIR / f"{args.name}.safetensors"
     if args.to is None and not args.description:
@@ -46,6 +50,7 @@ def main() -> None:
             "dtype": "float16",
             "parameters": sum(p.numel() for p in model.parameters()),
             "images_seen": seen,
+            "saturation": model.saturation,
             **training,
             "licence": "weights trained on Places photos: non-commercial research and education use (see MODEL_CARD.md)",
         }

@@ -41,6 +41,7 @@ def test_values_are_normalised_to_one_form():
     ("rebalance", "default"), ("rebalance", 1), ("format", "gif"), ("format", ""),
     ("quality", 0), ("quality", 101), ("quality", 90.5),
     ("max_megapixels", math.nan), ("max_megapixels", math.inf), ("max_megapixels", 0), ("max_megapixels", "9"),
+    ("saturation", -0.5), ("saturation", 4.5), ("saturation", True), ("saturation", math.nan),
 ])
 def test_bad_values_are_refused_when_built(field, value):
     with pytest.raises(OptionError) as err:

@@ -53,7 +53,7 @@ from starlette.formparsers import MultiPartParser
 from dlnet import __version__
 from dlnet.apps.serve_runtime import RUNTIMES, ServeRuntime
 from dlnet.io.imageio import ImageError, encode_image, read_image
-from dlnet.infer.options import DEFAULT_SIZE, MIN_SIZE, InferenceOptions
+from dlnet.infer.options import DEFAULT_SIZE, MAX_SATURATION, MIN_SIZE, InferenceOptions
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT
 from dlnet.model.weights import DEFAULT_MODEL
 
@@ -306,7 +306,8 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
             "status": "ok",
             "model": model_name,
             **runtime.describe(),
-            "defaults": {"size": settings.default_size, "rebalance": settings.rebalance},
+            "defaults": {"size": settings.default_size, "rebalance": settings.rebalance,
+                         "saturation": runtime.photos.model_saturation},
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
                        "max_size": settings.max_size, "workers": settings.workers,
                        "queue_size": settings.queue_size, "upload_timeout_s": settings.upload_timeout_s,
@@ -336,12 +337,15 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
         size: Annotated[int | None, Form(ge=MIN_SIZE, le=settings.max_size,
                                          description="working size, longer side in px")] = None,
         rebalance: Annotated[bool | None, Form(description="rebalance colours (fewer greys)")] = None,
+        saturation: Annotated[float | None, Form(ge=0, le=MAX_SATURATION,
+                                                 description="colour gain (1: the network's own; default: the model's)")] = None,
         fmt: Annotated[Literal["png", "jpeg", "webp"], Form(alias="format",
                                                             description="output format")] = "png",
     ) -> Response:
         data = await file.read()
         options = settings.options.replace(size=size or settings.default_size, format=fmt,
-                                           rebalance=settings.rebalance if rebalance is None else rebalance)
+                                           rebalance=settings.rebalance if rebalance is None else rebalance,
+                                           saturation=saturation)
         with slots.hold():
             out, media_type = await asyncio.get_running_loop().run_in_executor(
                 pool, _colorize_bytes, runtime, data, options, settings.max_video_seconds)

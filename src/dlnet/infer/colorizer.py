@@ -93,6 +93,9 @@ class Colorizer(PhotoPipeline):
             # 1e-4 a*b*), less work; the Colorizer keeps this copy, the caller's model is untouched.
             model = optimize_for_inference(model.eval())
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        config = getattr(model, "config", None)  # a ModelConfig, or an ONNX file's dict of it
+        self.model_saturation = float(config.get("saturation", 1.0) if isinstance(config, dict)
+                                      else getattr(config, "saturation", 1.0))
         if compile:
             # Inductor with frozen weights fuses BatchNorm/ReLU (60% of eager bf16 time on a CPU)
             # into their neighbours: 1.15-1.5x the batch throughput on 2 busy cores, but each new
@@ -140,7 +143,7 @@ class Colorizer(PhotoPipeline):
 
     def _predict(self, small: torch.Tensor, options: InferenceOptions) -> torch.Tensor:
         """Working-size L -> working-size a*b*, post-processed as ``options`` say."""
-        ab = self.predict_ab(small)
+        ab = self._saturate(self.predict_ab(small), options)
         post = self._post(options)
         return ab if post is None else post(ab, small)
 

@@ -134,6 +134,7 @@ class OnnxColorizer(PhotoPipeline):
         self.path = Path(path)
         self.session = ort_session(self.path, device, threads)
         self.config = onnx_config(self.session)
+        self.model_saturation = float((self.config or {}).get("saturation", 1.0))
         self.options = options or InferenceOptions()
         self.batch_size = max(1, int(batch_size))
 
@@ -147,6 +148,7 @@ class OnnxColorizer(PhotoPipeline):
     def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions) -> np.ndarray:
         small = np.stack([resize_l(l, shape) for l in ls])[:, None].astype(np.float32, copy=False)
         (ab,) = self.session.run(["ab"], {"l": small})
+        ab = self._saturate(ab, options)
         if options.rebalance is not None:
             import torch
 

@@ -11,6 +11,8 @@ Example:
     ('jpeg', True, 120000000)
     >>> options.replace(size=None).size is None                     # full size
     True
+    >>> InferenceOptions(saturation=1.3).saturation                  # more colour than the model's own
+    1.3
     >>> InferenceOptions(size=16)
     Traceback (most recent call last):
     ...
@@ -26,13 +28,14 @@ from dataclasses import dataclass
 from dlnet.io.imageio import DEFAULT_MAX_PIXELS
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT, RebalanceConfig
 
-__all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS"]
+__all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS", "MAX_SATURATION"]
 
 DEFAULT_SIZE = 128  # the working size's longer side, px: chosen on the validation photos (docs/RESULTS.md)
 MIN_SIZE = 32  # the model works on multiples of 32 px
 DEFAULT_QUALITY = 95  # JPEG and WebP
 DEFAULT_MAX_MEGAPIXELS = DEFAULT_MAX_PIXELS / 1e6  # 120: the largest camera sensors, with room
 OUTPUT_FORMATS = ("png", "jpeg", "webp", "tiff")
+MAX_SATURATION = 4.0  # a*b* gain; beyond this colours clip to the sRGB gamut
 _FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
 
 
@@ -58,6 +61,8 @@ class InferenceOptions:
             ``"tif"`` and any case accepted); None = the input's where writable, else PNG.
         quality: JPEG and WebP quality, 1..100.
         max_megapixels: larger photos are refused before they are decoded (decompression bombs).
+        saturation: the a*b* gain, 0..4 (0 = grey, 1 = the colour as the network predicts it);
+            None = the model's own, the gain it was shipped with (``ModelConfig.saturation``).
     """
 
     size: int | None = DEFAULT_SIZE
@@ -65,6 +70,7 @@ class InferenceOptions:
     format: str | None = None
     quality: int = DEFAULT_QUALITY
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
+    saturation: float | None = None
 
     def __post_init__(self) -> None:
         size, rebalance, fmt = self.size, self.rebalance, self.format
@@ -84,6 +90,10 @@ class InferenceOptions:
         mp = self.max_megapixels
         if isinstance(mp, bool) or not isinstance(mp, (int, float)) or not (math.isfinite(mp) and mp > 0):
             raise OptionError("max_megapixels", f"must be a positive number, got {mp!r}")
+        sat = self.saturation
+        if sat is not None and (isinstance(sat, bool) or not isinstance(sat, (int, float))
+                                or not 0 <= sat <= MAX_SATURATION):
+            raise OptionError("saturation", f"must be a number in 0..{MAX_SATURATION:g} (or None: the model's own), got {sat!r}")
 
     @property
     def max_pixels(self) -> int:

@@ -43,6 +43,15 @@ class PhotoPipeline:
 
     options: InferenceOptions
     batch_size: int
+    model_saturation: float = 1.0  # the a*b* gain the model applies itself (its ModelConfig's)
+
+    def _saturate(self, ab, options: InferenceOptions):
+        """The model's a*b* (array or tensor) at ``options.saturation`` instead of the model's own."""
+        if options.saturation is None or options.saturation == self.model_saturation:
+            return ab
+        if self.model_saturation == 0:
+            raise ValueError("a model with saturation 0 predicts grey: no other saturation can be derived from it")
+        return ab * (options.saturation / self.model_saturation)
 
     def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions):
         """Full-resolution L* ``(H, W)`` of photos with working shape ``shape`` -> their a*b*

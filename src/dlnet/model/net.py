@@ -22,6 +22,12 @@ a*b*; :meth:`DLNet.forward_logits` returns them for the classification loss, and
 :meth:`DLNet.forward` decodes them with the annealed mean (``model.temperature``, default 0.38),
 so it still returns raw a*b* and every caller (inference, ONNX export) is unchanged.
 
+``saturation`` (default 1) multiplies the a*b* the model returns: a regression model predicts the
+mean of the colours a grey value could have, which is greyer than any of them, and a gain above
+1 gives back colour for some accuracy (docs/RESULTS.md measures the trade). It is an inference
+setting saved in the model file: a shipped model carries the gain chosen for it on validation
+photos, ``InferenceOptions(saturation=...)`` overrides it per call, training ignores it.
+
 Example:
     >>> model = DLNet(ModelConfig(encoder="densenet121")).eval()
     >>> model(torch.rand(1, 1, 40, 50) * 100).shape
@@ -62,12 +68,15 @@ class ModelConfig:
     head: str = "regression"  # "regression" (a*b*) or "classification" (logits over a*b* bins)
     bins: list[list[float]] | None = None  # classification: bin centres (Q, 2); None: the gamut bins
     temperature: float = TEMPERATURE  # classification: annealed-mean temperature (inference option)
+    saturation: float = 1.0  # a*b* gain at the output (inference option; 1 = as trained)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         if self.head == "regression":  # saved exactly as before the classification head existed
             for name in _HEAD_FIELDS:
                 del d[name]
+        if self.saturation == 1.0:  # likewise before the saturation existed
+            del d["saturation"]
         return d
 
     @classmethod
@@ -185,7 +194,8 @@ class DLNet(nn.Module):
 
     With ``head="classification"`` the bin centres are the buffer ``bins`` ``(Q, 2)`` (rebuilt from
     the config, not saved in the state dict) and ``temperature`` (> 0) may be set on a loaded
-    model; an ONNX export records the temperature the model has when exported.
+    model; an ONNX export records the temperature the model has when exported. ``saturation``
+    (>= 0, the a*b* gain) may be set on any model and is recorded the same way.
     """
 
     def __init__(self, config: ModelConfig | None = None) -> None:
@@ -208,6 +218,7 @@ class DLNet(nn.Module):
         if config.head == "classification":
             self.register_buffer("bins", torch.tensor(config.bins, dtype=torch.float32).view(-1, 2), persistent=False)
             self.temperature = config.temperature  # checked
+        self.saturation = config.saturation  # checked
 
     @property
     def temperature(self) -> float:
@@ -219,6 +230,17 @@ class DLNet(nn.Module):
         if not float(value) > 0:
             raise ValueError(f"temperature must be > 0, got {value!r}")
         self.config.temperature = float(value)
+
+    @property
+    def saturation(self) -> float:
+        """The a*b* gain applied to every output (1: as trained; > 1 more colour, < 1 less)."""
+        return self.config.saturation
+
+    @saturation.setter
+    def saturation(self, value: float) -> None:
+        if not 0 <= float(value) < float("inf"):
+            raise ValueError(f"saturation must be a finite number >= 0, got {value!r}")
+        self.config.saturation = float(value)
 
     def _decode(self, l: torch.Tensor, upsample: bool = True) -> torch.Tensor:
         """The decoder's output for L padded to a multiple of 32 (uncropped)."""
@@ -238,6 +260,8 @@ class DLNet(nn.Module):
             ab = self._decode(l) * self.config.ab_scale
         else:
             ab = self.logits_to_ab(self._decode(l, upsample=False))
+        if self.config.saturation != 1.0:
+            ab = ab * self.config.saturation
         return ab[..., :h, :w]
 
     def logits_to_ab(self, logits: torch.Tensor) -> torch.Tensor:

@@ -67,6 +67,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="photos of the same working shape per model call (default: %(default)s)")
     parser.add_argument("--rebalance", action=argparse.BooleanOptionalAction, default=d.rebalance is not None,
                         help=f"region smoothing + saturation after prediction (default: {'on' if d.rebalance else 'off'})")
+    parser.add_argument("--saturation", type=float, default=None, metavar="S",
+                        help="colour gain, 0..4: 0 grey, 1 the network's own prediction, above 1 more colour "
+                             "(default: the model's own, chosen for it on validation photos)")
     parser.add_argument("--side-by-side", action="store_true", help="write grey | colour side by side")
     parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
                         help="inference runtime (default: onnx, without torch, for a few photos on the CPU; "
@@ -212,7 +215,8 @@ def _options(args: argparse.Namespace):
 
     try:
         return InferenceOptions(size=args.size or None, rebalance=args.rebalance, format=args.format,
-                                quality=args.quality, max_megapixels=args.max_megapixels)
+                                quality=args.quality, max_megapixels=args.max_megapixels,
+                                saturation=args.saturation)
     except ValueError as e:
         raise option_error(e) from None
 

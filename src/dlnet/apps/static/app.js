@@ -59,6 +59,7 @@ async function colorize() {
   form.append("file", photo);
   form.append("size", $("size").value);
   form.append("rebalance", $("rebalance").checked ? "true" : "false");
+  form.append("saturation", $("saturation").value);
   form.append("format", $("format").value);
 
   showError("");
@@ -163,6 +164,10 @@ async function loadInfo() {
       `${(limits.max_pixels / 1e6).toFixed(0)} megapixels; JPEG, PNG, WebP, TIFF, BMP…` +
       (limits.max_video_seconds ? `; films up to ${limits.max_video_seconds} s (MP4, MKV, WebM, AVI…)` : "");
     $("rebalance").checked = info.defaults.rebalance;
+    if (info.defaults.saturation !== undefined) {  // the model's own colour gain
+      $("saturation").value = info.defaults.saturation;
+      $("saturation-value").textContent = Number($("saturation").value).toFixed(2);
+    }
     for (const opt of $("size").options) opt.disabled = Number(opt.value) > limits.max_size;
     const preset = [...$("size").options].find((o) => Number(o.value) === info.defaults.size);
     if (preset) $("size").value = preset.value;
@@ -173,5 +178,8 @@ async function loadInfo() {
 
 setupDrop();
 setupSlider();
-for (const id of ["rebalance", "size", "format"]) $(id).addEventListener("change", colorize);
+for (const id of ["rebalance", "size", "format", "saturation"]) $(id).addEventListener("change", colorize);
+$("saturation").addEventListener("input", () => {
+  $("saturation-value").textContent = Number($("saturation").value).toFixed(2);
+});
 loadInfo();
