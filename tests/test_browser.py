@@ -122,3 +122,23 @@ def test_non_image_shows_a_clear_error(page, server, tmp_path):
     message = page.inner_text("#error")
     assert "image" in message.lower() and "Traceback" not in message
     page.screenshot(path=str(ARTIFACTS / "serve-error.png"))
+
+
+def test_colour_amount_slider_at_zero_gives_grey(page, server, grey_astronaut, tmp_path):
+    page.goto(server)
+    page.wait_for_function("document.getElementById('model').textContent.startsWith('Model')")
+    assert page.input_value("#saturation") == "1"  # the model's own gain, from /healthz
+    page.set_input_files("#file", str(grey_astronaut))
+    page.wait_for_selector("#download[aria-disabled='false']", timeout=60_000)
+    coloured_url = page.get_attribute("#download", "href")
+
+    page.fill("#saturation", "0")  # fill() fires input and change: the page colorizes again
+    page.wait_for_function("(before) => { const link = document.getElementById('download'); "
+                           "return link.href !== before && link.getAttribute('aria-disabled') === 'false'; }",
+                           arg=coloured_url, timeout=60_000)
+    assert page.inner_text("#saturation-value") == "0.00"
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / "grey.png"
+    download.value.save_as(saved)
+    assert mean_chroma(np.asarray(Image.open(saved).convert("RGB"))) < 1.5, "gain 0 must give grey"
