@@ -6,6 +6,11 @@
 #   kill -STOP $(cat RUN.pid)   ...   kill -CONT $(cat RUN.pid)
 # Stop it (the final state is saved):  kill -TERM $(cat RUN.pid)   (a background job ignores -INT)
 #
+# Since the seventh session (docs/RESULTS.md) the run being continued is a fresh lineage from
+# ImageNet weights, not the shipped model's: RUN=../runs/s24-reb bash experiments/train_cpu.sh
+# resumes its cosine (rebalanced + 0.5 x global, 300,000 images). On a machine without it,
+# rebuild it with the two commands given there (global from --pretrained, then rebalanced + global).
+#
 # Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, THREADS may be set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
