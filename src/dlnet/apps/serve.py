@@ -53,7 +53,7 @@ from starlette.formparsers import MultiPartParser
 from dlnet import __version__
 from dlnet.apps.serve_runtime import RUNTIMES, ServeRuntime
 from dlnet.io.imageio import ImageError, encode_image, read_image
-from dlnet.infer.options import DEFAULT_SIZE, MAX_SATURATION, MIN_SIZE, InferenceOptions
+from dlnet.infer.options import DEFAULT_SIZE, MAX_SATURATION, MIN_SIZE, MIN_TEMPERATURE, InferenceOptions, OptionError
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT
 from dlnet.model.weights import DEFAULT_MODEL
 
@@ -237,6 +237,8 @@ def _colorize_bytes(runtime: ServeRuntime, data: bytes, options: InferenceOption
         return encode_image(result, options.format, quality=options.quality), MEDIA_TYPES[options.format]
     except ImageError as e:
         raise _Rejected(STATUS_OF_KIND.get(e.kind, 400), f"{e.cause[:1].upper()}{e.cause[1:]}.") from e
+    except OptionError as e:  # an option this runtime cannot honour (an ONNX model's fixed temperature)
+        raise _Rejected(422, f"{e}.") from e
 
 
 def _readable(errors) -> str:
@@ -339,13 +341,16 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
         rebalance: Annotated[bool | None, Form(description="rebalance colours (fewer greys)")] = None,
         saturation: Annotated[float | None, Form(ge=0, le=MAX_SATURATION,
                                                  description="colour gain (1: the network's own; default: the model's)")] = None,
+        temperature: Annotated[float | None, Form(ge=MIN_TEMPERATURE, le=1,
+                                                  description="classification models: annealed-mean temperature "
+                                                              "(default: the model's)")] = None,
         fmt: Annotated[Literal["png", "jpeg", "webp"], Form(alias="format",
                                                             description="output format")] = "png",
     ) -> Response:
         data = await file.read()
         options = settings.options.replace(size=size or settings.default_size, format=fmt,
                                            rebalance=settings.rebalance if rebalance is None else rebalance,
-                                           saturation=saturation)
+                                           saturation=saturation, temperature=temperature)
         with slots.hold():
             out, media_type = await asyncio.get_running_loop().run_in_executor(
                 pool, _colorize_bytes, runtime, data, options, settings.max_video_seconds)

@@ -118,11 +118,12 @@ class Colorizer(PhotoPipeline):
         return contextlib.nullcontext()
 
     @torch.inference_mode()
-    def predict_ab(self, l: torch.Tensor) -> torch.Tensor:
-        """Raw L ``(B, 1, h, w)`` 0..100 -> raw a*b* ``(B, 2, h, w)`` float32, at the given size."""
+    def predict_ab(self, l: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Raw L ``(B, 1, h, w)`` 0..100 -> raw a*b* ``(B, 2, h, w)`` float32, at the given size;
+        ``temperature``: a classification model's annealed-mean temperature (None: its own)."""
         x = l.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            ab = self.model(x)
+            ab = self.model(x) if temperature is None else self.model(x, temperature=temperature)
         return ab.float()
 
     def _to_working(self, l: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -143,7 +144,7 @@ class Colorizer(PhotoPipeline):
 
     def _predict(self, small: torch.Tensor, options: InferenceOptions) -> torch.Tensor:
         """Working-size L -> working-size a*b*, post-processed as ``options`` say."""
-        ab = self._saturate(self.predict_ab(small), options)
+        ab = self._saturate(self.predict_ab(small, options.temperature), options)
         post = self._post(options)
         return ab if post is None else post(ab, small)
 

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 
 from dlnet.infer.fullres import resize_l, threads as default_threads
-from dlnet.infer.options import InferenceOptions
+from dlnet.infer.options import InferenceOptions, OptionError
 from dlnet.infer.pipeline import PhotoPipeline
 
 __all__ = ["OnnxColorizer", "cache_dir", "cached_onnx", "ort_session", "onnx_config", "OPSET"]
@@ -145,7 +146,18 @@ class OnnxColorizer(PhotoPipeline):
         onnx_file = name_or_path is not None and str(name_or_path).endswith(".onnx")
         return cls(name_or_path if onnx_file else cached_onnx(name_or_path), **kwargs)
 
+    def check_options(self, options: InferenceOptions) -> None:
+        """A classification model's annealed mean is part of the exported graph: refuse another."""
+        config = self.config or {}
+        if options.temperature is None or config.get("head", "regression") != "classification":
+            return
+        own = float(config["temperature"])  # saved with every classification model
+        if not math.isclose(options.temperature, own, rel_tol=1e-6):
+            raise OptionError("temperature", f"is fixed at {own:g} in an ONNX model when it is exported; "
+                                             "use --runtime torch, or export again with --temperature")
+
     def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions) -> np.ndarray:
+        self.check_options(options)
         small = np.stack([resize_l(l, shape) for l in ls])[:, None].astype(np.float32, copy=False)
         (ab,) = self.session.run(["ab"], {"l": small})
         ab = self._saturate(ab, options)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from dlnet.io.imageio import DEFAULT_MAX_PIXELS
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT, RebalanceConfig
 
-__all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS", "MAX_SATURATION"]
+__all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS", "MAX_SATURATION", "MIN_TEMPERATURE"]
 
 DEFAULT_SIZE = 128  # the working size's longer side, px: chosen on the validation photos (docs/RESULTS.md)
 MIN_SIZE = 32  # the model works on multiples of 32 px
@@ -36,6 +36,7 @@ DEFAULT_QUALITY = 95  # JPEG and WebP
 DEFAULT_MAX_MEGAPIXELS = DEFAULT_MAX_PIXELS / 1e6  # 120: the largest camera sensors, with room
 OUTPUT_FORMATS = ("png", "jpeg", "webp", "tiff")
 MAX_SATURATION = 4.0  # a*b* gain; beyond this colours clip to the sRGB gamut
+MIN_TEMPERATURE = 0.01  # annealed mean; below this it is the mode, with float32 overflow risk
 _FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
 
 
@@ -63,6 +64,10 @@ class InferenceOptions:
         max_megapixels: larger photos are refused before they are decoded (decompression bombs).
         saturation: the a*b* gain, 0..4 (0 = grey, 1 = the colour as the network predicts it);
             None = the model's own, the gain it was shipped with (``ModelConfig.saturation``).
+        temperature: annealed-mean temperature of a classification model, 0.01..1 (1 = the mean
+            of its colour distribution, towards 0 its most likely colour); None = the model's own
+            (``ModelConfig.temperature``, 0.38). A regression model has no temperature and
+            ignores it; an ONNX model has its temperature fixed when exported.
     """
 
     size: int | None = DEFAULT_SIZE
@@ -71,6 +76,7 @@ class InferenceOptions:
     quality: int = DEFAULT_QUALITY
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
     saturation: float | None = None
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
         size, rebalance, fmt = self.size, self.rebalance, self.format
@@ -94,6 +100,10 @@ class InferenceOptions:
         if sat is not None and (isinstance(sat, bool) or not isinstance(sat, (int, float))
                                 or not 0 <= sat <= MAX_SATURATION):
             raise OptionError("saturation", f"must be a number in 0..{MAX_SATURATION:g} (or None: the model's own), got {sat!r}")
+        t = self.temperature
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
+                              or not MIN_TEMPERATURE <= t <= 1):
+            raise OptionError("temperature", f"must be a number in {MIN_TEMPERATURE:g}..1 (or None: the model's own), got {t!r}")
 
     @property
     def max_pixels(self) -> int:

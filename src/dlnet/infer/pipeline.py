@@ -53,6 +53,10 @@ class PhotoPipeline:
             raise ValueError("a model with saturation 0 predicts grey: no other saturation can be derived from it")
         return ab * (options.saturation / self.model_saturation)
 
+    def check_options(self, options: InferenceOptions) -> None:
+        """Raise :class:`~dlnet.infer.options.OptionError` for options this runtime cannot honour
+        (checked before a batch starts; every option passes in PyTorch)."""
+
     def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions):
         """Full-resolution L* ``(H, W)`` of photos with working shape ``shape`` -> their a*b*
         ``(B, 2, *shape)`` (an array or tensor), post-processed as ``options`` say."""

@@ -254,20 +254,22 @@ class DLNet(nn.Module):
         features = self.encoder.forward_features(x) if self.decoder.uses_skips else self.encoder(x)
         return self.decoder(features, upsample)
 
-    def forward(self, l: torch.Tensor) -> torch.Tensor:
+    def forward(self, l: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Raw L ``(B, 1, H, W)`` -> raw a*b* ``(B, 2, H, W)``. ``temperature`` overrides the
+        classification head's annealed-mean temperature for this call (a regression head has none)."""
         h, w = l.shape[-2:]
         if self.config.head == "regression":
             ab = self._decode(l) * self.config.ab_scale
         else:
-            ab = self.logits_to_ab(self._decode(l, upsample=False))
+            ab = self.logits_to_ab(self._decode(l, upsample=False), temperature)
         if self.config.saturation != 1.0:
             ab = ab * self.config.saturation
         return ab[..., :h, :w]
 
-    def logits_to_ab(self, logits: torch.Tensor) -> torch.Tensor:
+    def logits_to_ab(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Bin logits ``(B, Q, h, w)`` -> a*b* ``(B, 2, h*s, w*s)`` float32: the annealed mean at
-        ``temperature``, then bilinear upsampling by the decoder's stride ``s``."""
-        ab = annealed_mean(logits, self.bins, self.temperature)
+        ``temperature`` (default: the model's), then bilinear upsampling by the decoder's stride ``s``."""
+        ab = annealed_mean(logits, self.bins, self.temperature if temperature is None else temperature)
         if self.decoder.stride > 1:
             ab = F.interpolate(ab, scale_factor=self.decoder.stride, mode="bilinear", align_corners=False)
         return ab

@@ -70,6 +70,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--saturation", type=float, default=None, metavar="S",
                         help="colour gain, 0..4: 0 grey, 1 the network's own prediction, above 1 more colour "
                              "(default: the model's own, chosen for it on validation photos)")
+    parser.add_argument("--temperature", type=float, default=None, metavar="T",
+                        help="classification models only: annealed-mean temperature, 0.01..1; lower gives "
+                             "more vivid, riskier colour (default: the model's own, 0.38)")
     parser.add_argument("--side-by-side", action="store_true", help="write grey | colour side by side")
     parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
                         help="inference runtime (default: onnx, without torch, for a few photos on the CPU; "
@@ -216,7 +219,7 @@ def _options(args: argparse.Namespace):
     try:
         return InferenceOptions(size=args.size or None, rebalance=args.rebalance, format=args.format,
                                 quality=args.quality, max_megapixels=args.max_megapixels,
-                                saturation=args.saturation)
+                                saturation=args.saturation, temperature=args.temperature)
     except ValueError as e:
         raise option_error(e) from None
 
@@ -234,7 +237,7 @@ def _auto_onnx(args: argparse.Namespace, options, jobs: list[Job]):
     import importlib.util
 
     wanted = args.runtime == "onnx" or str(args.model).endswith(".onnx") or (
-        args.runtime is None and len(jobs) <= AUTO_ONNX_MAX_PHOTOS)
+        args.runtime is None and len(jobs) <= AUTO_ONNX_MAX_PHOTOS and args.temperature is None)
     if (not wanted or args.runtime == "torch" or args.compile or args.device not in (None, "cpu")
             or args.batch_size < 1 or any(job.fmt == colorize_video.VIDEO for job in jobs)
             or importlib.util.find_spec("onnxruntime") is None):
@@ -335,6 +338,10 @@ def run(args: argparse.Namespace) -> int:
     jobs = plan(collect(args.paths, out_dir, tally), out_dir, options.format, args.overwrite, tally)
     if jobs:
         colorizer = _build_colorizer(args, options, jobs)
+        try:
+            colorizer.check_options(options)
+        except ValueError as e:
+            raise option_error(e) from None
         console = Console(stderr=True)
         columns = (TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), *colorize_video.columns(),
                    TimeRemainingColumn())

@@ -14,6 +14,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_model_flag(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="output file, e.g. model.onnx")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 17)")
+    parser.add_argument("--temperature", type=float, default=None, metavar="T",
+                        help="classification models only: the annealed-mean temperature the export fixes, "
+                             "0.01..1 (default: the model's own)")
     parser.add_argument("--no-check", dest="check", action="store_false",
                         help="skip the onnxruntime parity check against PyTorch")
     parser.add_argument("--tolerance", type=float, default=1e-2,
@@ -22,12 +25,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dlnet.infer.export import OPSET, export_onnx
+    from dlnet.infer.options import MIN_TEMPERATURE
     from dlnet.model.weights import WeightsError, load_model
 
     try:
         model = load_model(args.model)
     except WeightsError as e:
         raise UsageError(str(e)) from None
+    if args.temperature is not None:
+        if model.config.head != "classification":
+            raise UsageError(f"{args.model or 'the default model'}: --temperature applies to classification models; this one is {model.config.head}")
+        if not MIN_TEMPERATURE <= args.temperature <= 1:
+            raise UsageError(f"--temperature must be in {MIN_TEMPERATURE:g}..1, got {args.temperature:g}")
+        model.temperature = args.temperature
     if args.output.exists() and args.output.is_dir():
         raise UsageError(f"{args.output}: is a folder; give a file name such as model.onnx")
     try:
