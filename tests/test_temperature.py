@@ -92,7 +92,18 @@ def test_onnx_fixes_it_at_export_and_refuses_another(tmp_path, capsys):
     assert main(["export", "--model", str(regression), "-o", str(tmp_path / "r.onnx"), "--temperature", "0.2"]) == 2
     assert "applies to classification models" in capsys.readouterr().err
     assert main(["export", "--model", str(model_file), "-o", str(tmp_path / "d.onnx"), "--temperature", "3"]) == 2
+    assert "--temperature must be a number in 0.01..1" in capsys.readouterr().err
     assert not (tmp_path / "d.onnx").exists()
+
+    # The torch Colorizer running the exported graph (OnnxModel) refuses it the same way.
+    from dlnet.infer.export import OnnxModel
+
+    wrapped = Colorizer(OnnxModel(tmp_path / "c.onnx"), "cpu", precision="fp32")
+    with pytest.raises(OptionError, match="fixed at 0.2 in an ONNX model"):
+        wrapped.check_options(InferenceOptions(temperature=0.5))
+    with pytest.raises(OptionError, match="fixed at 0.2 in an ONNX model"):
+        wrapped.colorize(photo, InferenceOptions(temperature=0.5))
+    assert np.abs(np.asarray(wrapped.colorize(photo, InferenceOptions(temperature=0.2)), dtype=int) - b).max() <= 1
 
 
 def test_command_line_and_server_take_it(tmp_path, monkeypatch, capsys):

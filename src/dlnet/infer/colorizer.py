@@ -126,6 +126,13 @@ class Colorizer(PhotoPipeline):
             ab = self.model(x) if temperature is None else self.model(x, temperature=temperature)
         return ab.float()
 
+    def check_options(self, options: InferenceOptions) -> None:
+        config = getattr(self.model, "config", None)
+        if isinstance(config, dict):  # an exported graph (OnnxModel): its temperature is fixed
+            from dlnet.infer.onnxrun import check_temperature
+
+            check_temperature(config, options.temperature)
+
     def _to_working(self, l: torch.Tensor, size: int | None) -> torch.Tensor:
         """Full-resolution L ``(B, 1, H, W)`` -> L at the working shape (antialiased)."""
         h, w = l.shape[-2:]

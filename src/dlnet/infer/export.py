@@ -30,7 +30,7 @@ from torch import nn
 
 from dlnet.io.atomic import atomic_path
 from dlnet.model.net import DLNet
-from dlnet.infer.onnxrun import OPSET, cached_onnx, onnx_config, ort_session
+from dlnet.infer.onnxrun import OPSET, cached_onnx, check_temperature, onnx_config, ort_session
 
 __all__ = ["export_onnx", "check_onnx", "OnnxModel", "onnx_model_for", "OPSET"]
 
@@ -98,8 +98,10 @@ class OnnxModel(nn.Module):
         self.session = ort_session(self.path, device, threads or torch.get_num_threads())
         self.config = onnx_config(self.session)
 
-    def forward(self, l: torch.Tensor) -> torch.Tensor:
-        """Raw L ``(B, 1, h, w)`` -> raw a*b* ``(B, 2, h, w)`` float32 on ``l``'s device."""
+    def forward(self, l: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Raw L ``(B, 1, h, w)`` -> raw a*b* ``(B, 2, h, w)`` float32 on ``l``'s device; a
+        ``temperature`` other than the one fixed at export is refused (:func:`check_temperature`)."""
+        check_temperature(self.config, temperature)
         x = l.detach().to("cpu", torch.float32).contiguous().numpy()
         (ab,) = self.session.run(["ab"], {"l": x})
         return torch.from_numpy(ab).to(l.device)

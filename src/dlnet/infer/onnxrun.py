@@ -37,7 +37,7 @@ from dlnet.infer.fullres import resize_l, threads as default_threads
 from dlnet.infer.options import InferenceOptions, OptionError
 from dlnet.infer.pipeline import PhotoPipeline
 
-__all__ = ["OnnxColorizer", "cache_dir", "cached_onnx", "ort_session", "onnx_config", "OPSET"]
+__all__ = ["OnnxColorizer", "check_temperature", "cache_dir", "cached_onnx", "ort_session", "onnx_config", "OPSET"]
 
 OPSET = 17
 # The modules whose code decides the exported graph: part of the cache key.
@@ -115,6 +115,19 @@ def onnx_config(session) -> dict | None:
     return json.loads(meta["dlnet_config"]) if "dlnet_config" in meta else None
 
 
+def check_temperature(config: dict | None, temperature: float | None) -> None:
+    """Raise :class:`~dlnet.infer.options.OptionError` if ``temperature`` asks an exported model
+    (its ``config``) for another annealed-mean temperature than the one fixed in its graph; a
+    regression model has none and takes any."""
+    config = config or {}
+    if temperature is None or config.get("head", "regression") != "classification":
+        return
+    own = float(config["temperature"])  # saved with every classification model
+    if not math.isclose(temperature, own, rel_tol=1e-6):
+        raise OptionError("temperature", f"is fixed at {own:g} in an ONNX model when it is exported; "
+                                         "use --runtime torch, or export again with --temperature")
+
+
 class OnnxColorizer(PhotoPipeline):
     """Colorize photos with an exported model run by onnxruntime, without torch (unless
     rebalancing, whose k-means runs in torch). The photo methods are
@@ -147,14 +160,7 @@ class OnnxColorizer(PhotoPipeline):
         return cls(name_or_path if onnx_file else cached_onnx(name_or_path), **kwargs)
 
     def check_options(self, options: InferenceOptions) -> None:
-        """A classification model's annealed mean is part of the exported graph: refuse another."""
-        config = self.config or {}
-        if options.temperature is None or config.get("head", "regression") != "classification":
-            return
-        own = float(config["temperature"])  # saved with every classification model
-        if not math.isclose(options.temperature, own, rel_tol=1e-6):
-            raise OptionError("temperature", f"is fixed at {own:g} in an ONNX model when it is exported; "
-                                             "use --runtime torch, or export again with --temperature")
+        check_temperature(self.config, options.temperature)
 
     def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions) -> np.ndarray:
         self.check_options(options)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dlnet.apps.commands import UsageError, add_model_flag
+from dlnet.apps.commands import UsageError, add_model_flag, option_error
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dlnet.infer.export import OPSET, export_onnx
-    from dlnet.infer.options import MIN_TEMPERATURE
+    from dlnet.infer.options import InferenceOptions
     from dlnet.model.weights import WeightsError, load_model
 
     try:
@@ -35,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
     if args.temperature is not None:
         if model.config.head != "classification":
             raise UsageError(f"{args.model or 'the default model'}: --temperature applies to classification models; this one is {model.config.head}")
-        if not MIN_TEMPERATURE <= args.temperature <= 1:
-            raise UsageError(f"--temperature must be in {MIN_TEMPERATURE:g}..1, got {args.temperature:g}")
+        try:
+            InferenceOptions(temperature=args.temperature)  # the inference option's range, checked once
+        except ValueError as e:
+            raise option_error(e) from None
         model.temperature = args.temperature
     if args.output.exists() and args.output.is_dir():
         raise UsageError(f"{args.output}: is a folder; give a file name such as model.onnx")
