@@ -90,6 +90,34 @@ def test_onnx_runtime_applies_the_models_gain_and_the_option_alike(tmp_path):
         assert np.abs(a - b).max() <= 1
 
 
+def test_a_model_saved_at_gain_zero_refuses_another_gain_in_one_line(tmp_path, capsys):
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from dlnet.apps.cli import main
+    from dlnet.apps.serve import ServeSettings, create_app
+
+    model = tiny_model()
+    model.saturation = 0.0  # it outputs grey: no other gain can be derived from its output
+    weights = str(save_model(model, tmp_path / "grey.safetensors"))
+    colorizer = Colorizer.from_pretrained(weights, "cpu", precision="fp32")
+    photo = gradient_photo(48, 64, seed=3)
+    assert _chroma(colorizer.colorize(photo, InferenceOptions(saturation=0))) < 1.5
+    with pytest.raises(OptionError, match="saturation cannot be set: this model was saved at saturation 0"):
+        colorizer.colorize(photo, InferenceOptions(saturation=1.2))
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    for runtime in ("torch", "onnx"):
+        assert main(["colorize", str(tmp_path / "photo.png"), "--model", weights, "-o", str(tmp_path / "out"),
+                     "--saturation", "1.2", "--runtime", runtime]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "saved at saturation 0" in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+    client = TestClient(create_app(colorizer, ServeSettings(default_size=64)), raise_server_exceptions=False)
+    files = {"file": ("photo.png", (tmp_path / "photo.png").read_bytes(), "image/png")}
+    resp = client.post("/v1/colorize", data={"saturation": "1.2"}, files=files)
+    assert resp.status_code == 422 and "saved at saturation 0" in resp.json()["detail"]
+
+
 def test_lab_round_trip_helper_is_sane():
     # _chroma reads photos through the same Lab conversion the model is trained in.
     lab = torch.tensor([[[[50.0]], [[30.0]], [[-20.0]]]])

@@ -127,6 +127,7 @@ class Colorizer(PhotoPipeline):
         return ab.float()
 
     def check_options(self, options: InferenceOptions) -> None:
+        super().check_options(options)
         config = getattr(self.model, "config", None)
         if isinstance(config, dict):  # an exported graph (OnnxModel): its temperature is fixed
             from dlnet.infer.onnxrun import check_temperature

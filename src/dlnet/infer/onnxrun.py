@@ -160,6 +160,7 @@ class OnnxColorizer(PhotoPipeline):
         return cls(name_or_path if onnx_file else cached_onnx(name_or_path), **kwargs)
 
     def check_options(self, options: InferenceOptions) -> None:
+        super().check_options(options)
         check_temperature(self.config, options.temperature)
 
     def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions) -> np.ndarray:

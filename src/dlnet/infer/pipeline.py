@@ -21,7 +21,7 @@ import numpy as np
 
 from dlnet.infer.fullres import lightness, merge_rgb8
 from dlnet.io.imageio import Photo, read_image
-from dlnet.infer.options import InferenceOptions
+from dlnet.infer.options import InferenceOptions, OptionError
 
 __all__ = ["PhotoPipeline", "working_shape"]
 
@@ -49,13 +49,15 @@ class PhotoPipeline:
         """The model's a*b* (array or tensor) at ``options.saturation`` instead of the model's own."""
         if options.saturation is None or options.saturation == self.model_saturation:
             return ab
-        if self.model_saturation == 0:
-            raise ValueError("a model with saturation 0 predicts grey: no other saturation can be derived from it")
+        PhotoPipeline.check_options(self, options)
         return ab * (options.saturation / self.model_saturation)
 
     def check_options(self, options: InferenceOptions) -> None:
-        """Raise :class:`~dlnet.infer.options.OptionError` for options this runtime cannot honour
-        (checked before a batch starts; every option passes in PyTorch)."""
+        """Raise :class:`~dlnet.infer.options.OptionError` for options this model cannot honour
+        (checked before a batch starts); runtimes extend it with their own limits."""
+        if self.model_saturation == 0 and options.saturation not in (None, 0):
+            # The gain is applied to the model's output, and a model saved at gain 0 outputs grey.
+            raise OptionError("saturation", "cannot be set: this model was saved at saturation 0 (it outputs grey)")
 
     def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions):
         """Full-resolution L* ``(H, W)`` of photos with working shape ``shape`` -> their a*b*
