@@ -6,7 +6,8 @@ photos beating the grey baseline, colourfulness and hue spread beside the truth'
 colour bias (mean a*, b* of the output minus the truth's) with the correlation of per-photo
 mean colour. Final numbers come from ``dlnet evaluate`` on the test photos, not from here.
 ``--saturation 1,1.2,1.4`` scores every model at each a*b* gain (``ModelConfig.saturation``, on
-top of the model's own): the curve a shipped model's gain is chosen from.
+top of the model's own): the curve a shipped model's gain is chosen from; ``--temperature 0.2,0.38``
+decodes a classification model at each annealed-mean temperature (towards 0: the mode, more colour).
 
 Usage:
     python experiments/compare_runs.py /work/runs/places128.pack \\
@@ -38,6 +39,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--limit", type=int)
     ap.add_argument("--saturation", default="1", help="comma-separated a*b* gains to score each model at (default 1)")
+    ap.add_argument("--temperature", default="",
+                    help="comma-separated annealed-mean temperatures to decode at (default: each model's own)")
     args = ap.parse_args()
     rgb = load_packed(args.pack)["val"][: args.limit].float() / 255
     if rgb.shape[-1] != args.size:
@@ -54,21 +57,28 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| grey | {grey_psnr.mean():.2f} | | 0.0 | 0.000 | | | | |")
     print(f"| truth | | | {colourfulness(rgb).mean():.1f} | {hue_spread(ab).mean():.3f} | | | | |")
+    temperatures = [float(t) for t in args.temperature.split(",") if t] or [None]
+    gains = [float(g) for g in args.saturation.split(",")]
     for spec in args.models:
         name, _, path = spec.rpartition("=")
         model = load_model(path).eval()
-        pred = torch.cat([model(l[i:i + 64]) for i in range(0, len(l), 64)])
-        for gain in (float(g) for g in args.saturation.split(",")):
-            sat = pred * gain
-            out = merge_l_ab(l, sat)
-            p = psnr(out, rgb).clamp(max=60)
-            m_pred, m_true = sat.mean(dim=(2, 3)), ab.mean(dim=(2, 3))
-            bias = (m_pred - m_true).mean(0)
-            label = (name or path) + ("" if gain == 1 else f" x{gain:g}")
-            print(f"| {label} | {p.mean():.2f} | {(p > grey_psnr).double().mean():.0%} | "
-                  f"{colourfulness(out).mean():.1f} | {hue_spread(sat).mean():.3f} | {bias[0]:+.1f} | {bias[1]:+.1f} | "
-                  f"{_corr(m_pred[:, 0], m_true[:, 0]):.2f} | {_corr(m_pred[:, 1], m_true[:, 1]):.2f} |")
+        for t in temperatures:
+            pred = torch.cat([model(l[i:i + 64], temperature=t) for i in range(0, len(l), 64)])
+            for gain in gains:
+                label = (name or path) + ("" if t is None else f" T{t:g}") + ("" if gain == 1 else f" x{gain:g}")
+                print(_row(label, pred * gain, l, ab, rgb, grey_psnr))
 
+
+def _row(label: str, pred: torch.Tensor, l: torch.Tensor, ab: torch.Tensor, rgb: torch.Tensor,
+         grey_psnr: torch.Tensor) -> str:
+    """One table row: a model's predicted a*b* scored against the truth."""
+    out = merge_l_ab(l, pred)
+    p = psnr(out, rgb).clamp(max=60)
+    m_pred, m_true = pred.mean(dim=(2, 3)), ab.mean(dim=(2, 3))
+    bias = (m_pred - m_true).mean(0)
+    return (f"| {label} | {p.mean():.2f} | {(p > grey_psnr).double().mean():.0%} | "
+            f"{colourfulness(out).mean():.1f} | {hue_spread(pred).mean():.3f} | {bias[0]:+.1f} | {bias[1]:+.1f} | "
+            f"{_corr(m_pred[:, 0], m_true[:, 0]):.2f} | {_corr(m_pred[:, 1], m_true[:, 1]):.2f} |")
 
 if __name__ == "__main__":
     main()
