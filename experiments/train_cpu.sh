@@ -7,9 +7,10 @@
 # Stop it (the final state is saved):  kill -TERM $(cat RUN.pid)   (a background job ignores -INT)
 #
 # Since the seventh session (docs/RESULTS.md) the run being continued is a fresh lineage from
-# ImageNet weights, not the shipped model's: RUN=../runs/s24-reb bash experiments/train_cpu.sh
-# resumes its cosine (rebalanced + 0.5 x global, 300,000 images). On a machine without it,
-# rebuild it with the two commands given there (global from --pretrained, then rebalanced + global).
+# ImageNet weights, not the shipped model's: RUN=../runs/s25-reb bash experiments/train_cpu.sh
+# resumes its third cosine (rebalanced + 0.5 x global, 300,000 images, from 537,600). On a machine
+# without it, rebuild it with the commands given there (global from --pretrained, then two
+# cosines of rebalanced + global).
 #
 # Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, THREADS may be set)
 set -euo pipefail
