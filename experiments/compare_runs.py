@@ -80,5 +80,6 @@ def _row(label: str, pred: torch.Tensor, l: torch.Tensor, ab: torch.Tensor, rgb:
             f"{colourfulness(out).mean():.1f} | {hue_spread(pred).mean():.3f} | {bias[0]:+.1f} | {bias[1]:+.1f} | "
             f"{_corr(m_pred[:, 0], m_true[:, 0]):.2f} | {_corr(m_pred[:, 1], m_true[:, 1]):.2f} |")
 
+
 if __name__ == "__main__":
     main()
