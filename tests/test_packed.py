@@ -156,24 +156,50 @@ def test_gpu_training_script_runs_on_the_cpu_at_tiny_size(folder, tmp_path):
     assert load_model(model_file).config.decoder == "unet" and images_seen(model_file) > 50
 
 
-def test_an_interrupted_run_keeps_what_it_trained(folder, tmp_path, monkeypatch):
-    """Ctrl-C or SIGTERM mid-run (Lightning ends either with SystemExit) still saves last.ckpt,
-    so `--resume` loses nothing."""
+def _stopped_at_step_3(folder, tmp_path, monkeypatch, stop):
+    """Train 10 steps but call ``stop()`` inside step 3; the SystemExit code and the run folder."""
     from dlnet.train.training import ColorizationModule
 
     pack = tmp_path / "p.pack"
     pack_photos(make_split([folder], seed=0), pack, size=32)
     step = ColorizationModule.training_step
 
-    def interrupted_at_step_3(self, batch, batch_idx):
+    def stopped_at_step_3(self, batch, batch_idx):
         if self.global_step == 3:
-            raise KeyboardInterrupt
+            stop()
         return step(self, batch, batch_idx)
 
-    monkeypatch.setattr(ColorizationModule, "training_step", interrupted_at_step_3)
+    monkeypatch.setattr(ColorizationModule, "training_step", stopped_at_step_3)
     run = tmp_path / "run"
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         main(["train", "--packed", str(pack), "--encoder", "efficientnet_lite0", "--size", "32",
               "--batch-size", "2", "--max-steps", "10", "--limit-val-batches", "1", "--out", str(run)])
+    return exit_.value.code, run
+
+
+def test_an_interrupted_run_keeps_what_it_trained(folder, tmp_path, monkeypatch, capsys):
+    """Ctrl-C mid-run (Lightning ends it with SystemExit) still saves last.ckpt, so `--resume`
+    loses nothing, and exits 130 as a shell reports a process ended by SIGINT."""
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    code, run = _stopped_at_step_3(folder, tmp_path, monkeypatch, ctrl_c)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
-    assert ckpt["global_step"] == 3 and ckpt["images_seen"] == 6
+    assert code == 130 and ckpt["global_step"] == 3 and ckpt["images_seen"] == 6
+    assert "stopped (interrupted) at step 3, 6 images seen" in capsys.readouterr().err
+
+
+def test_a_sigterm_ends_the_step_saves_and_exits_143(folder, tmp_path, monkeypatch, capsys):
+    """A real SIGTERM (a job scheduler, `kill -TERM`) lets the step finish, saves last.ckpt and
+    exits 143, not 0: a script must not take a stopped run for a finished one."""
+    import os
+    import signal
+
+    def sigterm():
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "Lightning's handler is not installed"
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    code, run = _stopped_at_step_3(folder, tmp_path, monkeypatch, sigterm)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert code == 143 and ckpt["global_step"] == 4 and ckpt["images_seen"] == 8
+    assert "stopped (SIGTERM) at step 4, 8 images seen" in capsys.readouterr().err

@@ -32,6 +32,7 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from dlnet.color.abbins import ABPrior, ab_prior
 from dlnet.io.atomic import atomic_path
@@ -371,13 +372,19 @@ def fit(cfg: TrainConfig) -> Path:
     last_ckpt = out / "checkpoints" / "last.ckpt"
     try:
         trainer.fit(module, datamodule=data, ckpt_path=resume)
-    except SystemExit:
-        # Ctrl-C (Lightning ends it with sys.exit(1)) or SIGTERM (a SystemExit): keep what this
-        # run trained, but only once it has trained: an interrupt during the restore of a
-        # resumed run must not replace the good last.ckpt with an unrestored model.
+    except SystemExit as stop:
+        # Ctrl-C (Lightning ends it with sys.exit(1)) or SIGTERM (Lightning's SIGTERMException, a
+        # SystemExit whose code would be 0): keep what this run trained, but only once it has
+        # trained: an interrupt during the restore of a resumed run must not replace the good
+        # last.ckpt with an unrestored model. Exit 143/130, as a shell reports a process ended by
+        # SIGTERM/SIGINT, so a script can tell a stopped run from a finished one.
+        sigterm = isinstance(stop, SIGTERMException)
+        code = 143 if sigterm else 130 if stop.code == 1 else stop.code
         if module.trained_this_run:
             trainer.save_checkpoint(last_ckpt)
-        raise
+            print(f"stopped ({'SIGTERM' if sigterm else 'interrupted'}) at step {trainer.global_step}, "
+                  f"{module.images_seen} images seen: {last_ckpt} saved; continue with --resume", file=sys.stderr)
+        raise SystemExit(code) from stop
     # The final state, whatever the periodic checkpoints last caught: --resume continues here.
     trainer.save_checkpoint(last_ckpt)
     return out
