@@ -187,6 +187,9 @@ def test_an_interrupted_run_keeps_what_it_trained(folder, tmp_path, monkeypatch,
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert code == 130 and ckpt["global_step"] == 3 and ckpt["images_seen"] == 6
     assert "stopped (interrupted) at step 3, 6 images seen" in capsys.readouterr().err
+    monkeypatch.undo()  # the interrupted step's batch is skipped on resume; the run still ends where asked
+    assert main(["train", "--config", str(run / "config.yaml"), "--resume"]) == 0
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 10
 
 
 def test_a_sigterm_ends_the_step_saves_and_exits_143(folder, tmp_path, monkeypatch, capsys):
@@ -203,3 +206,47 @@ def test_a_sigterm_ends_the_step_saves_and_exits_143(folder, tmp_path, monkeypat
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert code == 143 and ckpt["global_step"] == 4 and ckpt["images_seen"] == 8
     assert "stopped (SIGTERM) at step 4, 8 images seen" in capsys.readouterr().err
+
+
+def test_a_resumed_run_trains_on_the_batches_an_uninterrupted_one_would(folder, tmp_path, monkeypatch):
+    """Stopped mid-epoch and resumed, a run finishes that epoch with the photos it had not yet
+    seen, cropped and flipped as they would have been, then goes on as if never stopped: the
+    sequence of training batches matches an uninterrupted run's, across the epoch boundary."""
+    import os
+    import signal
+
+    from dlnet.train.packed import PackedDataModule
+    from dlnet.train.training import ColorizationModule
+
+    pack = tmp_path / "p.pack"
+    pack_photos(make_split([folder], seed=0), pack, size=32)  # 7 batches of 2 per epoch
+    seen: list[tuple[list[int], float]] = []
+    transfer, step = PackedDataModule.on_after_batch_transfer, ColorizationModule.training_step
+
+    def recording(self, batch, dataloader_idx):
+        out = transfer(self, batch, dataloader_idx)
+        if self.trainer.training:
+            seen.append((batch[1].tolist(), out["rgb"].float().mean().item()))
+        return out
+
+    stop_at = {"step": None}
+
+    def maybe_stopped(self, batch, batch_idx):
+        if self.global_step == stop_at["step"]:
+            os.kill(os.getpid(), signal.SIGTERM)  # Lightning ends the run after this step
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(PackedDataModule, "on_after_batch_transfer", recording)
+    monkeypatch.setattr(ColorizationModule, "training_step", maybe_stopped)
+    args = ["train", "--packed", str(pack), "--encoder", "efficientnet_lite0", "--size", "32", "--batch-size", "2",
+            "--max-steps", "10", "--limit-val-batches", "1", "--val-every-steps", "5"]
+    assert main(args + ["--out", str(tmp_path / "straight")]) == 0
+    straight, seen[:] = list(seen), []
+
+    stop_at["step"] = 3
+    with pytest.raises(SystemExit):
+        main(args + ["--out", str(tmp_path / "stopped")])
+    stop_at["step"] = None
+    assert len(seen) == 4
+    assert main(["train", "--config", str(tmp_path / "stopped" / "config.yaml"), "--resume"]) == 0
+    assert len(straight) == 10 and seen == straight

@@ -12,6 +12,8 @@ and moves it to the training device: a GPU keeps all photos in its memory. On th
 decoded into a memory-mapped cache file beside the pack (``NAME.pack.u8``, rebuilt when the
 pack changes), so later runs start at once. :class:`PackedDataModule` then samples batch *indices*; the photos are gathered and
 augmented on the device (random resized crop, horizontal flip) in ``on_after_batch_transfer``.
+On one device the order (:class:`EpochSampler`) and the augmentation generator are saved in every
+checkpoint, so ``--resume`` continues mid-epoch with the batches an uninterrupted run would have had.
 
 Example:
     >>> pack_photos(Split(train=files, val=files[:2]), "photos.pack", size=128)   # doctest: +SKIP
@@ -226,14 +228,27 @@ class PackedDataModule(L.LightningDataModule):
 
     def _loader(self, part: str, train: bool) -> DataLoader:
         n = len(self.photos[part])
-        return DataLoader(_Indices(n, part), batch_size=self.batch_size, shuffle=train, num_workers=0,
-                          drop_last=train and n > self.batch_size, collate_fn=_collate_indices)
+        kwargs = dict(batch_size=self.batch_size, num_workers=0, drop_last=train and n > self.batch_size,
+                      collate_fn=_collate_indices)
+        if not train:
+            return DataLoader(_Indices(n, part), **kwargs)
+        if self.trainer is not None and self.trainer.world_size > 1:  # Lightning swaps in a DistributedSampler
+            return _ResumableLoader(_Indices(n, part), shuffle=True, **kwargs)
+        return _ResumableLoader(_Indices(n, part), sampler=EpochSampler(n, self.seed), **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", False)
+
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint: the augmentation generator, so a resumed run crops as an uninterrupted one would."""
+        return {"augment_rng": self._gen.get_state()} if self._gen is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self._gen is not None and "augment_rng" in state:
+            self._gen.set_state(state["augment_rng"])
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         part, idx = batch
@@ -245,6 +260,54 @@ class PackedDataModule(L.LightningDataModule):
             rgb = F.interpolate(rgb.float(), size=(self.size, self.size), mode="bilinear",
                                 antialias=True).round().clamp(0, 255).to(torch.uint8)
         return {"rgb": rgb, "skipped_bad": 0, "skipped_grey": 0}
+
+
+class EpochSampler(torch.utils.data.Sampler[int]):
+    """A fresh permutation of ``range(n)`` every epoch, drawn from ``(seed, epoch)`` alone, that can
+    resume mid-epoch: its state is the epoch and how many indices it has handed out, and after
+    :meth:`load_state_dict` it hands out the rest of that epoch's permutation. (PyTorch's
+    ``RandomSampler`` draws from the global generator, so a resumed run would start the epoch over
+    with photos it had just seen and never reach the rest.)
+
+    >>> s = EpochSampler(6, seed=0); s.set_epoch(2); first = list(s)
+    >>> s.load_state_dict({"epoch": 2, "served": 4}); s.set_epoch(2); list(s) == first[4:]
+    True
+    """
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch, self.served = n, seed, 0, 0
+
+    def __len__(self) -> int:
+        return self.n  # the whole epoch: Lightning counts a resumed epoch's batches from its start
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self.served = epoch, 0
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch))
+        for i in order[self.served:].tolist():
+            self.served += 1
+            yield i
+        self.served = 0  # a second pass over the same epoch starts from the top
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "served": self.served}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.served = int(state["epoch"]), int(state["served"])
+
+
+class _ResumableLoader(DataLoader):
+    """The training loader. Lightning saves a loader's ``state_dict`` in every checkpoint and hands
+    it back on ``--resume``; this one passes it to its sampler when the sampler keeps one."""
+
+    def state_dict(self) -> dict:
+        return self.sampler.state_dict() if hasattr(self.sampler, "state_dict") else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state and hasattr(self.sampler, "load_state_dict"):
+            self.sampler.load_state_dict(state)
 
 
 class _Indices(torch.utils.data.Dataset):
