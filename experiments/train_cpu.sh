@@ -7,10 +7,11 @@
 # Stop it (the final state is saved):  kill -TERM $(cat RUN.pid)   (a background job ignores -INT)
 #
 # Since the seventh session (docs/RESULTS.md) the run being continued is a fresh lineage from
-# ImageNet weights, not the shipped model's: RUN=../runs/s25-reb bash experiments/train_cpu.sh
-# resumes its third cosine (rebalanced + 0.5 x global, 300,000 images, from 537,600). On a machine
-# without it, rebuild it with the commands given there (global from --pretrained, then two
-# cosines of rebalanced + global).
+# ImageNet weights, not the shipped model's. In the ninth session it reached 1,200,000 images
+# (../runs/s26-reb, four cosines; the last with rebalanced + 0.25 x global) and is the candidate
+# to ship (RESULTS, ninth session, part 3). Continue it with a new cosine from
+# ../runs/s26-reb/checkpoints/last.ckpt (the ninth session's command with --init set to it, a new
+# seed and --out); on a machine without it, rebuild it with the commands given there.
 #
 # Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, THREADS may be set)
 set -euo pipefail
