@@ -156,6 +156,15 @@ def test_gpu_training_script_runs_on_the_cpu_at_tiny_size(folder, tmp_path):
     assert load_model(model_file).config.decoder == "unet" and images_seen(model_file) > 50
 
 
+def _sigterm() -> None:
+    """Send this process a real SIGTERM, as a job scheduler or `kill -TERM` would; Lightning ends the run after the step."""
+    import os
+    import signal
+
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "Lightning's handler is not installed"
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _stopped_at_step_3(folder, tmp_path, monkeypatch, stop):
     """Train 10 steps but call ``stop()`` inside step 3; the SystemExit code and the run folder."""
     from dlnet.train.training import ColorizationModule
@@ -195,14 +204,7 @@ def test_an_interrupted_run_keeps_what_it_trained(folder, tmp_path, monkeypatch,
 def test_a_sigterm_ends_the_step_saves_and_exits_143(folder, tmp_path, monkeypatch, capsys):
     """A real SIGTERM (a job scheduler, `kill -TERM`) lets the step finish, saves last.ckpt and
     exits 143, not 0: a script must not take a stopped run for a finished one."""
-    import os
-    import signal
-
-    def sigterm():
-        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "Lightning's handler is not installed"
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    code, run = _stopped_at_step_3(folder, tmp_path, monkeypatch, sigterm)
+    code, run = _stopped_at_step_3(folder, tmp_path, monkeypatch, _sigterm)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert code == 143 and ckpt["global_step"] == 4 and ckpt["images_seen"] == 8
     assert "stopped (SIGTERM) at step 4, 8 images seen" in capsys.readouterr().err
@@ -212,9 +214,6 @@ def test_a_resumed_run_trains_on_the_batches_an_uninterrupted_one_would(folder, 
     """Stopped mid-epoch and resumed, a run finishes that epoch with the photos it had not yet
     seen, cropped and flipped as they would have been, then goes on as if never stopped: the
     sequence of training batches matches an uninterrupted run's, across the epoch boundary."""
-    import os
-    import signal
-
     from dlnet.train.packed import PackedDataModule
     from dlnet.train.training import ColorizationModule
 
@@ -233,7 +232,7 @@ def test_a_resumed_run_trains_on_the_batches_an_uninterrupted_one_would(folder, 
 
     def maybe_stopped(self, batch, batch_idx):
         if self.global_step == stop_at["step"]:
-            os.kill(os.getpid(), signal.SIGTERM)  # Lightning ends the run after this step
+            _sigterm()
         return step(self, batch, batch_idx)
 
     monkeypatch.setattr(PackedDataModule, "on_after_batch_transfer", recording)
