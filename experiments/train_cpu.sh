@@ -6,14 +6,13 @@
 #   kill -STOP $(cat RUN.pid)   ...   kill -CONT $(cat RUN.pid)
 # Stop it (the final state is saved):  kill -TERM $(cat RUN.pid)   (a background job ignores -INT)
 #
-# Since the seventh session (docs/RESULTS.md) the run being continued is a fresh lineage from
-# ImageNet weights, not the shipped model's. In the ninth session it reached 1,200,000 images
-# (../runs/s26-reb, four cosines; the last with rebalanced + 0.25 x global) and is the candidate
-# to ship (RESULTS, ninth session, part 3). Continue it with a new cosine from
-# ../runs/s26-reb/checkpoints/last.ckpt (the ninth session's command with --init set to it, a new
-# seed and --out); on a machine without it, rebuild it with the commands given there.
+# The shipped default is the fresh lineage from ImageNet weights begun in the seventh session
+# (docs/RESULTS.md): 1,200,000 images in four cosines, shipped in the tenth session. A new run
+# continues it from the shipped weights (INIT) with its last recipe: one cosine of STEPS steps
+# (a session's worth) of rebalanced + GW x global, fresh Adam. The tenth session's run is
+# ../runs/s27-reb (RUN=../runs/s27-reb resumes it).
 #
-# Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, THREADS may be set)
+# Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, STEPS, SEED, THREADS may be set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-../runs/shipped-cpu}
@@ -30,13 +29,14 @@ mkdir -p "$RUN"
 if [ -f "$RUN/checkpoints/last.ckpt" ]; then
   start=(--config "$RUN/config.yaml" --resume)
 else
-  # The recipe chosen by the side-by-side probes (docs/RESULTS.md): U-Net decoder, encoder at a
-  # tenth of the decoder's learning rate, and since 620,384 images the rebalanced loss alone (the
-  # only loss that moved hue spread; its accuracy comes back in the cool-down's global anchor).
-  # Until then: local + 1 x global (5 x global until 327,872 images). LOSS and GW override it.
+  # The lineage's recipe (docs/RESULTS.md, seventh to ninth sessions): U-Net decoder, encoder at
+  # a tenth of the decoder's learning rate, the rebalanced loss (the only one that moved hue
+  # spread) anchored by 0.25 x global (accuracy), a cosine per session ending at rate zero (the
+  # checkpoint at its end is the one to ship; a constant rate never ends on a shippable model).
   start=(--packed "$PACK" --init "${INIT:-dlnet-effnet-unet}" --encoder efficientnet_lite0 --decoder unet
-         --size 128 --batch-size 32 --lr 1e-3 --encoder-lr-scale 0.1 --warmup-steps 100
-         --loss "${LOSS:-rebalanced}" --global-weight "${GW:-0}" --epochs 100000 --val-every-steps 250)
+         --size 128 --batch-size 32 --lr 1e-3 --encoder-lr-scale 0.1 --schedule cosine --warmup-steps 50
+         --max-steps "${STEPS:-9000}" --loss "${LOSS:-rebalanced}" --global-weight "${GW:-0.25}"
+         --seed "${SEED:-5}" --val-every-steps 625)
 fi
 OMP_NUM_THREADS=${THREADS:-2} nohup nice -n 5 "$DLNET" train "${start[@]}" --out "$RUN" >>"$RUN.log" 2>&1 &
 echo $! > "$RUN.pid"
