@@ -9,8 +9,9 @@
 #       pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #         --platform manylinux_2_17_x86_64 -d .whl kornia kornia_rs
 #   - dlnet runs from src/ on PYTHONPATH, not installed with its pins.
-# It trains with a wall-clock limit well inside the 10-minute command limit, saves the final
-# state, and writes to $OUT: the fp16 model (under 16 MiB), the CSV log, the config and a summary
+# It trains with a wall-clock limit well inside the 10-minute command limit, along a cosine that
+# follows the clock to rate 0 (so the model that comes home is cooled, ready to evaluate and
+# ship), saves the final state, and writes to $OUT: the fp16 model (under 16 MiB), the CSV log, the config and a summary
 # with images/s. Bring the model home and continue on the CPU with --init PATH.
 #
 # Usage (device):  OUT=... bash experiments/train_gpu.sh
@@ -23,8 +24,8 @@ INIT=${INIT:-src/dlnet/model/weights/dlnet-effnet-unet.safetensors}  # or the la
 MAX_TIME=${MAX_TIME:-00:00:07:30}  # DD:HH:MM:SS of training; start-up and export come on top
 BATCH=${BATCH:-128}
 LR=${LR:-1e-3}
-LOSS=${LOSS:-rebalanced}  # the shipped lineage's loss since 620,384 images (docs/RESULTS.md) ...
-GW=${GW:-1}  # ... with a global anchor (the cool-downs' 1 or 0.5), since this model comes home to be shipped
+LOSS=${LOSS:-rebalanced}  # the shipped lineage's loss (docs/RESULTS.md, seventh to tenth sessions) ...
+GW=${GW:-0.25}  # ... with the global anchor of its last cosine
 EXTRA=${EXTRA:-}  # more `dlnet train` flags
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
@@ -40,7 +41,7 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 run="$OUT/run"
 # shellcheck disable=SC2086
 "$PY" -m dlnet.apps.cli train --packed "$PACK" --init "$INIT" --encoder efficientnet_lite0 --decoder unet \
-  --size 128 --batch-size "$BATCH" --lr "$LR" --encoder-lr-scale 0.1 --warmup-steps 100 \
+  --size 128 --batch-size "$BATCH" --lr "$LR" --encoder-lr-scale 0.1 --warmup-steps 100 --schedule cosine \
   --loss "$LOSS" --global-weight "$GW" --epochs 1000 --max-time "$MAX_TIME" --val-every-steps 200 \
   --precision bf16-mixed --out "$run" $EXTRA >"$OUT/train.log" 2>&1 || { tail -n 30 "$OUT/train.log"; exit 1; }
 tail -n 5 "$OUT/train.log"

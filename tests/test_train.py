@@ -98,6 +98,17 @@ def test_train_checkpoint_resume_evaluate_colorize(photos, tmp_path):
     assert img.size == (48, 48) and img.mode == "RGB"
 
 
+def test_a_cosine_ends_with_the_clock_when_max_time_stops_the_run(photos, tmp_path):
+    # 1,000 epochs would take the cosine ~3,000 steps; --max-time stops the run after a few seconds,
+    # and the rate must have followed the clock down (a GPU call's model comes home cooled).
+    run = tmp_path / "run"
+    args = ["--data", str(photos), "--out", str(run), "--epochs", "1000", "--max-time", "00:00:00:04"]
+    assert main(["train", *args, *TRAIN, "--lr", "1e-3"]) == 0
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    lrs = [g["lr"] for g in ckpt["optimizer_states"][0]["param_groups"]]
+    assert 0 < ckpt["global_step"] < 500 and max(lrs) < 0.25e-3, (ckpt["global_step"], lrs)
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(photos, tmp_path):
     run = tmp_path / "ddp"

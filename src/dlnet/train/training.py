@@ -29,7 +29,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.fabric.utilities.cloud_io import get_filesystem
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -77,7 +77,7 @@ class TrainConfig:
     encoder_lr_scale: float = 1.0  # the encoder's lr = lr x this (below 1 protects pretrained features)
     schedule: str = "constant"  # "constant" (the paper) or "cosine"
     warmup_steps: int = 0  # linear warm-up of the learning rate
-    max_time: str | None = None  # wall-clock limit "DD:HH:MM:SS"; the final state is saved
+    max_time: str | None = None  # wall-clock limit "DD:HH:MM:SS"; the final state is saved; a cosine follows it
     precision: str = "bf16-mixed"
     accelerator: str = "auto"
     devices: str = "auto"
@@ -235,16 +235,37 @@ class ColorizationModule(L.LightningModule):
         if self.hparams.schedule == "constant" and not warmup:
             return opt
         total = int(self.trainer.estimated_stepping_batches) if self.hparams.schedule == "cosine" else 0
+        # With --max-time the run may end on the clock before its steps run out (a GPU call's
+        # only limit): the cosine then follows the clock, so that the run still ends near rate 0.
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None) if total else None
 
-        def factor(step: int) -> float:  # linear warm-up, then constant or a cosine to 0
-            if step < warmup:
-                return (step + 1) / warmup
-            if not total:
-                return 1.0
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+        def factor(step: int) -> float:
+            if timer is None or timer.time_remaining() is None:  # no --max-time
+                return lr_factor(step, warmup, total)
+            elapsed = timer.time_elapsed()
+            limit = elapsed + timer.time_remaining()
+            return lr_factor(step, warmup, total, elapsed / limit if limit > 0 else 1.0)
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def lr_factor(step: int, warmup: int, total: int, clock: float = 0.0) -> float:
+    """The learning-rate multiplier at optimiser ``step``: a linear warm-up over ``warmup`` steps,
+    then 1 (``total`` 0: constant) or a cosine to 0 at whichever end comes first, ``total`` steps or
+    the clock (``clock``: the share of ``--max-time`` used, 0..1; 0 without one).
+
+    >>> [round(lr_factor(s, 2, 10), 3) for s in (0, 1, 2, 6, 10)]
+    [0.5, 1.0, 1.0, 0.5, 0.0]
+    >>> lr_factor(3, 2, 10, clock=0.5), lr_factor(9, 2, 10, clock=1.0)
+    (0.5, 0.0)
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    if not total:
+        return 1.0
+    done = max(min(1.0, (step - warmup) / max(1, total - warmup)), min(1.0, max(0.0, clock)))
+    return 0.5 * (1 + math.cos(math.pi * done))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
