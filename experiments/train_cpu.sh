@@ -9,8 +9,9 @@
 # The shipped default is the fresh lineage from ImageNet weights begun in the seventh session
 # (docs/RESULTS.md): 1,200,000 images in four cosines, shipped in the tenth session. A new run
 # continues it from the shipped weights (INIT) with its last recipe: one cosine of STEPS steps
-# (a session's worth) of rebalanced + GW x global, fresh Adam. The tenth session's run is
-# ../runs/s27-reb (RUN=../runs/s27-reb resumes it).
+# (a session's worth) of rebalanced + GW x global, fresh Adam. The tenth session's cosine of it
+# (../runs/s27-reb, 288,000 images) did not beat the shipped model: more of the same recipe has
+# stopped paying on these photos (RESULTS, tenth session); change data, encoder or recipe first.
 #
 # Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, STEPS, SEED, THREADS may be set)
 set -euo pipefail
