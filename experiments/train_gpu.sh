@@ -12,7 +12,8 @@
 # It trains with a wall-clock limit well inside the 10-minute command limit, along a cosine that
 # follows the clock to rate 0 (so the model that comes home is cooled, ready to evaluate and
 # ship), saves the final state, and writes to $OUT: the fp16 model (under 16 MiB), the CSV log,
-# the config and a summary with images/s. Bring the model home and continue on the CPU with --init PATH.
+# the config and a summary with images/s. Bring the model home and continue on the CPU with
+# --init PATH.
 #
 # Usage (device):  OUT=... bash experiments/train_gpu.sh
 # Test (CPU, tiny): PACK=tiny.pack MAX_TIME=00:00:00:20 BATCH=8 OUT=/tmp/o bash experiments/train_gpu.sh

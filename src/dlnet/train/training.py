@@ -238,13 +238,13 @@ class ColorizationModule(L.LightningModule):
         # With --max-time the run may end on the clock before its steps run out (a GPU call's
         # only limit): the cosine then follows the clock, so that the run still ends near rate 0.
         timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None) if total else None
+        left = timer.time_remaining() if timer is not None else None  # None: no --max-time
+        limit = None if left is None else timer.time_elapsed() + left  # the --max-time, seconds
 
         def factor(step: int) -> float:
-            if timer is None or timer.time_remaining() is None:  # no --max-time
+            if limit is None:
                 return lr_factor(step, warmup, total)
-            elapsed = timer.time_elapsed()
-            limit = elapsed + timer.time_remaining()
-            return lr_factor(step, warmup, total, elapsed / limit if limit > 0 else 1.0)
+            return lr_factor(step, warmup, total, timer.time_elapsed() / limit if limit > 0 else 1.0)
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
