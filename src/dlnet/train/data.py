@@ -66,7 +66,8 @@ def make_split(roots: list[str | Path], test_fraction: float = 0.2, val_fraction
                seed: int = 0, extra_train: list[str | Path] = ()) -> Split:
     """Split every root 80/20 (``test_fraction``) inside each category, then hold out
     ``val_fraction`` of each category's training part for validation (model selection never
-    looks at the test photos). ``extra_train`` folders are used for training only.
+    looks at the test photos). ``extra_train`` folders, or file lists (``.txt``, one path per
+    line, as :func:`write_split` writes them), are used for training only.
 
     A root without category sub-folders is split at random the same way.
     """
@@ -87,7 +88,7 @@ def make_split(roots: list[str | Path], test_fraction: float = 0.2, val_fraction
             split.val += group[n_test:n_test + n_val]
             split.train += group[n_test + n_val:]
     for root in map(Path, extra_train):
-        files = find_images(root)
+        files = read_list(root) if root.suffix == ".txt" and root.is_file() else find_images(root)
         if not files:
             raise DataError(f"{root}: no images found")
         split.train += files

@@ -15,7 +15,7 @@ from dlnet.apps.commands import UsageError
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", action="append", required=True, help="photo folder split 80/20 inside each category (repeatable)")
-    p.add_argument("--extra-train", action="append", default=[], help="photo folder used for training only (repeatable)")
+    p.add_argument("--extra-train", action="append", default=[], help="photo folder or file list (.txt) used for training only (repeatable)")
     p.add_argument("-o", "--out", required=True, help="the .pack file to write")
     p.add_argument("--size", type=int, default=128, help="square side of the packed photos, px (default 128)")
     p.add_argument("--format", choices=["jpeg", "webp"], default="jpeg", help="photo encoding (webp: ~40%% smaller)")

@@ -22,7 +22,7 @@ def _pretrained(value: str):
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file of TrainConfig fields (flags override it)")
     p.add_argument("--data", action="append", help="photo folder split 80/20 inside each category (repeatable)")
-    p.add_argument("--extra-train", action="append", help="photo folder used for training only (repeatable)")
+    p.add_argument("--extra-train", action="append", help="photo folder or file list (.txt) used for training only (repeatable)")
     p.add_argument("--packed", help="a .pack file from `dlnet pack` (photos decoded once, augmented on the device)")
     p.add_argument("--init", help="start from these weights: a shipped model's name or a .safetensors/.ckpt "
                    "(fresh optimiser; tensors are matched by name and shape)")
