@@ -26,24 +26,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dlnet.io.imageio import IMAGE_SUFFIXES, ImageError, read_rgb8, resize_crop
+from dlnet.io.photolist import DataError, find_photos as find_images, read_list  # the one scanner and list reader
 
 __all__ = ["IMAGE_EXTENSIONS", "find_images", "make_split", "write_split", "read_list", "PhotoDataset",
            "ColorDataModule", "Split", "DataError"]
 
 IMAGE_EXTENSIONS = IMAGE_SUFFIXES  # one list of what counts as a photo, shared with colorize
 GREY_TOLERANCE = 3  # a photo whose channels never differ by more than this (0..255) is grey
-
-
-class DataError(ValueError):
-    """A data folder or split that cannot be used: raised before any training starts."""
-
-
-def find_images(root: str | Path) -> list[Path]:
-    """All image files under ``root`` (recursive), sorted for determinism."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such data folder")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
 @dataclass
@@ -103,14 +92,6 @@ def write_split(split: Split, folder: str | Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("train", "val", "test"):
         (folder / f"{name}.txt").write_text("".join(f"{p.resolve()}\n" for p in getattr(split, name)))
-
-
-def read_list(path: str | Path) -> list[Path]:
-    """Paths from a file list, one per line; relative lines are relative to the list's folder."""
-    path = Path(path)
-    base = path.parent
-    lines = [ln.strip() for ln in path.read_text().splitlines()]
-    return [p if p.is_absolute() else base / p for p in map(Path, filter(None, lines))]
 
 
 class PhotoDataset(Dataset):

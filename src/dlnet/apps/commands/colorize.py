@@ -9,6 +9,8 @@ Nothing is ever overwritten that should not be: an output path equal to an input
 existing outputs are skipped unless ``--overwrite``, and files are written atomically. A file
 that cannot be read or written gives one line ``<file>: <cause>`` on stderr and the batch goes
 on; the exit code is then 1. A summary line ends the run: ``N colorized, N skipped, N failed``.
+The finding, planning and per-photo work are :mod:`dlnet.infer.batch`'s; this module parses the
+flags, checks them and reports.
 
 Example:
     $ dlnet colorize old-photos/ scans/*.tif -o colour --side-by-side
@@ -23,15 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlnet.apps.commands import UsageError, add_model_flag, colorize_video, one_line, option_error
-
-
-@dataclass
-class Job:
-    """One input file and where its output goes."""
-
-    src: Path
-    dst: Path
-    fmt: str
 
 
 def _print_err(line: str) -> None:
@@ -89,129 +82,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     colorize_video.configure(parser)
 
 
-def _has_magic(s: str) -> bool:
-    return any(c in s for c in "*?[")
-
-
-def _glob(pattern: str) -> list[Path]:
-    """The matches of ``pattern``, sorted; ``**`` never descends into symbolic links to folders
-    (``glob.glob`` does, so a link back to a parent would recurse for ever). Hidden names match
-    only a pattern part that starts with a dot, as in the shell."""
-    parts = Path(pattern).parts
-    first = next(i for i, part in enumerate(parts) if _has_magic(part))
-    root = Path(*parts[:first]) if first else Path()
-    hidden = any(part.startswith(".") for part in parts[first:])
-    try:
-        matches = root.glob(str(Path(*parts[first:])))
-        return sorted(m for m in matches if hidden or not any(p.startswith(".") for p in m.relative_to(root).parts))
-    except (OSError, ValueError):  # an unreadable folder, or a pattern pathlib refuses
-        return []
-
-
-def _relative(path: Path, root: Path | None) -> Path:
-    """``path`` relative to the current folder if inside it, else to the folder argument ``root``."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return Path(root.resolve().name) / path.resolve().relative_to(root.resolve()) if root else Path(path.name)
-
-
-def _scan(folder: Path, out_dir: Path):
-    from dlnet.io.imageio import IMAGE_SUFFIXES
-
-    out_dir = out_dir.resolve()
-    for f in sorted(folder.rglob("*")):
-        parts = f.relative_to(folder).parts
-        wanted = f.suffix.lower() in IMAGE_SUFFIXES or colorize_video.is_video(f)
-        if any(p.startswith(".") for p in parts) or not wanted or not f.is_file():
-            continue
-        if f.resolve().is_relative_to(out_dir):  # earlier outputs are not inputs
-            continue
-        yield f
-
-
-def _expand(arg: str, out_dir: Path, tally: Tally) -> list[tuple[Path, Path]]:
-    """One argument's ``(file, relative path)`` pairs; a missing one is reported."""
-    p = Path(arg)
-    if p.is_dir():
-        items = [(f, _relative(f, p)) for f in _scan(p, out_dir)]
-        if not items:
-            tally.fail(arg, "no image or video files in this folder")
-        return items
-    if p.exists():
-        return [(p, _relative(p, None))]
-    if not _has_magic(arg):
-        tally.fail(arg, "no such file or folder")
-        return []
-    matches = _glob(arg)
-    items = [(m, _relative(m, None)) for m in matches if m.is_file()]
-    for d in (m for m in matches if m.is_dir()):
-        items += [(f, _relative(f, d)) for f in _scan(d, out_dir)]
-    if not items:
-        tally.fail(arg, "no files match")
-    return items
-
-
-def collect(paths: list[str], out_dir: Path, tally: Tally) -> list[tuple[Path, Path]]:
-    """Expand arguments into ``(file, relative path)`` pairs, each file once; report missing ones."""
-    found: dict[Path, tuple[Path, Path]] = {}
-    for arg in paths:
-        try:
-            items = _expand(arg, out_dir, tally)
-        except OSError as e:  # a name too long for the file system, say
-            tally.fail(arg, e.strerror or str(e))
-            continue
-        for f, rel in items:
-            found.setdefault(f.resolve(), (f, rel))
-    return list(found.values())
-
-
-def plan(inputs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None, overwrite: bool, tally: Tally) -> list[Job]:
-    """Decide each output path; refuse outputs that are inputs or collide, skip existing ones.
-
-    An input whose output keeps its name is served first; one whose suffix changes (``a.gif``
-    -> ``a.png``) and collides with it gets ``a.gif.png`` instead.
-    """
-    from PIL import Image
-
-    from dlnet.io.imageio import output_format
-
-    sources = {f.resolve() for f, _ in inputs}
-    planned = []
-    for src, rel in inputs:
-        if colorize_video.is_video(src):
-            planned.append((src, *colorize_video.planned_output(out_dir / rel)))
-            continue
-        # The source format is only known once decoded; the suffix gives the planned one.
-        guess = Image.registered_extensions().get(src.suffix.lower())
-        planned.append((src, *output_format(out_dir / rel, guess, fmt)))
-    taken: dict[Path, Path] = {}
-    jobs = []
-    for src, dst, out_fmt in sorted(planned, key=lambda p: p[1].suffix != p[0].suffix):
-        if dst.resolve() in taken and dst.suffix != src.suffix:
-            dst = dst.with_name(src.name + dst.suffix)
-        key = dst.resolve()
-        if key in sources:
-            tally.fail(src, f"output {dst} would overwrite an input; choose another -o")
-        elif key in taken:
-            tally.fail(src, f"output {dst} is already the output of {taken[key]}")
-        else:
-            try:
-                is_dir, exists = dst.is_dir(), dst.exists()
-            except OSError as e:  # a name too long for the file system, say
-                tally.fail(src, f"output {dst}: {e.strerror or e}")
-                continue
-            if is_dir:
-                tally.fail(src, f"output {dst} is a folder")
-                continue
-            taken[key] = src
-            if exists and not overwrite:
-                tally.skipped += 1
-            else:
-                jobs.append(Job(src, dst, out_fmt))
-    return jobs
-
-
 def _options(args: argparse.Namespace):
     """The run's :class:`~dlnet.infer.options.InferenceOptions`, from the flags (checked there)."""
     from dlnet.infer.options import InferenceOptions
@@ -229,17 +99,19 @@ def _options(args: argparse.Namespace):
 AUTO_ONNX_MAX_PHOTOS = 32
 
 
-def _auto_onnx(args: argparse.Namespace, options, jobs: list[Job]):
+def _auto_onnx(args: argparse.Namespace, options, jobs: list):
     """The torch-free :class:`~dlnet.infer.onnxrun.OnnxColorizer` on the CPU, without videos or
     --compile, when it is asked for (``--runtime onnx`` or an .onnx model) or no runtime is and it
     is the faster one (a few photos), else None; also None when it cannot be had (onnxruntime
     missing, a bad model file, a failed export): the torch path then runs, or reports the error."""
     import importlib.util
 
+    from dlnet.infer.batch import VIDEO
+
     wanted = args.runtime == "onnx" or str(args.model).endswith(".onnx") or (
         args.runtime is None and len(jobs) <= AUTO_ONNX_MAX_PHOTOS and args.temperature is None)
     if (not wanted or args.runtime == "torch" or args.compile or args.device not in (None, "cpu")
-            or args.batch_size < 1 or any(job.fmt == colorize_video.VIDEO for job in jobs)
+            or args.batch_size < 1 or any(job.fmt == VIDEO for job in jobs)
             or importlib.util.find_spec("onnxruntime") is None):
         return None
     from dlnet.infer.onnxrun import OnnxColorizer
@@ -250,7 +122,7 @@ def _auto_onnx(args: argparse.Namespace, options, jobs: list[Job]):
         return None
 
 
-def _build_colorizer(args: argparse.Namespace, options, jobs: list[Job] = ()):
+def _build_colorizer(args: argparse.Namespace, options, jobs: list = ()):
     colorizer = _auto_onnx(args, options, list(jobs))
     if colorizer is not None:
         return colorizer
@@ -288,43 +160,26 @@ def _build_colorizer(args: argparse.Namespace, options, jobs: list[Job] = ()):
                      options=options)
 
 
-def process(jobs: list[Job], colorizer, args: argparse.Namespace, tally: Tally, advance, bar=None) -> None:
-    """Read each job's photo, colorize and write it, with the colorizer's options.
+def process(jobs: list, colorizer, args: argparse.Namespace, tally: Tally, advance, bar=None) -> None:
+    """Colorize and write each job (:func:`dlnet.infer.batch.colorize_jobs` for photos,
+    :func:`colorize_video.process` for videos), counting and reporting each one."""
+    from dlnet.infer.batch import VIDEO, colorize_jobs
 
-    Photos stream through :meth:`~dlnet.infer.colorizer.Colorizer.colorize_stream`, which batches those
-    of one working shape with at most ``batch_size`` decoded photos waiting, so memory stays
-    bounded for big folders of mixed sizes, and one photo that fails costs only itself.
-    """
-    from dlnet.io.imageio import ImageError, read_image, save_image
-
-    videos = [job for job in jobs if job.fmt == colorize_video.VIDEO]
-    jobs = [job for job in jobs if job.fmt != colorize_video.VIDEO]
-    options = colorizer.options
-
-    def photos():
-        for job in jobs:
-            try:
-                yield job, read_image(job.src, max_pixels=options.max_pixels)
-            except ImageError as e:
-                tally.fail(job.src, e.cause)
-                advance()
-
-    for job, result in colorizer.colorize_stream(photos(), options, args.side_by_side):
-        if isinstance(result, Exception):
-            tally.fail(job.src, f"colorization failed ({type(result).__name__}: {result})")
+    photos = [job for job in jobs if job.fmt != VIDEO]
+    for outcome in colorize_jobs(colorizer, photos, colorizer.options, args.side_by_side):
+        if outcome.ok:
+            tally.done += 1
         else:
-            try:
-                save_image(result, job.dst, job.fmt, quality=options.quality)
-                tally.done += 1
-            except ImageError as e:
-                tally.fail(job.src, f"output {e}")
+            tally.fail(outcome.job.src, outcome.cause)
         advance()
-    colorize_video.process(videos, colorizer, args, tally, advance, bar)
+    colorize_video.process([job for job in jobs if job.fmt == VIDEO], colorizer, args, tally, advance, bar)
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dlnet.infer.batch import plan_jobs
 
     options = _options(args)
     colorize_video.check(args)
@@ -335,7 +190,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:  # a name too long for the file system, say
         raise UsageError(f"{out_dir}: {e.strerror or e}") from None
     tally = Tally()
-    jobs = plan(collect(args.paths, out_dir, tally), out_dir, options.format, args.overwrite, tally)
+    plan = plan_jobs(args.paths, out_dir, options, args.overwrite)
+    for failure in plan.failures:
+        tally.fail(failure.path, failure.cause)
+    tally.skipped, jobs = len(plan.skipped), plan.jobs
     if jobs:
         colorizer = _build_colorizer(args, options, jobs)
         try:

@@ -1,0 +1,250 @@
+"""Photos in bulk from the file system: find them, plan where each result goes, colorize and write them.
+
+This is ``dlnet colorize``'s photo path, for any program that colorizes files (a cluster job, a
+script): the same inputs found, the same outputs written, the same one-line failures.
+
+1. :func:`plan_jobs` expands what a user names (files, folders searched recursively, globs) into
+   :class:`Job` s: each input once, its output ``OUT/<relative path>`` (relative to the current
+   folder when the input lies inside it, else to the folder named), in the input's format (PNG for
+   formats that cannot be written back) or ``options.format``. Hidden files and folders, and
+   earlier outputs inside a scanned folder, are left out. Nothing is overwritten that should not
+   be: an output that would replace an input, or another job's output, is refused; existing
+   outputs are skipped unless ``overwrite``. Videos are planned too (``Job.fmt == VIDEO``, output
+   ``.mp4``) and left to :func:`dlnet.infer.video.colorize_video`.
+2. :func:`colorize_jobs` reads, colorizes and writes the photo jobs with any colorizer
+   (:class:`~dlnet.infer.colorizer.Colorizer` or :class:`~dlnet.infer.onnxrun.OnnxColorizer`),
+   batching photos of one working shape, each output written atomically. It yields one
+   :class:`Outcome` per job as it finishes: a photo that cannot be read, colorized or written
+   costs only itself. Jobs are independent: split ``plan.photo_jobs`` across workers as you like.
+
+Example:
+    >>> from dlnet import Colorizer
+    >>> plan = plan_jobs(["scans/", "album/*.tif"], "colour", InferenceOptions())  # doctest: +SKIP
+    >>> for failure in plan.failures:                                           # doctest: +SKIP
+    ...     print(f"{failure.path}: {failure.cause}")
+    >>> colorizer = Colorizer.from_pretrained()                                 # doctest: +SKIP
+    >>> for outcome in colorize_jobs(colorizer, plan.photo_jobs):               # doctest: +SKIP
+    ...     print(outcome.job.dst if outcome.ok else f"{outcome.job.src}: {outcome.cause}")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlnet.infer.options import InferenceOptions
+from dlnet.infer.video import VIDEO_SUFFIXES
+from dlnet.io.imageio import IMAGE_SUFFIXES, ImageError, output_format, read_image, save_image
+from dlnet.io.photolist import find_photos, is_hidden
+
+__all__ = ["Job", "Failure", "Plan", "Outcome", "plan_jobs", "colorize_jobs", "is_video", "VIDEO"]
+
+VIDEO = "video"  # the Job.fmt of a video
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file, where its output goes, and the output's PIL format name (or :data:`VIDEO`)."""
+
+    src: Path
+    dst: Path
+    fmt: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input (a file, or an argument as given) that gets no output, and why, in a few words."""
+
+    path: str | Path
+    cause: str
+
+
+@dataclass
+class Plan:
+    """What :func:`plan_jobs` decided: the jobs to run (photos and videos, in order), the jobs
+    skipped because their output exists, and the inputs refused."""
+
+    jobs: list[Job] = field(default_factory=list)
+    skipped: list[Job] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def photo_jobs(self) -> list[Job]:
+        return [job for job in self.jobs if job.fmt != VIDEO]
+
+    @property
+    def video_jobs(self) -> list[Job]:
+        return [job for job in self.jobs if job.fmt == VIDEO]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One finished photo job: ``cause`` is None when its output was written."""
+
+    job: Job
+    cause: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.cause is None
+
+
+def is_video(path: Path) -> bool:
+    """Whether ``path`` is planned as a video (by its suffix)."""
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _has_magic(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def _glob(pattern: str) -> list[Path]:
+    """The matches of ``pattern``, sorted; ``**`` never descends into symbolic links to folders
+    (``glob.glob`` does, so a link back to a parent would recurse for ever). Hidden names match
+    only a pattern part that starts with a dot, as in the shell."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if _has_magic(part))
+    root = Path(*parts[:first]) if first else Path()
+    hidden = any(part.startswith(".") for part in parts[first:])
+    try:
+        return sorted(m for m in root.glob(str(Path(*parts[first:]))) if hidden or not is_hidden(m, root))
+    except (OSError, ValueError):  # an unreadable folder, or a pattern pathlib refuses
+        return []
+
+
+def _relative(path: Path, root: Path | None) -> Path:
+    """``path`` relative to the current folder if inside it, else to the folder argument ``root``."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return Path(root.resolve().name) / path.resolve().relative_to(root.resolve()) if root else Path(path.name)
+
+
+def _scan(folder: Path, out_dir: Path) -> list[tuple[Path, Path]]:
+    """A folder's photos and videos as ``(file, relative path)``, earlier outputs left out."""
+    files = find_photos(folder, IMAGE_SUFFIXES | VIDEO_SUFFIXES, exclude=out_dir)
+    return [(f, _relative(f, folder)) for f in files]
+
+
+def _expand(arg: str, out_dir: Path, failures: list[Failure]) -> list[tuple[Path, Path]]:
+    """One argument's ``(file, relative path)`` pairs; a missing one is a failure."""
+    p = Path(arg)
+    if p.is_dir():
+        items = _scan(p, out_dir)
+        if not items:
+            failures.append(Failure(arg, "no image or video files in this folder"))
+        return items
+    if p.exists():
+        return [(p, _relative(p, None))]
+    if not _has_magic(arg):
+        failures.append(Failure(arg, "no such file or folder"))
+        return []
+    matches = _glob(arg)
+    items = [(m, _relative(m, None)) for m in matches if m.is_file()]
+    for d in (m for m in matches if m.is_dir()):
+        items += _scan(d, out_dir)
+    if not items:
+        failures.append(Failure(arg, "no files match"))
+    return items
+
+
+def _collect(paths: Iterable[str | Path], out_dir: Path, failures: list[Failure]) -> list[tuple[Path, Path]]:
+    """Arguments as ``(file, relative path)`` pairs, each file once."""
+    found: dict[Path, tuple[Path, Path]] = {}
+    for arg in map(str, paths):
+        try:
+            items = _expand(arg, out_dir, failures)
+        except OSError as e:  # a name too long for the file system, say
+            failures.append(Failure(arg, e.strerror or str(e)))
+            continue
+        for f, rel in items:
+            found.setdefault(f.resolve(), (f, rel))
+    return list(found.values())
+
+
+def _planned(src: Path, out_path: Path, fmt: str | None) -> tuple[Path, str]:
+    """An input's output path and format before any collision is resolved."""
+    if is_video(src):
+        return out_path.with_suffix(".mp4"), VIDEO
+    from PIL import Image
+
+    # The source format is only known once decoded; the suffix gives the planned one.
+    return output_format(out_path, Image.registered_extensions().get(src.suffix.lower()), fmt)
+
+
+def plan_jobs(paths: Iterable[str | Path], output_dir: str | Path, options: InferenceOptions | None = None,
+              overwrite: bool = False) -> Plan:
+    """Expand ``paths`` (files, folders searched recursively, globs) into jobs writing under
+    ``output_dir`` in ``options.format`` (None: each input's own); see the module docstring.
+
+    An input whose output keeps its name is served first; one whose suffix changes (``a.gif``
+    -> ``a.png``) and collides with it gets ``a.gif.png`` instead. Nothing is read or written.
+    """
+    out_dir = Path(output_dir)
+    fmt = (options or InferenceOptions()).format
+    plan = Plan()
+    inputs = _collect(paths, out_dir, plan.failures)
+    sources = {f.resolve() for f, _ in inputs}
+    planned = [(src, *_planned(src, out_dir / rel, fmt)) for src, rel in inputs]
+    taken: dict[Path, Path] = {}
+    for src, dst, out_fmt in sorted(planned, key=lambda p: p[1].suffix != p[0].suffix):
+        if dst.resolve() in taken and dst.suffix != src.suffix:
+            dst = dst.with_name(src.name + dst.suffix)
+        key = dst.resolve()
+        if key in sources:
+            plan.failures.append(Failure(src, f"output {dst} would overwrite an input; choose another -o"))
+            continue
+        if key in taken:
+            plan.failures.append(Failure(src, f"output {dst} is already the output of {taken[key]}"))
+            continue
+        try:
+            is_dir, exists = dst.is_dir(), dst.exists()
+        except OSError as e:  # a name too long for the file system, say
+            plan.failures.append(Failure(src, f"output {dst}: {e.strerror or e}"))
+            continue
+        if is_dir:
+            plan.failures.append(Failure(src, f"output {dst} is a folder"))
+            continue
+        taken[key] = src
+        (plan.skipped if exists and not overwrite else plan.jobs).append(Job(src, dst, out_fmt))
+    return plan
+
+
+def colorize_jobs(colorizer, jobs: Iterable[Job], options: InferenceOptions | None = None,
+                  side_by_side: bool = False) -> Iterator[Outcome]:
+    """Read, colorize and write each photo job; yield its :class:`Outcome` as it finishes.
+
+    ``colorizer``: a :class:`~dlnet.infer.pipeline.PhotoPipeline` (the PyTorch or the ONNX one);
+    ``options``: default the colorizer's. Photos stream through its
+    :meth:`~dlnet.infer.pipeline.PhotoPipeline.colorize_stream`, which batches those of one
+    working shape with at most ``batch_size`` decoded photos waiting, so memory stays bounded for
+    big folders of mixed sizes. Outputs are written atomically (never half a file). Video jobs
+    are refused (their outcome says so): they go to :func:`dlnet.infer.video.colorize_video`.
+    """
+    options = options or colorizer.options
+    outcomes: list[Outcome] = []  # failures found while reading, handed out between batches
+
+    def photos():
+        for job in jobs:
+            if job.fmt == VIDEO:
+                outcomes.append(Outcome(job, "a video: colorize it with colorize_video"))
+                continue
+            try:
+                yield job, read_image(job.src, max_pixels=options.max_pixels)
+            except ImageError as e:
+                outcomes.append(Outcome(job, e.cause))
+
+    for job, result in colorizer.colorize_stream(photos(), options, side_by_side):
+        yield from outcomes
+        outcomes.clear()
+        if isinstance(result, Exception):
+            yield Outcome(job, f"colorization failed ({type(result).__name__}: {result})")
+            continue
+        try:
+            save_image(result, job.dst, job.fmt, quality=options.quality)
+        except ImageError as e:
+            yield Outcome(job, f"output {e}")
+        else:
+            yield Outcome(job)
+    yield from outcomes

@@ -1,0 +1,77 @@
+"""dlnet.infer.batch (the photo path of ``dlnet colorize`` for any program) and the one folder scanner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from conftest import gradient_photo
+from dlnet.infer.batch import VIDEO, colorize_jobs, plan_jobs
+from dlnet.infer.options import InferenceOptions
+from dlnet.infer.pipeline import PhotoPipeline
+from dlnet.io.photolist import find_photos
+from dlnet.train.data import find_images
+
+
+class FlatColour(PhotoPipeline):
+    """A stand-in model: every photo gets one a*b*; a photo of width 13 makes the model fail."""
+
+    def __init__(self, batch_size: int = 4) -> None:
+        self.options, self.batch_size = InferenceOptions(size=32), batch_size
+
+    def _predict_batch(self, ls, shape, options):
+        if any(l.shape[1] == 13 for l in ls):
+            raise RuntimeError("the model broke")
+        return np.full((len(ls), 2, *shape), 20.0, np.float32)
+
+
+def _photo(path: Path, w: int = 40) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(gradient_photo(24, w)).save(path)
+    return path
+
+
+def test_one_scanner_skips_hidden_files_for_colorize_and_training(tmp_path):
+    """Before: training's scanner took ``.thumbs/x.jpg`` and ``._a.jpg`` (macOS resource forks), colorize did not."""
+    for name in ("a.jpg", "sub/b.png", "._a.jpg", ".thumbs/x.jpg", "sub/.c.png", "notes.txt"):
+        _photo(tmp_path / "in" / name) if name.endswith(("jpg", "png")) else (tmp_path / "in" / name).write_text("x")
+    expected = [tmp_path / "in" / "a.jpg", tmp_path / "in" / "sub" / "b.png"]
+    assert find_photos(tmp_path / "in") == expected
+    assert find_images(tmp_path / "in") == expected  # the training split's scanner
+    plan = plan_jobs([tmp_path / "in"], tmp_path / "out")
+    assert [job.src for job in plan.jobs] == expected and not plan.failures
+
+
+def test_plan_refuses_overwriting_inputs_and_skips_existing_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _photo(tmp_path / "in" / "a.png")
+    _photo(tmp_path / "in" / "b.gif")
+    (tmp_path / "in" / "film.avi").write_bytes(b"not really")
+    _photo(tmp_path / "out" / "in" / "a.png")  # an earlier output
+    plan = plan_jobs(["in", "missing.jpg", "in/*.nomatch"], "out", InferenceOptions())
+    assert [job.dst for job in plan.skipped] == [Path("out/in/a.png")]
+    assert {(job.dst, job.fmt) for job in plan.jobs} == {(Path("out/in/b.png"), "PNG"), (Path("out/in/film.mp4"), VIDEO)}
+    assert [job.src for job in plan.video_jobs] == [Path("in/film.avi")]
+    assert {(str(f.path), f.cause) for f in plan.failures} == {("missing.jpg", "no such file or folder"),
+                                                               ("in/*.nomatch", "no files match")}
+    # Writing into the input folder itself: the output would be the input.
+    plan = plan_jobs(["in/a.png"], ".", InferenceOptions(format="png"), overwrite=True)
+    assert not plan.jobs and "would overwrite an input" in plan.failures[0].cause
+
+
+def test_colorize_jobs_writes_each_photo_and_fails_one_at_a_time(tmp_path):
+    good = [_photo(tmp_path / "in" / f"{i}.png") for i in range(5)]
+    broken = _photo(tmp_path / "in" / "narrow.png", w=13)  # the model fails on it
+    bad = tmp_path / "in" / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    plan = plan_jobs([tmp_path / "in"], tmp_path / "out")
+    outcomes = {o.job.src.name: o for o in colorize_jobs(FlatColour(), plan.jobs)}
+    assert set(outcomes) == {p.name for p in [*good, broken, bad]}
+    assert all(outcomes[p.name].ok for p in good)
+    assert "colorization failed (RuntimeError: the model broke)" == outcomes["narrow.png"].cause
+    assert not outcomes["bad.png"].ok and not outcomes["bad.png"].job.dst.exists()
+    out = np.asarray(Image.open(outcomes["0.png"].job.dst))
+    assert out.shape == (24, 40, 3) and (out[..., 0].astype(int) - out[..., 2]).mean() > 5  # a*b* > 0: warm
+    assert not list((tmp_path / "out").rglob(".*"))  # no temporary file left behind
