@@ -50,6 +50,21 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x)
 
+    def widen_input(self, extra: int) -> None:
+        """Give the first convolution ``extra`` more input channels, their weights zero: the
+        encoder then takes ``(B, 1 + extra, H, W)`` and, whatever the new channels hold,
+        computes exactly what it computed from channel 0 alone until training moves them."""
+        parent, name, conv = next((m, n, c) for m in self.modules() for n, c in m.named_children()
+                                  if isinstance(c, nn.Conv2d))  # the first conv: the stem
+        wide = nn.Conv2d(conv.in_channels + extra, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                         conv.dilation, conv.groups, conv.bias is not None)
+        with torch.no_grad():
+            wide.weight.zero_()
+            wide.weight[:, :conv.in_channels] = conv.weight
+            if conv.bias is not None:
+                wide.bias.copy_(conv.bias)
+        setattr(parent, name, wide)
+
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input size."""
         return self.trunk.forward_features(x)

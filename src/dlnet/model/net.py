@@ -28,6 +28,13 @@ mean of the colours a grey value could have, which is greyer than any of them, a
 setting saved in the model file: a shipped model carries the gain chosen for it on validation
 photos, ``InferenceOptions(saturation=...)`` overrides it per call, training ignores it.
 
+``hints=True`` (beyond the paper; Zhang et al. 2017, "Real-Time User-Guided Image Colorization")
+gives the encoder three more input channels, a hint map ``(B, 3, H, W)``: the raw a*b* a user
+asked for at some pixels and a 0/1 mask of those pixels (:data:`HINT_CHANNELS`). Their weights
+start at zero, so a hint model made from a trained one computes exactly what that one did until
+it is trained with simulated hints; with no hints (``hints=None``: an all-zero map) it is an
+automatic colorizer like any other.
+
 Example:
     >>> model = DLNet(ModelConfig(encoder="densenet121")).eval()
     >>> model(torch.rand(1, 1, 40, 50) * 100).shape
@@ -48,12 +55,13 @@ from torch import nn
 from dlnet.color.abbins import TEMPERATURE, annealed_mean, gamut_bins
 from dlnet.model.encoders import Pretrained, create_encoder
 
-__all__ = ["ModelConfig", "DLNet", "DECODERS", "PlainDecoder", "UNetDecoder", "UpsampleConcat", "upsample_concat"]
+__all__ = ["ModelConfig", "DLNet", "DECODERS", "HINT_CHANNELS", "PlainDecoder", "UNetDecoder", "UpsampleConcat", "upsample_concat"]
 
 # Where the decoder upsamples: after these conv indices (0-based) of decoder_channels.
 _UPSAMPLE_AFTER = (0, 1, 3, 5, 6)
 HEADS = ("regression", "classification")
 _HEAD_FIELDS = ("head", "bins", "temperature")  # left out of a regression model's saved config
+HINT_CHANNELS = 3  # a hint map's channels: raw a*, raw b* (0 where no hint), mask (1 where a hint)
 
 
 @dataclass
@@ -69,6 +77,7 @@ class ModelConfig:
     bins: list[list[float]] | None = None  # classification: bin centres (Q, 2); None: the gamut bins
     temperature: float = TEMPERATURE  # classification: annealed-mean temperature (inference option)
     saturation: float = 1.0  # a*b* gain at the output (inference option; 1 = as trained)
+    hints: bool = False  # the encoder also takes a hint map (user colour points), see the module doc
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -77,6 +86,8 @@ class ModelConfig:
                 del d[name]
         if self.saturation == 1.0:  # likewise before the saturation existed
             del d["saturation"]
+        if not self.hints:  # likewise before hint inputs existed
+            del d["hints"]
         return d
 
     @classmethod
@@ -207,6 +218,8 @@ class DLNet(nn.Module):
             config = dataclasses.replace(config, bins=gamut_bins().tolist())  # saved explicitly
         self.config = config
         self.encoder = create_encoder(self.config.encoder, self.config.pretrained)
+        if config.hints:
+            self.encoder.widen_input(HINT_CHANNELS)
         if self.config.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {self.config.decoder!r}; available: {', '.join(DECODERS)}")
         channels = self.config.decoder_channels
@@ -242,7 +255,7 @@ class DLNet(nn.Module):
             raise ValueError(f"saturation must be a finite number >= 0, got {value!r}")
         self.config.saturation = float(value)
 
-    def _decode(self, l: torch.Tensor, upsample: bool = True) -> torch.Tensor:
+    def _decode(self, l: torch.Tensor, upsample: bool = True, hints: torch.Tensor | None = None) -> torch.Tensor:
         """The decoder's output for L padded to a multiple of 32 (uncropped)."""
         h, w = l.shape[-2:]
         m = self.encoder.reduction
@@ -251,17 +264,34 @@ class DLNet(nn.Module):
         if pad_h or pad_w:
             # Replicate (not zero) padding: a black border would read as a dark object.
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        if self.config.hints:
+            x = torch.cat([x, self._hint_input(hints, l, pad_h, pad_w).to(x.dtype)], dim=1)
+        elif hints is not None:
+            raise ValueError("this model takes no hints (ModelConfig.hints is False)")
         features = self.encoder.forward_features(x) if self.decoder.uses_skips else self.encoder(x)
         return self.decoder(features, upsample)
 
-    def forward(self, l: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+    def _hint_input(self, hints: torch.Tensor | None, l: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+        """The encoder's hint channels: a*b* / ab_scale and the mask, zero-padded (no hints there)."""
+        if hints is None:
+            b, _, h, w = l.shape
+            return l.new_zeros(b, HINT_CHANNELS, h + pad_h, w + pad_w)
+        if hints.shape[1] != HINT_CHANNELS or hints.shape[-2:] != l.shape[-2:]:
+            raise ValueError(f"hints must be (B, {HINT_CHANNELS}, H, W) like L {tuple(l.shape)}, got {tuple(hints.shape)}")
+        scale = hints.new_tensor([1 / self.config.ab_scale, 1 / self.config.ab_scale, 1.0]).view(1, -1, 1, 1)
+        return F.pad(hints * scale, (0, pad_w, 0, pad_h))
+
+    def forward(self, l: torch.Tensor, temperature: float | None = None,
+                hints: torch.Tensor | None = None) -> torch.Tensor:
         """Raw L ``(B, 1, H, W)`` -> raw a*b* ``(B, 2, H, W)``. ``temperature`` overrides the
-        classification head's annealed-mean temperature for this call (a regression head has none)."""
+        classification head's annealed-mean temperature for this call (a regression head has none).
+        ``hints`` ``(B, 3, H, W)``: raw a*, b* and a 0/1 mask of the pixels a user coloured
+        (models with ``config.hints`` only; None: no hints)."""
         h, w = l.shape[-2:]
         if self.config.head == "regression":
-            ab = self._decode(l) * self.config.ab_scale
+            ab = self._decode(l, hints=hints) * self.config.ab_scale
         else:
-            ab = self.logits_to_ab(self._decode(l, upsample=False), temperature)
+            ab = self.logits_to_ab(self._decode(l, upsample=False, hints=hints), temperature)
         if self.config.saturation != 1.0:
             ab = ab * self.config.saturation
         return ab[..., :h, :w]
@@ -274,11 +304,11 @@ class DLNet(nn.Module):
             ab = F.interpolate(ab, scale_factor=self.decoder.stride, mode="bilinear", align_corners=False)
         return ab
 
-    def forward_logits(self, l: torch.Tensor) -> torch.Tensor:
+    def forward_logits(self, l: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         """Raw L ``(B, 1, H, W)`` -> bin logits ``(B, Q, ceil(H/s), ceil(W/s))`` of a classification
         head, at the decoder's own output size (``s = decoder.stride``: 1 plain, 2 U-Net)."""
         if self.config.head != "classification":
             raise ValueError("forward_logits needs a model with head='classification'")
         s = self.decoder.stride
-        return self._decode(l, upsample=False)[..., :-(-l.shape[-2] // s), :-(-l.shape[-1] // s)]
+        return self._decode(l, upsample=False, hints=hints)[..., :-(-l.shape[-2] // s), :-(-l.shape[-1] // s)]
 

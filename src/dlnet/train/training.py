@@ -35,6 +35,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from dlnet.color.abbins import ABPrior, ab_prior
+from dlnet.color.hints import simulate_hints
 from dlnet.io.atomic import atomic_path
 from dlnet.color.lab import merge_l_ab, rgb_to_lab
 from dlnet.train.data import ColorDataModule, PhotoDataset, collate, make_split, write_split
@@ -65,6 +66,7 @@ class TrainConfig:
     pretrained: bool | str = False
     init: str | None = None  # start from these weights (shipped name or file), fresh optimiser
     loss: str = "local"  # one of LOSSES
+    hints: bool = False  # a hint model (colour points as input), trained with hints simulated from the truth
     clusters: int = 5
     cluster_weights: list[float] | None = None
     global_weight: float = 0.0  # local/rebalanced loss + this x global loss (0: the paper's pure local loss)
@@ -137,18 +139,18 @@ class ColorizationModule(L.LightningModule):
         self.images_seen = 0
         self._run_images, self._run_start = 0, None
 
-    def forward(self, l: torch.Tensor) -> torch.Tensor:
-        return self.model(l.contiguous(memory_format=torch.channels_last))
+    def forward(self, l: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(l.contiguous(memory_format=torch.channels_last), hints=hints)
 
     def _lab(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         lab = rgb_to_lab(batch["rgb"].float() / 255.0)
         return lab[:, :1], lab[:, 1:]
 
-    def _output(self, l: torch.Tensor) -> torch.Tensor:
+    def _output(self, l: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         """What the loss takes: bin logits for a classification head, a*b* otherwise."""
         if self.model.config.head == "classification":
-            return self.model.forward_logits(l.contiguous(memory_format=torch.channels_last))
-        return self(l)
+            return self.model.forward_logits(l.contiguous(memory_format=torch.channels_last), hints)
+        return self(l, hints)
 
     def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         name = self.hparams.loss
@@ -172,7 +174,9 @@ class ColorizationModule(L.LightningModule):
         if n == 0:
             return None  # every photo of this batch was skipped
         l, ab = self._lab(batch)
-        loss = self._loss(self._output(l), ab)
+        # a hint model sees hints drawn from the truth on some photos, none on the others
+        hints = simulate_hints(ab) if self.model.config.hints else None
+        loss = self._loss(self._output(l, hints), ab)
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         seen = n * self.trainer.world_size
         self.images_seen += seen
@@ -219,11 +223,19 @@ class ColorizationModule(L.LightningModule):
         l, ab = self._lab(batch)
         out = self._output(l)
         self.log("val/loss", self._loss(out, ab), prog_bar=True, batch_size=n, sync_dist=True)
-        pred = self.model.logits_to_ab(out) if self.model.config.head == "classification" else out.float()
+        pred = self._ab(out)
         self.log("val/mse_ab", global_loss(pred, ab), batch_size=n, sync_dist=True)
         out, truth = merge_l_ab(l, pred), batch["rgb"].float() / 255.0
         self.log("val/psnr", psnr(out, truth).mean(), prog_bar=True, batch_size=n, sync_dist=True)
         self.log("val/ssim", ssim(out, truth).mean(), batch_size=n, sync_dist=True)
+        if self.model.config.hints:  # the same 10 points per photo at every validation
+            hints = simulate_hints(ab, torch.Generator(ab.device).manual_seed(batch_idx), points=10, side=3)
+            pred = self._ab(self._output(l, hints))
+            self.log("val/psnr_hints10", psnr(merge_l_ab(l, pred), truth).mean(), batch_size=n, sync_dist=True)
+
+    def _ab(self, out: torch.Tensor) -> torch.Tensor:
+        """:meth:`_output` as float a*b* (a classification head's logits decoded)."""
+        return self.model.logits_to_ab(out) if self.model.config.head == "classification" else out.float()
 
     def configure_optimizers(self):
         lr, scale = self.hparams.lr, self.hparams.get("encoder_lr_scale", 1.0)
@@ -285,13 +297,20 @@ def init_from(model: DLNet, source: str) -> tuple[int, int, int]:
     source was trained on).
 
     Nothing matching at all is an error (a different encoder); a new decoder on a trained
-    encoder is the intended partial case.
+    encoder is the intended partial case. A convolution with more input channels than the
+    source's (a hint model made from an automatic one) takes the source's weights for the first
+    channels and zero for the rest: it starts out computing exactly what the source did.
     """
     from dlnet.model.weights import images_seen, load_model
 
     src = load_model(source).state_dict()
     dst = model.state_dict()
     same = {k: v for k, v in src.items() if k in dst and dst[k].shape == v.shape}
+    for k, v in src.items():
+        d = dst.get(k)
+        if d is not None and v.dim() == 4 and d.shape[1] > v.shape[1] and d.shape[0] == v.shape[0] \
+                and d.shape[2:] == v.shape[2:]:
+            same[k] = torch.cat([v.to(d.dtype), d.new_zeros(d.shape[0], d.shape[1] - v.shape[1], *d.shape[2:])], 1)
     if not any(k.startswith("encoder.") for k in same):  # decoder shapes alone can match by chance
         raise ValueError(f"--init {source}: no encoder tensor fits this model (a different encoder?)")
     model.load_state_dict(same, strict=False)
@@ -360,7 +379,8 @@ def fit(cfg: TrainConfig) -> Path:
         (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
     prior = run_prior(cfg, out, train_files, write=rank0) if cfg.loss in _PRIOR_LOSSES else None
     head = {"head": "classification", "bins": prior.bins.tolist()} if cfg.loss == "classification" else {}
-    model_cfg = ModelConfig(encoder=cfg.encoder, decoder=cfg.decoder, pretrained=cfg.pretrained and not cfg.init, **head)
+    model_cfg = ModelConfig(encoder=cfg.encoder, decoder=cfg.decoder, pretrained=cfg.pretrained and not cfg.init,
+                            hints=cfg.hints, **head)
     if cfg.global_weight and cfg.loss not in _GLOBAL_WEIGHTED:
         print(f"note: --global-weight adds to the {', '.join(_GLOBAL_WEIGHTED)} losses only; --loss {cfg.loss} ignores it",
               file=sys.stderr)

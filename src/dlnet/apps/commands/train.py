@@ -35,6 +35,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="global (Eq. 1), local (Eq. 2/21, default), local-sqrt (clusters weighted by the square root "
                    "of their pixel share), rebalanced (MSE x inverse colour prior), classification (Zhang et al.'s "
                    "rebalanced a*b* bins); see docs/LOSSES.md")
+    p.add_argument("--hints", action="store_true", default=None,
+                   help="a hint model: colour points as input, trained with hints simulated from the truth")
     p.add_argument("--clusters", type=int, help="k of the local loss (default 5)")
     p.add_argument("--cluster-weights", type=float, nargs="+", help="one weight per cluster, least to most saturated")
     p.add_argument("--global-weight", type=float, help="add this x the global loss to the local or rebalanced loss (default 0)")

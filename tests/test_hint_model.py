@@ -1,0 +1,91 @@
+"""The hint model (issue 28's learned method): zero-initialised hint inputs, simulated hints, training."""
+
+import pytest
+import torch
+
+from dlnet.apps.cli import main
+from dlnet.color.hints import patch_hints, simulate_hints
+from dlnet.model.net import DLNet, ModelConfig
+from dlnet.model.weights import save_model
+from dlnet.train.data import make_split
+from dlnet.train.training import init_from
+
+from _tiny_model import tiny_model
+from conftest import write_photo_folder
+
+
+def _hint_copy(model: DLNet, tmp_path) -> DLNet:
+    """A hint model initialised from ``model`` the way ``dlnet train --init ... --hints`` does."""
+    src = save_model(model, tmp_path / "src.safetensors")
+    hinted = DLNet(ModelConfig.from_dict({**model.config.to_dict(), "hints": True})).eval()
+    loaded, total, _ = init_from(hinted, str(src))
+    assert loaded == total  # the widened stem is copied too, not left random
+    return hinted
+
+
+def test_a_hint_model_made_from_a_trained_one_computes_exactly_what_it_did(tmp_path):
+    model = tiny_model()
+    hinted = _hint_copy(model, tmp_path)
+    l = torch.rand(2, 1, 40, 56) * 100
+    hints = torch.zeros(2, 3, 40, 56)
+    hints[:, 0, 5:9, 7:11], hints[:, 1, 5:9, 7:11], hints[:, 2, 5:9, 7:11] = 60.0, -30.0, 1.0
+    with torch.no_grad():
+        want = model(l)
+        assert torch.equal(hinted(l), want)  # no hints: an all-zero map
+        assert torch.equal(hinted(l, hints=hints), want)  # the hint weights start at zero
+    stem = hinted.encoder.trunk.conv_stem.weight
+    assert stem.shape[1] == 4 and not stem[:, 1:].any()
+
+
+def test_hints_are_refused_by_a_model_without_hint_inputs_and_checked_for_shape():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="takes no hints"):
+        model(torch.zeros(1, 1, 32, 32), hints=torch.zeros(1, 3, 32, 32))
+    hinted = DLNet(ModelConfig(encoder="efficientnet_lite0", decoder_channels=(32, 32, 16, 16, 16, 8, 8), hints=True))
+    with pytest.raises(ValueError, match="hints must be"):
+        hinted(torch.zeros(1, 1, 32, 32), hints=torch.zeros(1, 3, 16, 16))
+
+
+def test_the_hints_flag_is_saved_only_when_set():
+    assert "hints" not in ModelConfig().to_dict()  # model files written before hints read the same
+    assert ModelConfig.from_dict(ModelConfig(hints=True).to_dict()).hints is True
+
+
+def test_patch_hints_fill_each_patch_with_its_mean_truth_and_average_overlaps():
+    ab = torch.zeros(1, 2, 6, 6)
+    ab[0, 0] = torch.arange(36.0).view(6, 6)  # a* = 6 y + x
+    ys, xs, sides = torch.tensor([[0, 1]]), torch.tensor([[0, 1]]), torch.tensor([[2, 2]])
+    m = patch_hints(ab, torch.tensor([2]), ys, xs, sides)
+    # patch 1: pixels (0,0),(0,1),(1,0),(1,1) -> mean 3.5; patch 2: (1..2, 1..2) -> mean 10.5
+    assert m[0, 0, 0, 0] == 3.5 and m[0, 0, 2, 2] == 10.5
+    assert m[0, 0, 1, 1] == 7.0  # both patches: their mean
+    assert m[0, 2].sum() == 7 and m[0, 1].abs().sum() == 0
+    none = patch_hints(ab, torch.tensor([0]), ys, xs, sides)
+    assert not none.any()  # count 0: points beyond a photo's count are dropped
+
+
+def test_simulated_hints_cover_every_count_and_leave_some_photos_without():
+    g = torch.Generator().manual_seed(0)
+    ab = torch.randn(400, 2, 32, 32)
+    hints = simulate_hints(ab, g, p_none=0.5, max_points=128)
+    hinted = hints[:, 2].flatten(1).any(1)
+    assert 0.4 < hinted.float().mean() < 0.6
+    fixed = simulate_hints(ab[:4], g, points=10, side=3)
+    assert (fixed[:, 2].flatten(1).sum(1) <= 90).all() and (fixed[:, 2].flatten(1).sum(1) >= 9).all()
+
+
+def test_train_a_hint_model_from_an_automatic_one_end_to_end(tmp_path):
+    write_photo_folder(tmp_path / "photos", categories=2, per_category=8, size=40)
+    src = save_model(tiny_model(), tmp_path / "src.safetensors")
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(tmp_path / "photos"), "--init", str(src), "--hints",
+                 "--encoder", "efficientnet_lite0", "--size", "32", "--batch-size", "4", "--workers", "0",
+                 "--max-steps", "2", "--val-every-steps", "2", "--limit-val-batches", "1", "--loss", "global",
+                 "--out", str(out)])
+    assert code == 0
+    from dlnet.model.weights import load_model
+
+    model = load_model(out / "checkpoints" / "last.ckpt")
+    assert model.config.hints and model.encoder.trunk.conv_stem.weight.shape[1] == 4
+    metrics = next(out.glob("logs/*/metrics.csv")).read_text()
+    assert "val/psnr_hints10" in metrics.splitlines()[0]
