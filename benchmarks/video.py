@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from inference import peak_rss_gb  # noqa: E402
 
 from dlnet.infer.colorizer import Colorizer  # noqa: E402
-from dlnet.infer.fullres import lightness  # noqa: E402
+from dlnet.color.fullres import lightness  # noqa: E402
 from dlnet.infer.temporal import DEFAULT_TEMPORAL, TemporalSmoother, flicker  # noqa: E402
 from dlnet.infer.video import read_frames  # noqa: E402
 

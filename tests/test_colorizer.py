@@ -11,7 +11,7 @@ from _tiny_model import tiny_model
 
 from dlnet.color.lab import merge_l_ab, rgb_to_lab
 from dlnet.infer.colorizer import Colorizer
-from dlnet.infer.fullres import lightness, merge_rgb8
+from dlnet.color.fullres import lightness, merge_rgb8
 from dlnet.color.rebalance import Rebalance, RebalanceConfig
 
 

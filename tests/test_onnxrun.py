@@ -16,7 +16,7 @@ from _tiny_model import tiny_model  # noqa: E402
 from conftest import gradient_photo  # noqa: E402
 
 from dlnet.infer.colorizer import Colorizer  # noqa: E402
-from dlnet.infer.fullres import merge_rgb8, resize_l  # noqa: E402
+from dlnet.color.fullres import merge_rgb8, resize_l  # noqa: E402
 from dlnet.model.net import DLNet, ModelConfig  # noqa: E402
 from dlnet.infer.onnxrun import OnnxColorizer, cache_key, cached_onnx  # noqa: E402
 from dlnet.infer.options import InferenceOptions  # noqa: E402

@@ -272,7 +272,7 @@ def test_server_takes_a_short_video_and_refuses_a_long_one(tmp_path):
 
 
 def test_each_frame_keeps_its_own_lightness(tmp_path):
-    from dlnet.infer.fullres import lightness
+    from dlnet.color.fullres import lightness
 
     clip = write_clip(tmp_path / "still.mp4")
     result = _colorizer().colorize_video(clip, tmp_path / "out.mp4", crf=0)  # x264 lossless: L* as recombined

@@ -1,6 +1,7 @@
 """Colour: sRGB <-> CIE L*a*b*, the a*b* bins and prior, k-means, and rebalancing after prediction.
 
 The model sees L* and predicts a*b*; :mod:`dlnet.color.lab` converts batched tensors (kornia),
+:mod:`dlnet.color.fullres` full-resolution photos in NumPy (L* in, 8-bit sRGB out, torch-free),
 :mod:`dlnet.color.abbins` quantises a*b* (the colour prior, rebalancing weights, the annealed
 mean), :mod:`dlnet.color.kmeans` clusters them (the local loss, rebalancing) and
 :mod:`dlnet.color.rebalance` saturates washed-out predictions (its parameters, torch-free, in

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from dlnet import _installed_version
 from dlnet.evaluate import metrics, report
 from dlnet.color.lab import rgb_to_lab
-from dlnet.infer.fullres import lightness, merge_rgb8
+from dlnet.color.fullres import lightness, merge_rgb8
 from dlnet.train.data import IMAGE_EXTENSIONS, find_images, read_list
 from dlnet.io.imageio import ImageError, Photo, read_rgb8, resize_crop
 from dlnet.model.net import DLNet

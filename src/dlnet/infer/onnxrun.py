@@ -14,7 +14,7 @@ architecture's code gets a new file, never a stale one. Files are written atomic
 (:mod:`dlnet.io.atomic`), so concurrent first runs are safe. Nothing is shipped: the repository
 stays small.
 
-The working-size L* is computed as the PyTorch path does (:func:`dlnet.infer.fullres.resize_l`), and
+The working-size L* is computed as the PyTorch path does (:func:`dlnet.color.fullres.resize_l`), and
 onnxruntime runs in fp32: photos agree with the PyTorch fp32 path within one 8-bit level
 (``tests/test_onnxrun.py``).
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlnet.infer.fullres import resize_l, threads as default_threads
+from dlnet.color.fullres import resize_l, threads as default_threads
 from dlnet.infer.options import InferenceOptions, OptionError
 from dlnet.infer.pipeline import PhotoPipeline
 
@@ -97,7 +97,7 @@ def cached_onnx(name_or_path: str | Path | None = None) -> Path:
 
 def ort_session(path: str | Path, device=None, threads: int | None = None):
     """An onnxruntime session for ``path``: CUDA when ``device`` is CUDA and onnxruntime has it,
-    else the CPU with ``threads`` intra-op threads (default: :func:`dlnet.infer.fullres.threads`)."""
+    else the CPU with ``threads`` intra-op threads (default: :func:`dlnet.color.fullres.threads`)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -4,7 +4,7 @@
 ``_predict_batch`` (working-size L* of photos of one shape -> their a*b*):
 :class:`~dlnet.infer.colorizer.Colorizer` runs it with PyTorch, :class:`~dlnet.infer.onnxrun.OnnxColorizer`
 with onnxruntime. Everything else (grouping photos by working shape, batching, the full-resolution
-L* in and colour out of :mod:`dlnet.infer.fullres`, keeping alpha, ICC profile and EXIF, streaming with
+L* in and colour out of :mod:`dlnet.color.fullres`, keeping alpha, ICC profile and EXIF, streaming with
 per-photo failures) is written once here, in NumPy, so the torch-free path gives the same photos.
 
 Example:
@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from dlnet.infer.fullres import lightness, merge_rgb8
+from dlnet.color.fullres import lightness, merge_rgb8
 from dlnet.io.imageio import Photo, read_image
 from dlnet.infer.options import InferenceOptions, OptionError
 
@@ -97,7 +97,7 @@ class PhotoPipeline:
         working shape go through the model together, up to ``batch_size`` at a time.
 
         The full-resolution work (L* in, colour out) runs on the CPU in small strips, through
-        lookup tables where the source is 8-bit (:mod:`dlnet.infer.fullres`): a 12-MP photo never
+        lookup tables where the source is 8-bit (:mod:`dlnet.color.fullres`): a 12-MP photo never
         needs a full-size float RGB or a*b* copy, and only the working-size L* goes to the model.
         The L* of all given photos are held at once (48 MB per 12-MP photo): pass large photos a
         few at a time, or through :meth:`colorize_stream`.

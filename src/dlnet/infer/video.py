@@ -2,7 +2,7 @@
 
 Each frame goes through the same steps as a photo (:class:`~dlnet.infer.colorizer.Colorizer`): its L*
 at full resolution, a*b* predicted at the working size (frames batched through the model), the
-a*b* upsampled and recombined with the frame's own L* by :func:`dlnet.infer.fullres.merge_rgb8`. In
+a*b* upsampled and recombined with the frame's own L* by :func:`dlnet.color.fullres.merge_rgb8`. In
 between, :class:`~dlnet.infer.temporal.TemporalSmoother` averages a*b* over time, so colour guessed
 afresh for every frame does not flicker (docs/VIDEO.md).
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from dlnet.io.atomic import atomic_path
-from dlnet.infer.fullres import lightness, merge_rgb8
+from dlnet.color.fullres import lightness, merge_rgb8
 from dlnet.io.imageio import ImageError
 from dlnet.infer.options import InferenceOptions
 from dlnet.infer.stages import Pipe, Stage, Stopped
@@ -107,7 +107,7 @@ def _open_input(src, name):
 
 
 class _Luma:
-    """Frame -> L* ``(H, W)`` float32 as :func:`~dlnet.infer.fullres.lightness` gives for its RGB: grey
+    """Frame -> L* ``(H, W)`` float32 as :func:`~dlnet.color.fullres.lightness` gives for its RGB: grey
     8-bit YUV frames (old films) through a table on the Y plane, others through RGB."""
 
     def __init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Full-resolution colour work for the Colorizer: photo -> L*, and L* + a*b* -> 8-bit sRGB.
+"""Full-resolution colour work, torch-free: photo -> L*, and L* + a*b* -> 8-bit sRGB (inference, evaluation).
 
 At 12 MP these two steps, not the network, dominate run time and memory when written as
 whole-image float conversions: a float32 RGB copy alone is 144 MB, kornia's Lab code makes
