@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # The optional modules (by top-level name) and the extra that installs each.
 EXTRAS = {"fastapi": "serve", "fastapi_offline": "serve", "starlette": "serve", "uvicorn": "serve",
           "multipart": "serve", "python_multipart": "serve", "onnx": "onnx", "onnxruntime": "onnx",
-          "onnxscript": "onnx"}
+          "onnxscript": "onnx", "ray": "cluster", "pyarrow": "cluster"}
 
 
 def _missing(module: str) -> str:
