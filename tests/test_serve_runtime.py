@@ -1,4 +1,4 @@
-"""The server's runtimes: onnxruntime at once then PyTorch by default, or either one alone."""
+"""The server's runtimes: onnxruntime at once, then PyTorch where it is faster per photo; or either one alone."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from PIL import Image
 from serve_helpers import mean_chroma, tinted_model_file
 
 from dlnet.apps.serve import ServeSettings, create_app
+from dlnet.infer import runtime
 from dlnet.infer.colorizer import Colorizer
 
 
@@ -46,7 +47,8 @@ def _runtime_when(client: TestClient, runtime: str, timeout_s: float = 120) -> d
         time.sleep(0.2)
 
 
-def test_default_answers_with_onnxruntime_then_hands_over_to_pytorch(model_file):
+def test_default_answers_with_onnxruntime_then_hands_over_to_pytorch_on_a_bf16_cpu(model_file, monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_bf16", lambda: True)  # PyTorch's bf16 is faster per photo there
     client = TestClient(create_app(settings=ServeSettings(weights=str(model_file), device="cpu")))
     first = client.get("/healthz").json()
     assert first["encoder"] == "efficientnet_lite0"
@@ -56,6 +58,15 @@ def test_default_answers_with_onnxruntime_then_hands_over_to_pytorch(model_file)
     via_torch = _colorize(client)
     assert mean_chroma(via_torch) > 10  # the tinted model's colour
     assert np.abs(via_first.astype(int) - via_torch.astype(int)).max() <= 2  # bf16 vs fp32
+
+
+def test_default_stays_on_onnxruntime_where_pytorch_is_not_faster(model_file, monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_bf16", lambda: False)  # fp32 both: as fast, and 1 GB less
+    client = TestClient(create_app(settings=ServeSettings(weights=str(model_file), device="cpu")))
+    assert client.get("/healthz").json()["runtime"] == "onnx"
+    assert mean_chroma(_colorize(client)) > 10
+    time.sleep(0.5)
+    assert client.get("/healthz").json()["runtime"] == "onnx"
 
 
 def test_onnx_runtime_stays_on_onnxruntime_and_loads_pytorch_for_videos_only(model_file):

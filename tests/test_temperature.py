@@ -95,10 +95,8 @@ def test_onnx_fixes_it_at_export_and_refuses_another(tmp_path, capsys):
     assert "--temperature must be a number in 0.01..1" in capsys.readouterr().err
     assert not (tmp_path / "d.onnx").exists()
 
-    # The torch Colorizer running the exported graph (OnnxModel) refuses it the same way.
-    from dlnet.infer.export import OnnxModel
-
-    wrapped = Colorizer(OnnxModel(tmp_path / "c.onnx"), "cpu", precision="fp32")
+    # The torch Colorizer running the exported graph (videos on onnxruntime) refuses it the same way.
+    wrapped = Colorizer(onnx, "cpu", precision="fp32")
     with pytest.raises(OptionError, match="fixed at 0.2 in an ONNX model"):
         wrapped.check_options(InferenceOptions(temperature=0.5))
     with pytest.raises(OptionError, match="fixed at 0.2 in an ONNX model"):

@@ -51,7 +51,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
 from dlnet import __version__
-from dlnet.apps.serve_runtime import RUNTIMES, ServeRuntime
+from dlnet.apps.serve_runtime import ServeRuntime
+from dlnet.infer.runtime import RUNTIMES
 from dlnet.io.imageio import ImageError, encode_image, read_image
 from dlnet.infer.options import DEFAULT_SIZE, MAX_SATURATION, MIN_SIZE, MIN_TEMPERATURE, InferenceOptions, OptionError
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT
@@ -83,8 +84,8 @@ class ServeSettings:
     Args:
         weights: shipped model name or ``.safetensors``/``.ckpt`` file (None: the default model).
         device, precision: passed to :class:`~dlnet.infer.colorizer.Colorizer`.
-        runtime: ``"torch"``, ``"onnx"`` or None: onnxruntime at once, then PyTorch once loaded
-            (on a CPU; :mod:`dlnet.apps.serve_runtime`).
+        runtime: ``"torch"``, ``"onnx"`` or None: the faster for a server (:mod:`dlnet.infer.runtime`;
+            onnxruntime at once, then PyTorch where it is faster per photo: :mod:`dlnet.apps.serve_runtime`).
         default_size: working size (longer side, px) when a request does not give one.
         max_size: the largest working size a request may ask for.
         rebalance: whether requests that do not say are rebalanced.

@@ -1,12 +1,13 @@
 """Which colorizer answers the server's requests, and how it starts fast (``dlnet serve --runtime``).
 
-Importing torch and building the model takes 3-5 s on two cores; the model exported to ONNX and
-run by onnxruntime (:mod:`dlnet.infer.onnxrun`, cached per user) loads in 0.2 s, but runs in
-fp32: slower than PyTorch's bf16 at working sizes of 224 and above and for batches on a CPU with
-AVX-512 (benchmarks/README.md, inference). So the default (``runtime=None``, on a CPU) is both: the server answers at once with
-onnxruntime while PyTorch loads in a background thread, then PyTorch takes over. Videos need
-PyTorch (their frames are batched in torch) and wait for it. ``"torch"`` or ``"onnx"`` runs that
-runtime only (``"onnx"`` still loads PyTorch for a video, on the first one).
+The choice is :mod:`dlnet.infer.runtime`'s, asked twice: for the first photo (onnxruntime on a
+CPU: 0.2 s to start, where PyTorch takes 3-5 s) and for a server's endless work (PyTorch only
+where its bf16 is faster per photo: a CPU with AVX-512 BF16 or AMX, or a GPU). When the answers
+differ the server answers at once with onnxruntime while PyTorch loads in a background thread,
+then PyTorch takes over; else one runtime serves throughout (on a CPU without native bf16,
+onnxruntime: as fast, and 1 GB less memory). Videos need PyTorch (their frames are batched in
+torch) and wait for it. ``"torch"`` or ``"onnx"`` runs that runtime only (``"onnx"`` still loads
+PyTorch for a video, on the first one).
 
 Example:
     >>> runtime = ServeRuntime(ServeSettings())   # doctest: +SKIP
@@ -15,13 +16,13 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 
+from dlnet.infer.runtime import RUNTIMES, Work, choose_runtime, load_colorizer
+
 __all__ = ["ServeRuntime", "RUNTIMES"]
 
-RUNTIMES = ("torch", "onnx")
 log = logging.getLogger("dlnet.apps.serve")
 
 
@@ -38,39 +39,24 @@ class ServeRuntime:
         if colorizer is not None:
             self.photos = colorizer
             return
-        runtime = settings.runtime
-        cpu = settings.device in (None, "cpu")
-        self.photos = None
-        if runtime == "onnx" or (runtime is None and cpu and importlib.util.find_spec("onnxruntime")):
-            self.photos = self._onnx(required=runtime == "onnx")
-        if self.photos is None:
-            self.photos = self.pytorch()
-        elif runtime is None:  # answer with onnxruntime now, hand over to PyTorch once it is loaded
-            threading.Thread(target=self._take_over, name="dlnet-load-torch", daemon=True).start()
-
-    def _onnx(self, required: bool):
-        from dlnet.infer.onnxrun import OnnxColorizer
-        from dlnet.model.weights import WeightsError
-
-        try:
-            return OnnxColorizer.from_pretrained(self._settings.weights, options=self._settings.options)
-        except WeightsError:
-            raise
-        except Exception as e:  # no writable cache, a failed export: PyTorch serves instead
-            if required:
-                raise
-            log.warning("onnxruntime is not available for this model (%s); serving with PyTorch", e)
-            return None
+        s = settings
+        self.photos = load_colorizer(s.weights, Work(photos=1, size=s.default_size), s.runtime, s.device,
+                                     s.precision, options=s.options)
+        if hasattr(self.photos, "session"):  # on onnxruntime: does PyTorch serve a long run faster?
+            steady = choose_runtime(s.weights, Work(photos=None, size=s.default_size), s.runtime, s.device)
+            if steady == "torch":
+                threading.Thread(target=self._take_over, name="dlnet-load-torch", daemon=True).start()
+        else:
+            self._torch = self.photos
 
     def pytorch(self):
-        """The PyTorch :class:`~dlnet.infer.colorizer.Colorizer` (videos need it), loaded on first need, once."""
+        """The :class:`~dlnet.infer.colorizer.Colorizer` (videos need its torch pipeline; with
+        ``runtime="onnx"`` it runs the exported graph), loaded on first need, once."""
         with self._lock:
             if self._torch is None:
-                from dlnet.infer.colorizer import Colorizer
-
                 s = self._settings
-                self._torch = Colorizer.from_pretrained(s.weights, device=s.device, precision=s.precision,
-                                                        options=s.options)
+                self._torch = load_colorizer(s.weights, Work(photos=None, videos=1, size=s.default_size), s.runtime,
+                                             s.device, s.precision, options=s.options)
             return self._torch
 
     def _take_over(self) -> None:

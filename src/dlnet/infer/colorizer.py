@@ -32,7 +32,7 @@ from dlnet.color.lab import merge_l_ab, rgb_to_lab
 from dlnet.model.fast import optimize_for_inference
 from dlnet.model.net import DLNet
 from dlnet.infer.options import DEFAULT_SIZE, MIN_SIZE, InferenceOptions
-from dlnet.infer.pipeline import PhotoPipeline, working_shape
+from dlnet.infer.pipeline import PhotoPipeline, without_gain, working_shape
 from dlnet.color.rebalance import Rebalance, RebalanceConfig, rebalance as rebalance_ab
 
 __all__ = ["Colorizer", "InferenceOptions", "working_shape", "default_precision", "DEFAULT_SIZE"]
@@ -68,8 +68,8 @@ class Colorizer(PhotoPipeline):
     """Colorize photos with a DLNet.
 
     Args:
-        model: a trained :class:`~dlnet.model.net.DLNet`, or anything that maps raw L to raw a*b*
-            like it (:class:`dlnet.infer.export.OnnxModel` runs an exported model with onnxruntime).
+        model: a trained :class:`~dlnet.model.net.DLNet`, or an exported one run by onnxruntime
+            (:class:`~dlnet.infer.onnxrun.OnnxColorizer`: videos on the ONNX runtime).
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA if available).
         size, rebalance: shorthand for ``options`` (see :func:`_shorthand`); ignored when
             ``options`` is given.
@@ -88,14 +88,15 @@ class Colorizer(PhotoPipeline):
         self.precision = precision or default_precision(self.device)
         if self.precision not in ("bf16", "fp32"):
             raise ValueError(f"precision must be bf16 or fp32, got {self.precision!r}")
-        if optimize and isinstance(model, torch.nn.Module):
+        module = isinstance(model, torch.nn.Module)  # else an exported graph (OnnxColorizer)
+        if optimize and module:
             # BatchNorm folded, U-Net upsampling fused (dlnet.model.fast): same output (fp32 within
             # 1e-4 a*b*), less work; the Colorizer keeps this copy, the caller's model is untouched.
             model = optimize_for_inference(model.eval())
-        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        config = getattr(model, "config", None)  # a ModelConfig, or an ONNX file's dict of it
-        self.model_saturation = float(config.get("saturation", 1.0) if isinstance(config, dict)
-                                      else getattr(config, "saturation", 1.0))
+        model, self.model_saturation = without_gain(model)  # the gain is applied once, by _saturate
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last) if module else model
+        if compile and not module:
+            raise ValueError("compile applies to a PyTorch model, not an exported ONNX graph")
         if compile:
             # Inductor with frozen weights fuses BatchNorm/ReLU (60% of eager bf16 time on a CPU)
             # into their neighbours: 1.15-1.5x the batch throughput on 2 busy cores, but each new
@@ -128,11 +129,9 @@ class Colorizer(PhotoPipeline):
 
     def check_options(self, options: InferenceOptions) -> None:
         super().check_options(options)
-        config = getattr(self.model, "config", None)
-        if isinstance(config, dict):  # an exported graph (OnnxModel): its temperature is fixed
-            from dlnet.infer.onnxrun import check_temperature
-
-            check_temperature(config, options.temperature)
+        check = getattr(self.model, "check_options", None)
+        if check is not None:  # an exported graph (OnnxColorizer): its temperature is fixed
+            check(options)
 
     def _to_working(self, l: torch.Tensor, size: int | None) -> torch.Tensor:
         """Full-resolution L ``(B, 1, H, W)`` -> L at the working shape (antialiased)."""

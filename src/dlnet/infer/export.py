@@ -1,21 +1,25 @@
-"""ONNX export of a DLNet, its parity check, and an onnxruntime adapter for the Colorizer.
+"""ONNX export of a DLNet: the file dlnet writes and what it records in it.
 
 The exported graph maps raw L ``(B, 1, H, W)`` (0..100, float32) to raw a*b* ``(B, 2, H, W)``,
 with B, H and W dynamic. It is traced (``torch.onnx.export(dynamo=False)``: the TorchScript
 tracer exports DenseNet in seconds, the dynamo exporter took 30 s and specialised the padding
 away) from an example whose sides are *not* multiples of 32, so the model's own padding to a
 multiple of 32 is recorded with amounts computed from the input's shape: the graph accepts any
-H and W. The Colorizer always feeds multiples of 32 anyway (see ``working_shape``), where the
-padding is a no-op.
+H and W. The colorizers always feed multiples of 32 anyway (see ``working_shape``), where the
+padding is a no-op. The model's config is written into the file's metadata
+(:data:`CONFIG_KEY`), so a file describes itself (:func:`onnx_config` reads it back). The graph
+computes a*b* at gain 1; the model's own gain (its config's ``saturation``) is recorded there and
+applied by the runner, as the PyTorch path does (files exported by earlier versions have the gain
+in the graph and no :data:`GAIN_KEY`: :func:`graph_gain` says which).
 
-:class:`OnnxModel` runs such a file with onnxruntime and looks like the model to
-:class:`~dlnet.infer.colorizer.Colorizer` (callable on a ``(B, 1, h, w)`` tensor, returns a*b*), so
-the Colorizer stays the one inference path whichever runtime is used.
+Running a file, checking it against PyTorch and the per-user cache of exports are
+:mod:`dlnet.infer.onnxrun`'s. Importing this module does not import torch; exporting does.
 
 Example:
-    >>> export_onnx(load_model(), "dlnet.onnx")            # doctest: +SKIP
+    >>> export_onnx(load_model(), "dlnet.onnx")                     # doctest: +SKIP
+    PosixPath('dlnet.onnx')
+    >>> check_onnx("dlnet.onnx", load_model())                      # doctest: +SKIP
     1.5e-06
-    >>> Colorizer(OnnxModel("dlnet.onnx"), precision="fp32").colorize("old.jpg")   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,26 +28,31 @@ import copy
 import json
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
+from dlnet.infer.pipeline import without_gain
 from dlnet.io.atomic import atomic_path
-from dlnet.model.net import DLNet
-from dlnet.infer.onnxrun import OPSET, cached_onnx, check_temperature, onnx_config, ort_session
 
-__all__ = ["export_onnx", "check_onnx", "OnnxModel", "onnx_model_for", "OPSET"]
+if TYPE_CHECKING:
+    from dlnet.model.net import DLNet
 
+__all__ = ["export_onnx", "onnx_config", "graph_gain", "OPSET", "CONFIG_KEY", "GAIN_KEY"]
+
+OPSET = 17
+CONFIG_KEY = "dlnet_config"  # metadata: the model's ModelConfig.to_dict() as JSON
+GAIN_KEY = "dlnet_graph_gain"  # metadata: the a*b* gain inside the graph ("1": the runner applies it)
 # Sides deliberately not multiples of 32 (see the module docstring).
 _EXAMPLE_SHAPE = (1, 1, 77, 99)
-_CHECK_SHAPES = ((2, 1, 64, 96), (1, 1, 77, 45))
 
 
-def export_onnx(model: DLNet, path: str | Path, opset: int = OPSET, check: bool = True) -> float | None:
-    """Write ``model`` (fp32) as ONNX at ``path`` (atomically); return the max abs a*b*
-    difference to PyTorch fp32 over a few shapes when ``check``, else None."""
+def export_onnx(model: DLNet, path: str | Path, opset: int = OPSET) -> Path:
+    """Write ``model`` (fp32) as ONNX at ``path``, atomically (never half a file under its
+    name); returns the path. Check it with :func:`dlnet.infer.onnxrun.check_onnx`."""
+    import torch
+
     path = Path(path)
-    model = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)
+    config = model.config.to_dict()  # with the model's gain, which the runner applies
+    model, _ = without_gain(copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format))
     example = torch.rand(_EXAMPLE_SHAPE) * 100
     with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
         # The tracer warns that Python-level shape logic is recorded as traced: that is the point.
@@ -55,9 +64,9 @@ def export_onnx(model: DLNet, path: str | Path, opset: int = OPSET, check: bool 
             input_names=["l"], output_names=["ab"],
             dynamic_axes={"l": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "height", 3: "width"}},
         )
-        _add_metadata(tmp, {"dlnet_config": json.dumps(model.config.to_dict()),
+        _add_metadata(tmp, {CONFIG_KEY: json.dumps(config), GAIN_KEY: "1",
                             "dlnet_io": "l: raw L* (B,1,H,W) 0..100 float32 -> ab: raw a*b* (B,2,H,W)"})
-    return check_onnx(path, model) if check else None
+    return path
 
 
 def _add_metadata(path: Path, meta: dict[str, str]) -> None:
@@ -70,47 +79,18 @@ def _add_metadata(path: Path, meta: dict[str, str]) -> None:
     onnx.save(proto, str(path))
 
 
-@torch.inference_mode()
-def check_onnx(path: str | Path, model: DLNet, shapes=_CHECK_SHAPES, seed: int = 0) -> float:
-    """Max abs a*b* difference between the ONNX file (onnxruntime) and ``model`` in fp32."""
-    onnx_model = OnnxModel(path)
-    model = model.float().eval()
-    gen = torch.Generator().manual_seed(seed)
-    worst = 0.0
-    for shape in shapes:
-        l = torch.rand(shape, generator=gen) * 100
-        worst = max(worst, float((onnx_model(l) - model(l)).abs().max()))
-    return worst
+def onnx_config(session) -> dict | None:
+    """The model's config (``ModelConfig.to_dict()``) that :func:`export_onnx` wrote into the
+    file's metadata, read from an onnxruntime session; None for a file without it."""
+    meta = session.get_modelmeta().custom_metadata_map
+    return json.loads(meta[CONFIG_KEY]) if CONFIG_KEY in meta else None
 
 
-class OnnxModel(nn.Module):
-    """An exported DLNet run by onnxruntime, usable wherever the Colorizer expects the model.
-
-    Args:
-        path: the ``.onnx`` file written by :func:`export_onnx`.
-        device: ``"cuda"`` uses onnxruntime's CUDA provider when installed, else the CPU.
-        threads: intra-op threads (default: ``torch.get_num_threads()``).
-    """
-
-    def __init__(self, path: str | Path, device: str | torch.device | None = None, threads: int | None = None) -> None:
-        super().__init__()
-        self.path = Path(path)
-        self.session = ort_session(self.path, device, threads or torch.get_num_threads())
-        self.config = onnx_config(self.session)
-
-    def forward(self, l: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
-        """Raw L ``(B, 1, h, w)`` -> raw a*b* ``(B, 2, h, w)`` float32 on ``l``'s device; a
-        ``temperature`` other than the one fixed at export is refused (:func:`check_temperature`)."""
-        check_temperature(self.config, temperature)
-        x = l.detach().to("cpu", torch.float32).contiguous().numpy()
-        (ab,) = self.session.run(["ab"], {"l": x})
-        return torch.from_numpy(ab).to(l.device)
-
-
-def onnx_model_for(weights: str | Path | None, device: str | torch.device | None = None) -> OnnxModel:
-    """An :class:`OnnxModel` for ``weights``: an ``.onnx`` file as is; a shipped model name or
-    ``.safetensors``/``.ckpt`` through the per-user cache (:func:`dlnet.infer.onnxrun.cached_onnx`:
-    exported on first use, seconds)."""
-    if weights is not None and str(weights).endswith(".onnx"):
-        return OnnxModel(weights, device)
-    return OnnxModel(cached_onnx(weights), device)
+def graph_gain(session) -> float:
+    """The a*b* gain computed inside an exported graph: 1 for files written by
+    :func:`export_onnx`, the recorded ``saturation`` for older files, which had it in the graph."""
+    meta = session.get_modelmeta().custom_metadata_map
+    if GAIN_KEY in meta:
+        return float(meta[GAIN_KEY])
+    config = onnx_config(session) or {}
+    return float(config.get("saturation", 1.0))

@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -21,11 +23,30 @@ import numpy as np
 
 from dlnet.color.fullres import lightness, merge_rgb8
 from dlnet.io.imageio import Photo, read_image
-from dlnet.infer.options import InferenceOptions, OptionError
+from dlnet.infer.options import InferenceOptions
 
-__all__ = ["PhotoPipeline", "working_shape"]
+__all__ = ["PhotoPipeline", "working_shape", "without_gain"]
 
 Key = TypeVar("Key")
+
+
+def without_gain(model):
+    """``(model computing a*b* at gain 1, the gain it was saved with)``: the gain (its config's
+    ``saturation``, a setting of the shipped model) is applied by the pipeline, once, as
+    ``options.saturation`` or this one (:meth:`PhotoPipeline._saturate`).
+
+    A :class:`~dlnet.model.net.DLNet` saved with a gain comes back as a shallow copy sharing its
+    weights, with its own config at gain 1 (the caller's model is left as it is); anything else
+    (an exported graph, which runs at gain 1) comes back as it is.
+    """
+    config = getattr(model, "config", None)
+    if isinstance(config, dict):  # an exported graph's recorded config
+        return model, float(config.get("saturation", 1.0))
+    gain = float(getattr(config, "saturation", 1.0))
+    if gain != 1.0:
+        model = copy.copy(model)
+        model.config = dataclasses.replace(config, saturation=1.0)
+    return model, gain
 
 
 def working_shape(h: int, w: int, size: int | None) -> tuple[int, int]:
@@ -43,21 +64,17 @@ class PhotoPipeline:
 
     options: InferenceOptions
     batch_size: int
-    model_saturation: float = 1.0  # the a*b* gain the model applies itself (its ModelConfig's)
+    model_saturation: float = 1.0  # the a*b* gain the model was saved with (its ModelConfig's)
 
     def _saturate(self, ab, options: InferenceOptions):
-        """The model's a*b* (array or tensor) at ``options.saturation`` instead of the model's own."""
-        if options.saturation is None or options.saturation == self.model_saturation:
-            return ab
-        PhotoPipeline.check_options(self, options)
-        return ab * (options.saturation / self.model_saturation)
+        """The network's a*b* (array or tensor, at gain 1) times the gain: ``options.saturation``,
+        else the model's own. The one place a gain is applied (see :func:`without_gain`)."""
+        gain = self.model_saturation if options.saturation is None else options.saturation
+        return ab if gain == 1.0 else ab * gain
 
     def check_options(self, options: InferenceOptions) -> None:
         """Raise :class:`~dlnet.infer.options.OptionError` for options this model cannot honour
         (checked before a batch starts); runtimes extend it with their own limits."""
-        if self.model_saturation == 0 and options.saturation not in (None, 0):
-            # The gain is applied to the model's output, and a model saved at gain 0 outputs grey.
-            raise OptionError("saturation", "cannot be set: this model was saved at saturation 0 (it outputs grey)")
 
     def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions):
         """Full-resolution L* ``(H, W)`` of photos with working shape ``shape`` -> their a*b*

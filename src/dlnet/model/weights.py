@@ -5,6 +5,10 @@ so it rebuilds itself. Shipped models live in ``dlnet/model/weights/`` as ``NAME
 ``NAME.json`` beside it giving the SHA-256 of the file, checked at every load. Lightning
 training checkpoints (``.ckpt``) load too: they carry the same config in their hyper-parameters.
 
+No model file can run code: safetensors holds tensors and JSON only, and checkpoints are read
+with ``torch.load(weights_only=True)`` (tensors, numbers, strings, lists and dicts; pickled
+objects of any other type are refused with a :class:`WeightsError`, never built).
+
 Example:
     >>> model = load_model()            # the default shipped model, offline
     >>> save_model(model, "my.safetensors", dtype=torch.float16)   # doctest: +SKIP
@@ -24,7 +28,8 @@ if TYPE_CHECKING:  # torch and the model are imported where a model is built (na
 
     from dlnet.model.net import DLNet
 
-__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "available_models", "images_seen", "load_model", "save_model", "sha256_file"]
+__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "WeightsError", "available_models", "images_seen", "load_model",
+           "model_digest", "resolve", "save_model", "sha256_file"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "dlnet-effnet-unet"
@@ -82,10 +87,27 @@ def _load_safetensors(path: Path) -> DLNet:
     return _from_state(json.loads(meta["dlnet_config"]), load_file(str(path)))
 
 
-def _load_checkpoint(path: Path) -> DLNet:
+def _read_checkpoint(path: Path) -> dict:
+    """A ``.ckpt`` file's contents, unpickled safely: ``weights_only=True`` builds tensors and
+    plain Python values only, so a crafted file cannot run code (a pickle runs whatever its
+    ``__reduce__`` names). dlnet's own checkpoints need nothing more."""
+    import pickle
+
     import torch
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # an object of a type it does not allow: refused, not run
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{path}: refused: this checkpoint holds Python objects other than tensors and plain "
+                           f"values, which could run code ({first[:160]})") from None
+    if not isinstance(ckpt, dict):
+        raise WeightsError(f"{path}: not a dlnet training checkpoint")
+    return ckpt
+
+
+def _load_checkpoint(path: Path) -> DLNet:
+    ckpt = _read_checkpoint(path)
     hparams = ckpt.get("hyper_parameters", {})
     if "model" not in hparams:
         raise WeightsError(f"{path}: not a dlnet training checkpoint (no model config)")
@@ -94,7 +116,8 @@ def _load_checkpoint(path: Path) -> DLNet:
     return _from_state(hparams["model"], state)
 
 
-def _resolve(name_or_path: str | Path | None) -> Path:
+def resolve(name_or_path: str | Path | None) -> Path:
+    """The file behind a shipped model's name (default model when None) or a path, as given."""
     name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
     path = Path(name)
     if not path.suffix and not path.exists():  # a shipped model's name
@@ -108,14 +131,12 @@ def images_seen(name_or_path: str | Path | None = None) -> int:
     Read from a shipped model's record (``NAME.json``), a model file's metadata, or a
     training checkpoint, so a fine-tuned model can report its whole budget.
     """
-    path = _resolve(name_or_path)
+    path = resolve(name_or_path)
     record = path.with_suffix(".json")
     if path.parent == WEIGHTS_DIR and record.is_file():
         return int(json.loads(record.read_text()).get("images_seen", 0))
     if path.suffix == ".ckpt":
-        import torch
-
-        return int(torch.load(path, map_location="cpu", weights_only=False).get("images_seen", 0))
+        return int(_read_checkpoint(path).get("images_seen", 0))
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -129,7 +150,7 @@ def load_model(name_or_path: str | Path | None = None) -> DLNet:
     Raises :class:`WeightsError` with a one-line reason if the file cannot be used.
     """
     name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
-    path = _resolve(name)
+    path = resolve(name)
     if path.parent == WEIGHTS_DIR and not Path(name).suffix:  # a shipped model's name
         if not path.exists():
             raise WeightsError(f"unknown model {name!r}; shipped: {', '.join(available_models()) or 'none'}")
@@ -145,3 +166,15 @@ def load_model(name_or_path: str | Path | None = None) -> DLNet:
         raise
     except Exception as e:  # corrupt or foreign file: one clear line, not a traceback
         raise WeightsError(f"{path}: cannot load model ({type(e).__name__}: {e})") from e
+
+
+def model_digest(name_or_path: str | Path | None = None) -> str:
+    """The SHA-256 of a model's weights: a shipped model's recorded one (not re-hashed), else the
+    file's. Raises :class:`WeightsError` for a missing file."""
+    path = resolve(name_or_path)
+    record = path.with_suffix(".json")
+    if path.parent == WEIGHTS_DIR and record.is_file():
+        return json.loads(record.read_text())["sha256"]
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such model file")
+    return sha256_file(path)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlnet.apps.commands import UsageError, add_model_flag, colorize_video, one_line, option_error
+from dlnet.apps.commands import UsageError, add_model_flag, colorize_ray, colorize_video, one_line, option_error
 
 
 def _print_err(line: str) -> None:
@@ -51,6 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output-dir", type=Path, default=Path("colorized"), metavar="OUT_DIR",
                         help="where outputs go, mirroring the inputs' relative paths (default: %(default)s)")
     from dlnet.infer.options import OUTPUT_FORMATS, InferenceOptions
+    from dlnet.infer.runtime import RUNTIMES
 
     d = InferenceOptions()
     add_model_flag(parser, ".safetensors/.ckpt file, or .onnx file")
@@ -67,9 +68,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="classification models only: annealed-mean temperature, 0.01..1; lower gives "
                              "more vivid, riskier colour (default: the model's own, 0.38)")
     parser.add_argument("--side-by-side", action="store_true", help="write grey | colour side by side")
-    parser.add_argument("--runtime", choices=["torch", "onnx"], default=None,
-                        help="inference runtime (default: onnx, without torch, for a few photos on the CPU; "
-                             "else torch; onnx for an .onnx --model)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
+                        help="inference runtime (default: the faster for the work: onnx, without torch, on a CPU "
+                             "unless torch's bf16 repays its start-up; torch for videos and GPUs; onnx for an "
+                             ".onnx --model)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
                         help="output format (default: the input's, PNG for other input formats)")
     parser.add_argument("--quality", type=int, default=d.quality, help="JPEG and WebP quality, 1..100 (default: %(default)s)")
@@ -80,6 +82,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-megapixels", type=float, default=d.max_megapixels,
                         help="refuse larger images, e.g. decompression bombs (default: %(default)g)")
     colorize_video.configure(parser)
+    colorize_ray.configure(parser)
 
 
 def _options(args: argparse.Namespace):
@@ -94,70 +97,36 @@ def _options(args: argparse.Namespace):
         raise option_error(e) from None
 
 
-# Up to this many photos, start-up dominates: the cached ONNX export with onnxruntime starts in
-# 0.3 s, torch and the model in 3-5 s (benchmarks/README.md, start-up).
-AUTO_ONNX_MAX_PHOTOS = 32
-
-
-def _auto_onnx(args: argparse.Namespace, options, jobs: list):
-    """The torch-free :class:`~dlnet.infer.onnxrun.OnnxColorizer` on the CPU, without videos or
-    --compile, when it is asked for (``--runtime onnx`` or an .onnx model) or no runtime is and it
-    is the faster one (a few photos), else None; also None when it cannot be had (onnxruntime
-    missing, a bad model file, a failed export): the torch path then runs, or reports the error."""
-    import importlib.util
-
+def _load_colorizer(args: argparse.Namespace, options, jobs: list):
+    """The colorizer for these jobs, on the runtime :mod:`dlnet.infer.runtime` chooses (or
+    ``--runtime``); what cannot be loaded is a usage error, in one line."""
     from dlnet.infer.batch import VIDEO
-
-    wanted = args.runtime == "onnx" or str(args.model).endswith(".onnx") or (
-        args.runtime is None and len(jobs) <= AUTO_ONNX_MAX_PHOTOS and args.temperature is None)
-    if (not wanted or args.runtime == "torch" or args.compile or args.device not in (None, "cpu")
-            or args.batch_size < 1 or any(job.fmt == VIDEO for job in jobs)
-            or importlib.util.find_spec("onnxruntime") is None):
-        return None
-    from dlnet.infer.onnxrun import OnnxColorizer
-
-    try:
-        return OnnxColorizer.from_pretrained(args.model, batch_size=args.batch_size, options=options)
-    except Exception:  # a bad model file, say: the torch path reports it as usual
-        return None
-
-
-def _build_colorizer(args: argparse.Namespace, options, jobs: list = ()):
-    colorizer = _auto_onnx(args, options, list(jobs))
-    if colorizer is not None:
-        return colorizer
-    import torch
-
-    from dlnet.infer.colorizer import Colorizer
-    from dlnet.model.weights import WeightsError, load_model
+    from dlnet.infer.onnxrun import OnnxUnavailable
+    from dlnet.infer.runtime import RuntimeChoiceError, Work, load_colorizer
+    from dlnet.model.weights import DEFAULT_MODEL, WeightsError
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    try:
-        device = torch.device(args.device) if args.device else None
-    except RuntimeError as e:
-        raise UsageError(f"--device {args.device!r}: {e}") from None
-    if device is not None and device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
-    onnx_file = args.model is not None and str(args.model).endswith(".onnx")
-    runtime = args.runtime or ("onnx" if onnx_file else "torch")
-    if onnx_file and runtime == "torch":
-        raise UsageError(f"{args.model}: an .onnx file needs --runtime onnx")
-    if args.compile and runtime == "onnx":
-        raise UsageError("--compile applies to the torch runtime only")
-    try:
-        if runtime == "onnx":
-            from dlnet.infer.export import onnx_model_for
+    if args.device not in (None, "cpu"):
+        import torch
 
-            model, precision = onnx_model_for(args.model, device), "fp32"
-        else:
-            model, precision = load_model(args.model), None
-    except WeightsError as e:
+        try:
+            device = torch.device(args.device)
+        except RuntimeError as e:
+            raise UsageError(f"--device {args.device!r}: {e}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
+    videos = sum(job.fmt == VIDEO for job in jobs)
+    work = Work(photos=len(jobs) - videos, videos=videos, size=options.size)
+    try:
+        return load_colorizer(args.model, work, runtime=args.runtime, device=args.device,
+                              batch_size=args.batch_size, options=options, compile=args.compile)
+    except (WeightsError, OnnxUnavailable, RuntimeChoiceError) as e:
         raise UsageError(str(e)) from None
-    except Exception as e:  # an unreadable .onnx file, say
-        raise UsageError(f"{args.model}: cannot load model ({type(e).__name__}: {e})") from None
-    return Colorizer(model, device=device, precision=precision, batch_size=args.batch_size, compile=args.compile,
-                     options=options)
+    except ModuleNotFoundError:  # an extra that is not installed: the CLI names it
+        raise
+    except Exception as e:  # an .onnx file onnxruntime refuses in a way of its own, say
+        raise UsageError(f"{args.model or DEFAULT_MODEL}: cannot load model ({type(e).__name__}: {e})") from None
 
 
 def process(jobs: list, colorizer, args: argparse.Namespace, tally: Tally, advance, bar=None) -> None:
@@ -189,13 +158,15 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{out_dir}: output folder exists and is not a folder")
     except OSError as e:  # a name too long for the file system, say
         raise UsageError(f"{out_dir}: {e.strerror or e}") from None
+    if args.ray is not None:  # the photos as a Ray Data job (dlnet.infer.cluster)
+        return colorize_ray.run(args, options)
     tally = Tally()
     plan = plan_jobs(args.paths, out_dir, options, args.overwrite)
     for failure in plan.failures:
         tally.fail(failure.path, failure.cause)
     tally.skipped, jobs = len(plan.skipped), plan.jobs
     if jobs:
-        colorizer = _build_colorizer(args, options, jobs)
+        colorizer = _load_colorizer(args, options, jobs)
         try:
             colorizer.check_options(options)
         except ValueError as e:

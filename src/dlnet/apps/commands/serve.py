@@ -16,6 +16,7 @@ from dlnet.apps.commands import UsageError, add_model_flag, millions, option_err
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from dlnet.apps.serve import ServeSettings
+    from dlnet.infer.runtime import RUNTIMES
 
     d = ServeSettings()
     parser.add_argument("--host", default="127.0.0.1",
@@ -26,9 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default=None,
                         help="inference precision (default: what the device runs fast)")
-    parser.add_argument("--runtime", choices=("torch", "onnx"), default=None,
-                        help="inference runtime (default on a CPU: onnxruntime at once, then PyTorch "
-                             "once loaded, which is faster per photo; else torch)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
+                        help="inference runtime (default: onnxruntime at once on a CPU, handing over to PyTorch "
+                             "once loaded where that is faster per photo: native bf16, a GPU)")
     parser.add_argument("--size", type=int, default=d.default_size,
                         help=f"default working size, longer side in px (default: {d.default_size})")
     parser.add_argument("--rebalance", action=argparse.BooleanOptionalAction, default=d.rebalance,
