@@ -12,17 +12,18 @@ script): the same inputs found, the same outputs written, the same one-line fail
    outputs are skipped unless ``overwrite``. Videos are planned too (``Job.fmt == VIDEO``, output
    ``.mp4``) and left to :func:`dlnet.infer.video.colorize_video`.
 2. :func:`colorize_jobs` reads, colorizes and writes the photo jobs with any colorizer
-   (:class:`~dlnet.infer.colorizer.Colorizer` or :class:`~dlnet.infer.onnxrun.OnnxColorizer`),
-   batching photos of one working shape, each output written atomically. It yields one
-   :class:`Outcome` per job as it finishes: a photo that cannot be read, colorized or written
-   costs only itself. Jobs are independent: split ``plan.photo_jobs`` across workers as you like.
+   (:func:`dlnet.infer.runtime.load_colorizer` loads the fastest for the work), batching photos
+   of one working shape, each output written atomically. It yields one :class:`Outcome` per job
+   as it finishes: a photo that cannot be read, colorized or written costs only itself. Jobs are
+   independent: split ``plan.photo_jobs`` across workers as you like.
 
 Example:
-    >>> from dlnet import Colorizer
-    >>> plan = plan_jobs(["scans/", "album/*.tif"], "colour", InferenceOptions())  # doctest: +SKIP
+    >>> from dlnet.infer.runtime import Work, load_colorizer
+    >>> options = InferenceOptions()
+    >>> plan = plan_jobs(["scans/", "album/*.tif"], "colour", options)          # doctest: +SKIP
     >>> for failure in plan.failures:                                           # doctest: +SKIP
     ...     print(f"{failure.path}: {failure.cause}")
-    >>> colorizer = Colorizer.from_pretrained()                                 # doctest: +SKIP
+    >>> colorizer = load_colorizer(work=Work(photos=len(plan.photo_jobs)), options=options)  # doctest: +SKIP
     >>> for outcome in colorize_jobs(colorizer, plan.photo_jobs):               # doctest: +SKIP
     ...     print(outcome.job.dst if outcome.ok else f"{outcome.job.src}: {outcome.cause}")
 """
