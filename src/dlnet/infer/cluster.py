@@ -1,0 +1,303 @@
+"""Colorize an archive on a Ray cluster: ``dlnet colorize``'s photo path run as a Ray Data job.
+
+One ``dlnet colorize`` process does not serve a million scans; Ray Data spreads the work (a pool
+of model actors on CPUs or GPUs, retries, back-pressure) from this machine's cores (a local Ray
+instance) to a cluster (``ray up``, KubeRay: docs/CLUSTER.md). Nothing of the photo path is new:
+
+- the driver plans the jobs as the plain command does (:func:`dlnet.infer.batch.plan_jobs`: the
+  same inputs, the same output paths, existing outputs skipped, collisions refused);
+- Ray Data hands batches of jobs to a pool of actors; each loads the model once, on the runtime
+  the plain command would choose for the same photos, and runs
+  :func:`dlnet.infer.batch.colorize_jobs` on its batches: read, colorize, write each output
+  atomically, on the node that runs it (so paths must be the same on every node: a shared file
+  system; buckets: docs/CLUSTER.md);
+- a result row per photo streams back to the driver, which appends it to the manifest as the job
+  goes (:data:`COLUMNS`: input, output, status ``done``/``skipped``/``failed``, error, seconds),
+  ``OUT/dlnet-manifest.csv`` by default.
+
+A photo that cannot be read, colorized or written is a ``failed`` row with its one-line cause and
+the job goes on. A rerun skips the photos whose output exists (outputs are written whole or not
+at all, so an existing one is finished) and retries the failed ones. An actor that dies (a killed
+process, a lost node) is restarted by Ray and its unfinished batch runs again: no photo is lost
+or half-written; a photo already written by the dead actor is written again, whole. Videos are
+refused (``failed`` rows): ``dlnet colorize`` without ``--ray`` colorizes them.
+
+For a Ray pipeline of your own, :func:`colorize_dataset` is one stage: rows with ``src`` and
+``dst`` (and optionally ``format``) in, result rows out.
+
+Example:
+    >>> summary = colorize_files(["scans/"], "colour", address="auto")   # doctest: +SKIP
+    >>> summary.done, summary.failed, summary.manifest                    # doctest: +SKIP
+    (1000000, 3, PosixPath('colour/dlnet-manifest.csv'))
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlnet.infer.batch import Job, colorize_jobs, plan_jobs
+from dlnet.infer.options import InferenceOptions
+
+__all__ = ["colorize_files", "colorize_dataset", "jobs_dataset", "connect", "Summary", "COLUMNS", "MANIFEST"]
+
+MANIFEST = "dlnet-manifest.csv"  # the manifest's name in the output folder
+COLUMNS = ("input", "output", "status", "error", "seconds")  # a result row, and the manifest's header
+CALLS_PER_MODEL_BATCH = 4  # rows per actor call, in model batches: photos of one shape can meet
+VIDEO_CAUSE = "a video: videos are colorized by dlnet colorize without --ray"
+
+
+def _report(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Summary:
+    """What :func:`colorize_files` did: photos colorized, skipped (output already there) and
+    failed, and where the manifest is."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    manifest: Path | None = None
+
+
+class _Colorize:
+    """The Ray actor: loads the model once, then colorizes batches of rows with
+    :func:`~dlnet.infer.batch.colorize_jobs`, one result row per input row.
+
+    ``seconds`` is the actor's time from its previous result to this one: reading the photo,
+    the model call of its batch (carried by the batch's first photo), writing it. Their sum is
+    the actor's busy time, so per-actor rates come from the manifest.
+    """
+
+    def __init__(self, model, options: InferenceOptions, side_by_side: bool, runtime: str | None, device: str | None,
+                 batch_size: int, compile: bool, photos: int | None, threads: int | None) -> None:
+        from dlnet.infer.runtime import Work, load_colorizer
+
+        # The runtime the plain command would choose for all the job's photos, not an actor's share.
+        self.colorizer = load_colorizer(model, Work(photos=photos, size=options.size), runtime, device,
+                                        batch_size=batch_size, options=options, compile=compile)
+        self.colorizer.check_options(options)
+        self.options, self.side_by_side = options, side_by_side
+
+    def __call__(self, batch: dict) -> dict:
+        if "src" not in batch or "dst" not in batch:
+            raise ValueError(f"colorize_dataset needs rows with 'src' and 'dst' columns, got {sorted(batch)}")
+        fmts = batch["format"] if "format" in batch else [None] * len(batch["src"])
+        rows: dict[Job, list[int]] = {}
+        for i, (src, dst, fmt) in enumerate(zip(batch["src"], batch["dst"], fmts)):
+            rows.setdefault(Job(Path(str(src)), Path(str(dst)), fmt or None), []).append(i)
+        n = len(batch["src"])
+        out = {"input": [str(s) for s in batch["src"]], "output": [str(d) for d in batch["dst"]],
+               "status": ["failed"] * n, "error": [""] * n, "seconds": [0.0] * n}
+        clock = time.perf_counter()
+        for outcome in colorize_jobs(self.colorizer, list(rows), self.options, self.side_by_side):
+            now = time.perf_counter()
+            for i in rows[outcome.job]:
+                out["status"][i] = "done" if outcome.ok else "failed"
+                out["error"][i] = outcome.cause or ""
+                out["seconds"][i] = round(now - clock, 4)
+            clock = now
+        extra = {k: v for k, v in batch.items() if k not in ("src", "dst", "format", *COLUMNS)}
+        return {**extra, **out}  # the caller's own columns (an id, say) ride along
+
+
+def connect(address: str | None = None, **init_kwargs) -> None:
+    """Join Ray unless this process already has: ``None`` or ``"local"`` starts a local instance
+    on this machine's cores, ``"auto"`` joins the cluster this machine belongs to (``ray start``,
+    ``ray up``, a KubeRay pod), anything else is a Ray address (``HOST:6379``, ``ray://HOST:10001``).
+    ``init_kwargs`` go to :func:`ray.init` (``num_cpus=2``, ``runtime_env=...``)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    ray.init(address="local" if address in (None, "local") else address, logging_level=logging.WARNING,
+             **init_kwargs)
+
+
+def _default_actors(num_cpus: float, num_gpus: float) -> int:
+    """As many actors as the cluster's CPUs (or GPUs, for GPU actors) hold now, at least one."""
+    import ray
+
+    resources = ray.cluster_resources()
+    fit = resources.get("GPU", 0) / num_gpus if num_gpus else resources.get("CPU", 1) / num_cpus
+    return max(1, int(fit))
+
+
+def colorize_dataset(ds, model=None, options: InferenceOptions | None = None, *, side_by_side: bool = False,
+                     runtime: str | None = None, device: str | None = None, batch_size: int = 8, compile: bool = False,
+                     actors: int | None = None, num_cpus: float = 1, num_gpus: float = 0, photos: int | None = None):
+    """Add colorization to a Ray Dataset as one stage: a pool of ``actors`` actors (default: as
+    many as the cluster's CPUs, or GPUs when ``num_gpus``, hold), each with ``num_cpus`` CPUs
+    and ``num_gpus`` GPUs (fractions share one), loading ``model`` once (a shipped name, a
+    ``.safetensors``/``.ckpt``/``.onnx`` file readable on every node; None: the default model).
+
+    Rows need ``src`` (a photo's path) and ``dst`` (its output's path; its suffix picks the format
+    unless a ``format`` column gives a PIL name such as ``"JPEG"``); outputs are written by the
+    actors, atomically. Result rows: :data:`COLUMNS`, plus the input's other columns. ``runtime``
+    (``"torch"``, ``"onnx"``, None: the plain command's choice for ``photos`` photos), ``device``,
+    ``batch_size`` (photos per model call) and ``compile`` are ``dlnet colorize``'s flags.
+
+    Example:
+        >>> ds = ray.data.from_items([{"src": "/archive/a.jpg", "dst": "/colour/a.jpg"}])  # doctest: +SKIP
+        >>> colorize_dataset(ds, num_gpus=1).write_parquet("/colour/results")               # doctest: +SKIP
+    """
+    import ray.data
+
+    options = options or InferenceOptions()
+    if actors is None:
+        actors = _default_actors(num_cpus, num_gpus)
+    threads = max(1, round(num_cpus)) if num_cpus else None
+    device = device or ("cuda" if num_gpus else None)
+    return ds.map_batches(
+        _Colorize, batch_size=CALLS_PER_MODEL_BATCH * max(1, batch_size), batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=num_cpus, num_gpus=num_gpus or None,
+        fn_constructor_kwargs=dict(model=None if model is None else str(model), options=options,
+                                   side_by_side=side_by_side, runtime=runtime, device=device, batch_size=batch_size,
+                                   compile=compile, photos=photos, threads=threads))
+
+
+def jobs_dataset(jobs: list[Job], rows_per_block: int = 32):
+    """Jobs as a Ray Dataset of ``id``, ``src``, ``dst``, ``format`` rows (absolute paths, so an
+    actor finds them whatever its working folder), in blocks of ``rows_per_block`` so that the
+    actors share them and a retried block is small."""
+    import pyarrow as pa
+    import ray.data
+
+    tables = []
+    for start in range(0, len(jobs), rows_per_block):
+        chunk = jobs[start:start + rows_per_block]
+        tables.append(pa.table({"id": list(range(start, start + len(chunk))),
+                                "src": [str(job.src.absolute()) for job in chunk],
+                                "dst": [str(job.dst.absolute()) for job in chunk],
+                                "format": [job.fmt for job in chunk]}))
+    return ray.data.from_arrow(tables)
+
+
+class _Manifest:
+    """The CSV manifest: a header, then rows appended (and flushed) as results come in."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "w", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(COLUMNS)
+
+    def add(self, job_or_path, status: str, error: str = "", seconds: float | None = None) -> None:
+        src, dst = (job_or_path.src, job_or_path.dst) if isinstance(job_or_path, Job) else (job_or_path, "")
+        self._csv.writerow((Path(src).absolute(), Path(dst).absolute() if dst else "", status, error,
+                            "" if seconds is None else f"{seconds:.3f}"))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Progress:
+    """One line every ``every`` seconds (and a last one): photos finished, failures, rate, time left."""
+
+    def __init__(self, total: int, report: Callable[[str], None], every: float) -> None:
+        self.total, self.report, self.every = total, report, every
+        self.start = self.last = time.monotonic()
+        self.shown = -1  # photos finished at the last line
+
+    def update(self, finished: int, failed: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if (now - self.last < self.every and not final) or (final and self.shown == finished):
+            return
+        self.last, self.shown = now, finished
+        rate = finished / max(now - self.start, 1e-9)
+        left = f", about {_clock((self.total - finished) / rate)} left" if rate > 0 and finished < self.total else ""
+        self.report(f"{finished:,} of {self.total:,} photos ({failed:,} failed), {rate:.1f} photos/s{left}")
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def colorize_files(paths: Iterable[str | Path], output_dir: str | Path, options: InferenceOptions | None = None, *,
+                   model=None, overwrite: bool = False, side_by_side: bool = False, address: str | None = None,
+                   manifest: str | Path | None = None, report: Callable[[str], None] = _report,
+                   progress_every: float = 10.0, **stage) -> Summary:
+    """Colorize ``paths`` (files, folders, globs: ``dlnet colorize``'s inputs) into ``output_dir``
+    on Ray (``address``: see :func:`connect`), writing the manifest (default
+    ``output_dir/dlnet-manifest.csv``) as the job goes.
+
+    ``report`` gets one line per failed input (``<file>: <cause>``, as the plain command prints
+    it) and a progress line every ``progress_every`` seconds. ``stage``: :func:`colorize_dataset`'s
+    keywords (``actors``, ``num_cpus``, ``num_gpus``, ``batch_size``, ``runtime``, ``device``,
+    ``compile``). Raises ``ModuleNotFoundError`` without Ray (``pip install "dlnet[cluster]"``).
+    """
+    import ray  # noqa: F401  (before any work: without the extra, fail at once)
+
+    options = options or InferenceOptions()
+    out_dir = Path(output_dir)
+    plan = plan_jobs(paths, out_dir, options, overwrite)
+    summary = Summary(manifest=Path(manifest) if manifest is not None else out_dir / MANIFEST)
+    log = _Manifest(summary.manifest)
+    try:
+        for failure in plan.failures:
+            report(f"{failure.path}: {failure.cause}")
+            log.add(failure.path, "failed", failure.cause)
+        for job in plan.video_jobs:
+            report(f"{job.src}: {VIDEO_CAUSE}")
+            log.add(job, "failed", VIDEO_CAUSE)
+        for job in plan.skipped:
+            log.add(job, "skipped")
+        log.flush()
+        summary.failed, summary.skipped = len(plan.failures) + len(plan.video_jobs), len(plan.skipped)
+        jobs = plan.photo_jobs
+        if jobs:
+            connect(address)
+            report(f"colorizing {len(jobs):,} photos on Ray; manifest: {summary.manifest}")
+            _run(jobs, options, model, side_by_side, stage, log, summary, report, progress_every)
+    finally:
+        log.close()
+    return summary
+
+
+def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, stage: dict, log: _Manifest,
+         summary: Summary, report: Callable[[str], None], progress_every: float) -> None:
+    """Run the jobs through :func:`colorize_dataset`, logging each result row as it arrives."""
+    import ray.data
+
+    stage = {"batch_size": 8, "num_cpus": 1, "num_gpus": 0, **stage}
+    if stage.get("actors") is None:
+        stage["actors"] = _default_actors(stage["num_cpus"], stage["num_gpus"])
+    # Blocks of a few model batches, fewer photos when there are too few to keep every actor busy.
+    block = max(1, min(CALLS_PER_MODEL_BATCH * stage["batch_size"], -(-len(jobs) // stage["actors"])))
+    ds = colorize_dataset(jobs_dataset(jobs, block), model, options, side_by_side=side_by_side, photos=len(jobs),
+                          **stage)
+    progress = _Progress(len(jobs), report, progress_every)
+    finished = failed = 0
+    # Our progress lines stand for Ray Data's (in a log: a block of lines every few seconds).
+    context, logger = ray.data.DataContext.get_current(), logging.getLogger("ray.data")
+    bars, level = context.enable_progress_bars, logger.level
+    context.enable_progress_bars = False
+    logger.setLevel(logging.WARNING)
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for i, status, error, seconds in zip(batch["id"], batch["status"], batch["error"], batch["seconds"]):
+                job = jobs[int(i)]
+                log.add(job, str(status), str(error), float(seconds))
+                if status == "failed":
+                    failed += 1
+                    report(f"{job.src}: {error}")
+            log.flush()
+            finished += len(batch["id"])
+            progress.update(finished, failed)
+    finally:
+        context.enable_progress_bars = bars
+        logger.setLevel(level)
+        summary.done += finished - failed
+        summary.failed += failed
+    progress.update(finished, failed, final=True)

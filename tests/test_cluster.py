@@ -1,0 +1,165 @@
+"""``dlnet colorize --ray`` (dlnet.infer.cluster) on a real local Ray instance of 2 CPUs.
+
+One instance serves the module (starting one costs about 8 s); the photos are small. The plain
+command's outputs are the reference: the cluster job must write the same files. Skipped only
+where Ray is not installed (the dev extra installs it: ``dlnet[cluster]``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import gradient_photo
+from dlnet.apps.cli import main
+
+PHOTOS = 100
+
+
+def _grey(path: Path, seed: int, h: int = 40, w: int = 56) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grey = Image.fromarray(gradient_photo(h, w, seed=seed)).convert("L")
+    if path.suffix == ".png" and seed % 10 == 0:  # some with alpha, which outputs must keep
+        grey = grey.convert("LA")
+        grey.putalpha(Image.fromarray(np.full((h, w), 128 + seed % 100, np.uint8)))
+    grey.save(path)
+
+
+def _rows(manifest: Path) -> list[dict]:
+    with open(manifest, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, ray_address):
+    """100 small grey photos (JPEG and PNG, some with alpha, in sub-folders) and a corrupt one,
+    colorized by the plain command and by ``--ray``: ``(root, ray exit code)``."""
+    root = tmp_path_factory.mktemp("archive")
+    for i in range(PHOTOS):
+        _grey(root / "scans" / f"box{i % 3}" / f"{i:03d}.{'png' if i % 2 else 'jpg'}", seed=i)
+    (root / "scans" / "box0" / "torn.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["colorize", "scans", "-o", "plain"]) == 1  # the corrupt photo
+        code = main(["colorize", "scans", "-o", "ray", "--ray", ray_address])
+    finally:
+        os.chdir(cwd)
+    return root, code
+
+
+def test_ray_writes_the_plain_commands_outputs(archive):
+    root, code = archive
+    plain = sorted(p.relative_to(root / "plain") for p in (root / "plain").rglob("*.*") if p.suffix != ".csv")
+    ours = sorted(p.relative_to(root / "ray") for p in (root / "ray").rglob("*.*") if p.suffix != ".csv")
+    assert len(plain) == PHOTOS and ours == plain
+    for rel in plain:
+        a, b = Image.open(root / "plain" / rel), Image.open(root / "ray" / rel)
+        assert (a.format, a.mode, a.size) == (b.format, b.mode, b.size), rel
+        diff = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16))
+        # Photos batched differently differ by float rounding: one level at most in a PNG; a
+        # JPEG encodes such a picture anew, which can move a few decoded pixels one more level.
+        assert diff.max() <= (1 if a.format == "PNG" else 2) and diff.mean() < 0.01, f"{rel}: {diff.max()} levels"
+    rows = _rows(root / "ray" / "dlnet-manifest.csv")
+    assert [r for r in rows if r["status"] == "done"] and len(rows) == PHOTOS + 1
+    assert all(Path(r["output"]).is_file() and float(r["seconds"]) >= 0 for r in rows if r["status"] == "done")
+
+
+def test_a_corrupt_photo_fails_alone(archive):
+    root, code = archive
+    assert code == 1  # as the plain command: some photo failed
+    failed = [r for r in _rows(root / "ray" / "dlnet-manifest.csv") if r["status"] != "done"]
+    assert len(failed) == 1 and failed[0]["input"].endswith("torn.jpg") and failed[0]["status"] == "failed"
+    assert "cannot decode" in failed[0]["error"] or "not an image" in failed[0]["error"]
+    assert not list((root / "ray").rglob("torn.*"))
+
+
+def test_a_rerun_does_no_work_twice_and_retries_the_failed(archive, ray_address, capsys):
+    root, _ = archive
+    before = {p: p.stat().st_mtime_ns for p in (root / "ray" / "scans").rglob("*.*")}
+    lost = sorted(before)[:3]
+    for p in lost:
+        p.unlink()
+    _grey(root / "scans" / "box0" / "torn.jpg", seed=7)  # mended since the first run
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["colorize", "scans", "-o", "ray", f"--ray={ray_address}"]) == 0
+    finally:
+        os.chdir(cwd)
+    rows = {Path(r["input"]).name: r["status"] for r in _rows(root / "ray" / "dlnet-manifest.csv")}
+    done = {name for name, status in rows.items() if status == "done"}
+    assert done == {p.name for p in lost} | {"torn.jpg"}
+    assert sum(status == "skipped" for status in rows.values()) == PHOTOS - 3
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p not in lost)
+    assert f"4 colorized, {PHOTOS - 3} skipped, 0 failed" in capsys.readouterr().out
+
+
+def _actor_pids() -> list[int]:
+    """The colorizing actors' processes: Ray workers of this test's own instance (its raylet is
+    a child of this process), named by Ray after the actor's class."""
+    import psutil
+
+    return [p.pid for p in psutil.Process().children(recursive=True)
+            if "MapBatches(_Colorize)" in " ".join(p.cmdline() if p.is_running() else [])]
+
+
+def test_an_actor_killed_mid_job_loses_no_photo(tmp_path, ray_address):
+    from dlnet.infer.cluster import colorize_files
+    from dlnet.infer.options import InferenceOptions
+
+    total = 240
+    for i in range(total):
+        _grey(tmp_path / "in" / f"{i:03d}.png", seed=i, h=96, w=128)
+    result = []
+    options = InferenceOptions(size=None)  # full size: slower, so that the job is still going
+    job = threading.Thread(target=lambda: result.append(colorize_files(
+        [tmp_path / "in"], tmp_path / "out", options, address=ray_address, batch_size=2, report=lambda line: None)))
+    job.start()
+    manifest, deadline, killed = tmp_path / "out" / "dlnet-manifest.csv", time.monotonic() + 240, None
+    while killed is None and job.is_alive() and time.monotonic() < deadline:
+        if manifest.exists() and len(_rows(manifest)) >= 8 and _actor_pids():
+            killed = _actor_pids()[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    job.join(timeout=300)
+    assert killed is not None, "the job ended before an actor could be killed"
+    summary = result[0]
+    assert (summary.done, summary.failed) == (total, 0)
+    rows = _rows(manifest)
+    assert sorted(Path(r["input"]).name for r in rows) == [f"{i:03d}.png" for i in range(total)]
+    for i in range(total):  # every output whole: decodable to its last row
+        with Image.open(tmp_path / "out" / "in" / f"{i:03d}.png") as im:
+            im.load()
+            assert im.size == (128, 96)
+
+
+def test_without_ray_the_flag_names_the_extra(tmp_path, monkeypatch, capsys):
+    _grey(tmp_path / "a.jpg", seed=1)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    assert main(["colorize", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out"), "--ray"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and 'pip install "dlnet[cluster]"' in err
+
+
+def test_a_photo_swallowed_by_the_flag_is_a_usage_error(tmp_path, capsys):
+    _grey(tmp_path / "a.jpg", seed=1)
+    assert main(["colorize", str(tmp_path / "a.jpg"), "--ray", str(tmp_path / "a.jpg")]) == 2
+    assert "is not a Ray address" in capsys.readouterr().err
