@@ -51,7 +51,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", choices=["constant", "cosine"])
     p.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up (default 0)")
     p.add_argument("--max-time", help="wall-clock limit DD:HH:MM:SS; the final state is saved")
-    p.add_argument("--precision", help="bf16-mixed (default), 32-true, 16-mixed")
+    p.add_argument("--precision", help="auto (default: bf16-mixed where the device runs bf16 natively, else 32-true), bf16-mixed, 32-true, 16-mixed")
     p.add_argument("--accelerator", help="auto, cpu, gpu")
     p.add_argument("--devices", help="auto, a count, or a list")
     p.add_argument("--num-nodes", type=int)
