@@ -30,7 +30,9 @@ Example:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,6 +214,16 @@ def plan_jobs(paths: Iterable[str | Path], output_dir: str | Path, options: Infe
     return plan
 
 
+def _ahead(fn, items: Iterable, pool: ThreadPoolExecutor, depth: int) -> Iterator[tuple]:
+    """``(item, future of fn(item))`` in order, at most ``depth`` submitted ahead of the consumer."""
+    waiting: deque = deque()
+    for item in items:
+        waiting.append((item, pool.submit(fn, item)))
+        if len(waiting) > depth:
+            yield waiting.popleft()
+    yield from waiting
+
+
 def colorize_jobs(colorizer, jobs: Iterable[Job], options: InferenceOptions | None = None,
                   side_by_side: bool = False) -> Iterator[Outcome]:
     """Read, colorize and write each photo job; yield its :class:`Outcome` as it finishes.
@@ -222,30 +234,44 @@ def colorize_jobs(colorizer, jobs: Iterable[Job], options: InferenceOptions | No
     working shape with at most ``batch_size`` decoded photos waiting, so memory stays bounded for
     big folders of mixed sizes. Outputs are written atomically (never half a file). Video jobs
     are refused (their outcome says so): they go to :func:`dlnet.infer.video.colorize_video`.
+
+    Photos are decoded and results encoded and written on a helper thread, while the model runs
+    (Pillow and NumPy release the GIL): a few photos more than ``batch_size`` are in memory.
     """
     options = options or colorizer.options
     outcomes: list[Outcome] = []  # failures found while reading, handed out between batches
+    depth = max(2, colorizer.batch_size)
 
-    def photos():
-        for job in jobs:
-            if job.fmt == VIDEO:
-                outcomes.append(Outcome(job, "a video: colorize it with colorize_video"))
-                continue
-            try:
-                yield job, read_image(job.src, max_pixels=options.max_pixels)
-            except ImageError as e:
-                outcomes.append(Outcome(job, e.cause))
+    def read(job: Job):
+        return read_image(job.src, max_pixels=options.max_pixels)
 
-    for job, result in colorizer.colorize_stream(photos(), options, side_by_side):
-        yield from outcomes
-        outcomes.clear()
+    def save(item: tuple[Job, object]) -> Outcome:
+        job, result = item
         if isinstance(result, Exception):
-            yield Outcome(job, f"colorization failed ({type(result).__name__}: {result})")
-            continue
+            return Outcome(job, f"colorization failed ({type(result).__name__}: {result})")
         try:
             save_image(result, job.dst, job.fmt, quality=options.quality)
         except ImageError as e:
-            yield Outcome(job, f"output {e}")
+            return Outcome(job, f"output {e}")
+        return Outcome(job)
+
+    def photos(reading):
+        for job, future in reading:
+            try:
+                yield job, future.result()
+            except ImageError as e:
+                outcomes.append(Outcome(job, e.cause))
+
+    photo_jobs = []
+    for job in jobs:
+        if job.fmt == VIDEO:
+            outcomes.append(Outcome(job, "a video: colorize it with colorize_video"))
         else:
-            yield Outcome(job)
+            photo_jobs.append(job)
+    with ThreadPoolExecutor(1, thread_name_prefix="dlnet-io") as pool:
+        results = colorizer.colorize_stream(photos(_ahead(read, photo_jobs, pool, depth)), options, side_by_side)
+        for _, future in _ahead(save, results, pool, depth):
+            yield from outcomes
+            outcomes.clear()
+            yield future.result()
     yield from outcomes

@@ -123,6 +123,9 @@ def ort_session(path: str | Path, device=None, threads: int | None = None):
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or default_threads()
+    # Threads that spin-wait for work after each run steal the cores from the NumPy and Pillow
+    # work between runs: on 2 busy cores, 64 photos cost 1.5x the CPU time with spinning.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
     if str(device or "cpu").startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
