@@ -55,7 +55,7 @@ def grid() -> list:
 
 def scores(l: torch.Tensor, ab: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
     from dlnet.color.lab import merge_l_ab
-    from dlnet.evaluate.metrics import colourfulness, psnr, ssim  # imported late: written in parallel
+    from dlnet.color.metrics import colourfulness, psnr, ssim  # imported late: written in parallel
 
     rgb = merge_l_ab(l, ab).clamp(0, 1)
     return {"psnr": psnr(rgb, truth).mean().item(), "ssim": ssim(rgb, truth).mean().item(),
@@ -89,7 +89,7 @@ def main() -> None:
 
     from dlnet.color.lab import rgb_to_lab
     from dlnet.infer.colorizer import Colorizer
-    from dlnet.evaluate.metrics import colourfulness
+    from dlnet.color.metrics import colourfulness
     from dlnet.color.rebalance import rebalance
 
     truth = load_photos(args.images, args.limit, args.size)

@@ -21,7 +21,7 @@ import argparse
 import torch
 
 from dlnet.color.lab import merge_l_ab, rgb_to_lab
-from dlnet.evaluate.metrics import colourfulness, hue_spread, psnr
+from dlnet.color.metrics import colourfulness, hue_spread, psnr
 from dlnet.train.packed import load_packed
 from dlnet.model.weights import load_model
 

@@ -108,7 +108,7 @@ def test_grey_baseline_has_no_colour(setup):
 def test_scores_the_8_bit_photos_a_user_gets(setup):
     """The checkpoint's score is that of the photo ``dlnet colorize`` gives for the crop, and the
     grey baseline's that of the grey half of ``--side-by-side``: the same code, 8-bit output."""
-    from dlnet.evaluate import metrics
+    from dlnet.color import metrics
     from dlnet.infer.colorizer import Colorizer
     from dlnet.io.imageio import read_rgb8, resize_crop
 

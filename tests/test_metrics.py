@@ -1,4 +1,4 @@
-"""dlnet.evaluate.metrics against scikit-image's reference implementations, on real photos; colour measures by hand."""
+"""dlnet.color.metrics against scikit-image's reference implementations, on real photos; colour measures by hand."""
 
 import math
 
@@ -8,7 +8,7 @@ import skimage.data
 import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from dlnet.evaluate.metrics import colourfulness, hue_spread, mean_colour_bias, mse_rgb, psnr, ssim
+from dlnet.color.metrics import colourfulness, hue_spread, mean_colour_bias, mse_rgb, psnr, ssim
 
 
 def _pairs():
@@ -59,7 +59,7 @@ def test_ssim_matches_skimage(batches):
     for i, (t, p) in enumerate(pairs):
         ref = structural_similarity(t, p, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                     data_range=255, channel_axis=-1)
-        assert got[i].item() == pytest.approx(ref, abs=5e-5)  # float32, see dlnet.evaluate.metrics
+        assert got[i].item() == pytest.approx(ref, abs=5e-5)  # float32, see dlnet.color.metrics
         assert 0.2 < ref < 0.99  # the perturbation is real but not destructive
 
 

@@ -2,6 +2,8 @@
 
 The model sees L* and predicts a*b*; :mod:`dlnet.color.lab` converts batched tensors (kornia),
 :mod:`dlnet.color.fullres` full-resolution photos in NumPy (L* in, 8-bit sRGB out, torch-free),
+:mod:`dlnet.color.metrics` scores colour photos against the truth (PSNR, SSIM, colourfulness, hue
+spread; for evaluation and training's validation),
 :mod:`dlnet.color.abbins` quantises a*b* (the colour prior, rebalancing weights, the annealed
 mean), :mod:`dlnet.color.kmeans` clusters them (the local loss, rebalancing) and
 :mod:`dlnet.color.rebalance` saturates washed-out predictions (its parameters, torch-free, in

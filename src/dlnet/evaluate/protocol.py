@@ -13,7 +13,7 @@ The protocol (see docs/EVALUATION.md):
   final 8-bit sRGB), so the score is that of the photo a user gets; folders of images colorized
   by any other method are matched by file name and brought to the same crop.
 * Every output scored is 8-bit, as a saved image is, so checkpoints and image folders are scored
-  alike. Metrics: :mod:`dlnet.evaluate.metrics`. Report: :mod:`dlnet.evaluate.report`.
+  alike. Metrics: :mod:`dlnet.color.metrics`. Report: :mod:`dlnet.evaluate.report`.
 * Photos whose ground truth is itself grey (colourfulness below :data:`GREY_TRUTH_BELOW`) are
   scored but left out of the averages, since any grey output matches them (``keep_grey_truth``
   keeps them); their rows say so in ``left_out``.
@@ -38,12 +38,13 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from dlnet import _installed_version
-from dlnet.evaluate import metrics, report
+import dlnet
+from dlnet.color import metrics
+from dlnet.evaluate import report
 from dlnet.color.lab import rgb_to_lab
 from dlnet.color.fullres import lightness, merge_rgb8
-from dlnet.train.data import IMAGE_EXTENSIONS, find_images, read_list
-from dlnet.io.imageio import ImageError, Photo, read_rgb8, resize_crop
+from dlnet.io.photolist import DataError, find_photos, read_list
+from dlnet.io.imageio import IMAGE_SUFFIXES, ImageError, Photo, read_rgb8, resize_crop
 from dlnet.model.net import DLNet
 from dlnet.evaluate.report import GREY, TRUTH  # method names: the grey baseline (L, a* = b* = 0); the truth
 
@@ -86,14 +87,14 @@ def find_truth(data: str | Path) -> list[Truth]:
     """Ground-truth photos from a folder (recursive, sorted), a file list or one image file."""
     data = Path(data)
     if data.is_dir():
-        files, root = find_images(data), data
-    elif data.is_file() and data.suffix.lower() in IMAGE_EXTENSIONS:
+        files, root = find_photos(data), data
+    elif data.is_file() and data.suffix.lower() in IMAGE_SUFFIXES:
         files, root = [data], data.parent
     elif data.is_file():
         try:
             files = [Path(os.path.abspath(p)) for p in read_list(data)]
-        except (UnicodeDecodeError, OSError) as e:
-            raise EvaluationError(f"{data}: not a readable file list ({type(e).__name__})") from e
+        except DataError as e:
+            raise EvaluationError(str(e)) from None
         # Names relative to the listed files' common folder: "category/photo.jpg" for a split list.
         root = Path(os.path.commonpath([p.parent for p in files])) if files else data.parent
     else:
@@ -108,7 +109,7 @@ def match_files(truths: Sequence[Truth], folder: str | Path) -> list[Path | None
     same base name when that name is unique on both sides; the extension never matters (methods
     often save PNG for a JPEG input). None where nothing matches."""
     folder = Path(folder)
-    files = find_images(folder)
+    files = find_photos(folder)
     by_rel = {p.relative_to(folder).with_suffix("").as_posix(): p for p in files}
     by_stem: dict[str, list[Path]] = {}
     for p in files:
@@ -377,7 +378,7 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
             "grey_truth": {"below": GREY_TRUTH_BELOW, "count": len(grey_truth), "kept": keep_grey_truth,
                            "images": grey_truth},
             "size": size, "working_size": working_size, "seed": seed, "precision": precision, "device": str(device),
-            "dlnet_version": _installed_version()}
+            "dlnet_version": dlnet.__version__}
     summary = report.summarize(kept, methods, kinds=kinds, sources=sources, missing=missing, meta=meta,
                                n_resamples=n_resamples, seed=seed)
     grid_order = [i for i in grid_order if i in grid_cells]  # unreadable photos drop out

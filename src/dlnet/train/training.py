@@ -216,7 +216,7 @@ class ColorizationModule(L.LightningModule):
         self._t_last = None  # don't count the data-loader start-up as a slow step
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        from dlnet.evaluate.metrics import psnr, ssim
+        from dlnet.color.metrics import psnr, ssim
 
         n = batch["rgb"].shape[0]
         if n == 0:

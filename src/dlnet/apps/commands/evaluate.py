@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dlnet.apps.cli import UsageError
+from dlnet.apps.commands import UsageError
 
 
 def _named(value: str) -> tuple[str | None, str]:
