@@ -139,12 +139,24 @@ def collate(items: list) -> dict:
     }
 
 
+def any_usable(files: list[Path], size: int) -> bool:
+    """Whether any of ``files`` gives a validation sample (readable, not grey) as
+    :class:`PhotoDataset` reads them; reads in order and stops at the first that does."""
+    dataset = PhotoDataset(files, size, train=False)
+    dataset._reported.update(files)  # silent: the run warns about each bad photo when it reads it
+    return any(isinstance(dataset[i], torch.Tensor) for i in range(len(dataset)))
+
+
 class ColorDataModule(L.LightningDataModule):
-    """The train/val/test photos of a run; see :func:`make_split`."""
+    """The train/val/test photos of a run; see :func:`make_split`. Raises :class:`DataError`
+    when no validation photo can be used: a run could neither be scored nor save its best model."""
 
     def __init__(self, split: Split, size: int = 224, batch_size: int = 32, workers: int = 2) -> None:
         super().__init__()
         self.split, self.size, self.batch_size, self.workers = split, size, batch_size, workers
+        if split.val and not any_usable(split.val, size):
+            raise DataError(f"none of the {len(split.val)} validation photos can be used (each is unreadable or "
+                            f"grey, e.g. {split.val[0]}): add colour photos to the data")
 
     def _loader(self, files: list[Path], train: bool) -> DataLoader:
         return DataLoader(PhotoDataset(files, self.size, train), batch_size=self.batch_size, shuffle=train,

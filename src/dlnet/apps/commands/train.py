@@ -7,7 +7,9 @@ them from a file (a run's own ``config.yaml`` works), and flags given on the com
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import math
+import types
+import typing
 from pathlib import Path
 
 import yaml
@@ -64,23 +66,88 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="continue a run: a checkpoint path, or bare flag for OUT/checkpoints/last.ckpt")
 
 
+# Ranges of the numbers a run takes, checked for flags and config files alike before anything
+# starts (a negative learning rate trained "fine" in the wrong direction): field -> (lowest,
+# whether the lowest is allowed). TrainConfig.validate checks the rest.
+_RANGES = {"lr": (0, False), "encoder_lr_scale": (0, False), "batch_size": (1, True), "epochs": (1, True),
+           "size": (32, True), "clusters": (1, True), "global_weight": (0, True), "warmup_steps": (0, True),
+           "workers": (0, True), "num_nodes": (1, True), "prior_photos": (1, True), "test_fraction": (0, True),
+           "val_fraction": (0, True), "val_every_steps": (1, True), "limit_val_batches": (1, True)}
+
+
+def _read_config(path: Path) -> dict:
+    """A config file's fields, or a one-line :class:`UsageError` naming the file and what is wrong."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such config file")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise UsageError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read ({e.strerror or e})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise UsageError(f"{path}: must be a mapping of TrainConfig fields (name: value), not a {type(values).__name__}")
+    return values
+
+
+def _typed(value, hint):
+    """``value`` as the type ``hint`` declares (numbers written as strings, such as YAML's
+    ``1e-3``, converted), or raise ValueError."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        for option in typing.get_args(hint):
+            try:
+                return _typed(value, option)
+            except ValueError:
+                pass
+        raise ValueError
+    if typing.get_origin(hint) is list:
+        if not isinstance(value, list):
+            raise ValueError
+        return [_typed(v, typing.get_args(hint)[0]) for v in value]
+    if hint is type(None) and value is None:
+        return None
+    if hint in (int, float) and not isinstance(value, bool) and isinstance(value, (int, float, str)):
+        number = float(value) if hint is float else int(value)  # "big" raises ValueError
+        if hint is int and isinstance(value, float) and value != number:
+            raise ValueError
+        return number
+    if hint in (str, bool) and isinstance(value, hint):
+        return value
+    raise ValueError
+
+
+def _describe(hint) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
 def config_from_args(args: argparse.Namespace):
     from dlnet.train.training import TrainConfig
 
-    values: dict = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise UsageError(f"{path}: no such config file")
-        values = yaml.safe_load(path.read_text()) or {}
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = set(values) - names
+    values: dict = _read_config(Path(args.config)) if args.config else {}
+    hints = typing.get_type_hints(TrainConfig)
+    unknown = set(values) - set(hints)
     if unknown:
-        raise UsageError(f"{args.config}: unknown fields {sorted(unknown)}")
-    for name in names:
+        raise UsageError(f"{args.config}: unknown fields {sorted(map(str, unknown))}")
+    for name, value in values.items():
+        try:
+            values[name] = _typed(value, hints[name])
+        except (ValueError, TypeError):
+            raise UsageError(f"{args.config}: {name} must be {_describe(hints[name])}, got {value!r}") from None
+    for name in hints:
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
+    for name, (low, inclusive) in _RANGES.items():
+        value = values.get(name)
+        if value is not None and not (math.isfinite(value) and (value >= low if inclusive else value > low)):
+            what = "a positive number" if (low, inclusive) == (0, False) else f"at least {low:g}"
+            raise UsageError(f"--{name.replace('_', '-')} must be {what}, got {value:g}")
     cfg = TrainConfig(**values)
     try:
         cfg.validate()
