@@ -26,6 +26,7 @@ _LAZY = {
     **dict.fromkeys(("GlobalLoss", "LocalLoss", "global_loss", "local_loss"), "train.losses"),
     "Colorizer": "infer.colorizer",
     "InferenceOptions": "infer.options",
+    "Hint": "io.hints",
 }
 
 
@@ -43,7 +44,7 @@ __all__ = [
     "DLNet", "ModelConfig", "GlobalLoss", "LocalLoss", "global_loss", "local_loss", "kmeans",
     "rgb_to_lab", "lab_to_rgb", "merge_l_ab", "RgbToLab", "LabToRgb",
     "create_encoder", "list_encoders", "register_encoder",
-    "load_model", "save_model", "available_models", "Colorizer", "InferenceOptions",
+    "load_model", "save_model", "available_models", "Colorizer", "InferenceOptions", "Hint",
 ]
 
 

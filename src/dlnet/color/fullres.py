@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["lightness", "merge_rgb8", "resize_l", "resize_weights", "threads", "STRIP_PIXELS"]
+__all__ = ["lightness", "merge_rgb8", "resize_l", "resize_weights", "threads", "srgb_to_lab", "STRIP_PIXELS"]
 
 STRIP_PIXELS = 1 << 16  # a (strip, 3) float32 temporary is 0.8 MB: cache-resident
 
@@ -110,6 +110,20 @@ def lightness(rgb: np.ndarray) -> np.ndarray:
     out = np.empty((h, w), np.float32)
     _parallel(lambda rows: _l_strip(rgb[rows], out[rows]), _strips(h, w))
     return out
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """A few sRGB colours ``(..., 3)`` in 0..255 -> CIE L*a*b* ``(..., 3)`` float32 (kornia's
+    formulas, as :func:`dlnet.color.lab.rgb_to_lab`; for colours, not photos: no strips).
+
+    >>> srgb_to_lab(np.array([255, 0, 0])).round(1)
+    array([ 53.2,  80.1,  67.2], dtype=float32)
+    """
+    linear = _srgb_to_linear(np.asarray(rgb, np.float64) / 255.0)
+    xyz = linear @ np.linalg.inv(_XYZ_TO_RGB).T / _WHITE
+    f = np.where(xyz > _EPS, np.cbrt(np.maximum(xyz, _EPS)), (_KAPPA * xyz + 16.0) / 116.0)
+    lab = np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+    return lab.astype(np.float32)
 
 
 def _bilinear(n_in: int, n_out: int, start: int = 0, stop: int | None = None):

@@ -104,6 +104,8 @@ class Colorizer(PhotoPipeline):
             self.model = torch.compile(self.model, dynamic=False, options={"freezing": True})
         self.options, self._hook = (options, None) if options is not None else _shorthand(size, rebalance)
         self.batch_size = max(1, int(batch_size))
+        config = getattr(model, "config", None)  # a ModelConfig, or an exported graph's recorded dict
+        self.takes_hints = bool(config.get("hints") if isinstance(config, dict) else getattr(config, "hints", False))
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str | torch.device | None = None,
@@ -119,12 +121,17 @@ class Colorizer(PhotoPipeline):
         return contextlib.nullcontext()
 
     @torch.inference_mode()
-    def predict_ab(self, l: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+    def predict_ab(self, l: torch.Tensor, temperature: float | None = None,
+                   hints: torch.Tensor | None = None) -> torch.Tensor:
         """Raw L ``(B, 1, h, w)`` 0..100 -> raw a*b* ``(B, 2, h, w)`` float32, at the given size;
-        ``temperature``: a classification model's annealed-mean temperature (None: its own)."""
+        ``temperature``: a classification model's annealed-mean temperature (None: its own);
+        ``hints``: hint maps ``(B, 3, h, w)`` for a model with hint inputs (None: none)."""
         x = l.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
+        kwargs = {} if temperature is None else {"temperature": temperature}
+        if hints is not None:
+            kwargs["hints"] = hints.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            ab = self.model(x) if temperature is None else self.model(x, temperature=temperature)
+            ab = self.model(x, **kwargs)
         return ab.float()
 
     def check_options(self, options: InferenceOptions) -> None:
@@ -149,9 +156,9 @@ class Colorizer(PhotoPipeline):
             return self._hook
         return Rebalance(options.rebalance)
 
-    def _predict(self, small: torch.Tensor, options: InferenceOptions) -> torch.Tensor:
-        """Working-size L -> working-size a*b*, post-processed as ``options`` say."""
-        ab = self._saturate(self.predict_ab(small, options.temperature), options)
+    def _predict(self, small: torch.Tensor, options: InferenceOptions, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """Working-size L (and hint maps) -> working-size a*b*, post-processed as ``options`` say."""
+        ab = self._saturate(self.predict_ab(small, options.temperature, hints), options)
         post = self._post(options)
         return ab if post is None else post(ab, small)
 
@@ -180,9 +187,10 @@ class Colorizer(PhotoPipeline):
         return merge_l_ab(l, self.colorize_lab(l, options)).clamp(0, 1)
 
     @torch.inference_mode()
-    def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions) -> torch.Tensor:
+    def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions,
+                       hints: np.ndarray | None = None) -> torch.Tensor:
         small = [self._to_working(torch.from_numpy(l)[None, None].to(self.device), options.size) for l in ls]
-        return self._predict(torch.cat(small), options)
+        return self._predict(torch.cat(small), options, None if hints is None else torch.from_numpy(hints))
 
     def colorize_video(self, src, dst, options: InferenceOptions | None = None, **kwargs):
         """Colorize a video (path or file object) into ``dst`` (``.mp4``, ``.mkv``, ...): every

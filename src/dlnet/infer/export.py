@@ -53,19 +53,25 @@ def export_onnx(model: DLNet, path: str | Path, opset: int = OPSET) -> Path:
     path = Path(path)
     config = model.config.to_dict()  # with the model's gain, which the runner applies
     model, _ = without_gain(copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format))
-    example = torch.rand(_EXAMPLE_SHAPE) * 100
+    example = (torch.rand(_EXAMPLE_SHAPE) * 100,)
+    names = ["l"]
+    io = "l: raw L* (B,1,H,W) 0..100 float32 -> ab: raw a*b* (B,2,H,W)"
+    if config.get("hints"):  # a hint model: its hint maps are the second input
+        example += (None, torch.zeros(_EXAMPLE_SHAPE[0], 3, *_EXAMPLE_SHAPE[2:]))  # (l, temperature, hints)
+        names.append("hints")
+        io = "l: raw L* (B,1,H,W) 0..100, hints: raw a*, b*, 0/1 mask (B,3,H,W), float32 -> ab: raw a*b* (B,2,H,W)"
+    dynamic = {"batch": 0, "height": 2, "width": 3}
     with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
         # The tracer warns that Python-level shape logic is recorded as traced: that is the point.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # ... and that the tracer-based exporter is legacy: chosen deliberately (docstring above).
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            model, (example,), str(tmp), dynamo=False, opset_version=opset,
-            input_names=["l"], output_names=["ab"],
-            dynamic_axes={"l": {0: "batch", 2: "height", 3: "width"}, "ab": {0: "batch", 2: "height", 3: "width"}},
+            model, example, str(tmp), dynamo=False, opset_version=opset,
+            input_names=names, output_names=["ab"],
+            dynamic_axes={name: {i: d for d, i in dynamic.items()} for name in [*names, "ab"]},
         )
-        _add_metadata(tmp, {CONFIG_KEY: json.dumps(config), GAIN_KEY: "1",
-                            "dlnet_io": "l: raw L* (B,1,H,W) 0..100 float32 -> ab: raw a*b* (B,2,H,W)"})
+        _add_metadata(tmp, {CONFIG_KEY: json.dumps(config), GAIN_KEY: "1", "dlnet_io": io})
     return path
 
 

@@ -151,7 +151,8 @@ def check_temperature(config: dict | None, temperature: float | None) -> None:
 
 def check_onnx(path: str | Path, model, shapes=_CHECK_SHAPES, seed: int = 0) -> float:
     """The largest a*b* difference between the ONNX file (onnxruntime) and ``model`` (a
-    :class:`~dlnet.model.net.DLNet`, run in fp32) on random L* of a few ``shapes``."""
+    :class:`~dlnet.model.net.DLNet`, run in fp32) on random L* of a few ``shapes`` (and, for a
+    hint model, with random hints too)."""
     import torch
 
     runner = OnnxColorizer(path)
@@ -160,9 +161,14 @@ def check_onnx(path: str | Path, model, shapes=_CHECK_SHAPES, seed: int = 0) -> 
     worst = 0.0
     for shape in shapes:
         l = (rng.random(shape) * 100).astype(np.float32)
-        with torch.inference_mode():
-            want = model(torch.from_numpy(l)).numpy()
-        worst = max(worst, float(np.abs(runner(l) - want).max()))
+        hint_maps = [None]
+        if runner.takes_hints:  # and with some hints: a few pixels of random colour
+            mask = (rng.random((shape[0], 1, *shape[2:])) < 0.02).astype(np.float32)
+            hint_maps.append(np.concatenate([(rng.random((shape[0], 2, *shape[2:])) * 160 - 80) * mask, mask], 1))
+        for hints in hint_maps:
+            with torch.inference_mode():
+                want = model(torch.from_numpy(l), hints=None if hints is None else torch.from_numpy(hints)).numpy()
+            worst = max(worst, float(np.abs(runner(l, hints=hints) - want).max()))
     return worst
 
 
@@ -191,6 +197,7 @@ class OnnxColorizer(PhotoPipeline):
         self.session = ort_session(self.path, device, threads)
         self.config = onnx_config(self.session)
         self.model_saturation = float((self.config or {}).get("saturation", 1.0))
+        self.takes_hints = bool((self.config or {}).get("hints", False))  # the graph's second input, "hints"
         self._graph_gain = graph_gain(self.session)  # 1, except in files exported by older versions
         self.options = options or InferenceOptions()
         self.batch_size = max(1, int(batch_size))
@@ -212,14 +219,20 @@ class OnnxColorizer(PhotoPipeline):
             except WeightsError as e:
                 raise OnnxUnavailable(f"{name_or_path or DEFAULT_MODEL}: the ONNX export cannot be loaded ({e})") from None
 
-    def __call__(self, l, temperature: float | None = None):
+    def __call__(self, l, temperature: float | None = None, hints=None):
         """Raw L ``(B, 1, H, W)`` -> raw a*b* ``(B, 2, H, W)`` float32, an array for an array and a
         tensor (on ``l``'s device) for a tensor; a ``temperature`` other than the one fixed at
-        export is refused (:func:`check_temperature`)."""
+        export is refused (:func:`check_temperature`). ``hints`` ``(B, 3, H, W)``: hint maps for a
+        model with hint inputs (None: none)."""
         check_temperature(self.config, temperature)
         array = isinstance(l, np.ndarray)
-        x = np.ascontiguousarray(l, np.float32) if array else l.detach().float().cpu().contiguous().numpy()
-        (ab,) = self.session.run(["ab"], {"l": x})
+        x = _array(l)
+        feed = {"l": x}
+        if self.takes_hints:
+            feed["hints"] = np.zeros((x.shape[0], 3, *x.shape[2:]), np.float32) if hints is None else _array(hints)
+        elif hints is not None:
+            raise ValueError("this model takes no hints (exported without hint inputs)")
+        (ab,) = self.session.run(["ab"], feed)
         if self._graph_gain not in (0.0, 1.0):  # an older export, with the model's gain in its graph
             ab /= self._graph_gain
         if array:
@@ -239,10 +252,11 @@ class OnnxColorizer(PhotoPipeline):
             raise OptionError("saturation", f"cannot be used with {self.path.name}: it was exported by an older dlnet "
                                             "at saturation 0 (grey in its graph); export the model again")
 
-    def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions) -> np.ndarray:
+    def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions,
+                       hints: np.ndarray | None = None) -> np.ndarray:
         self.check_options(options)
         small = np.stack([resize_l(l, shape) for l in ls])[:, None].astype(np.float32, copy=False)
-        ab = self._saturate(self(small), options)
+        ab = self._saturate(self(small, hints=hints), options)
         if options.rebalance is not None:
             import torch
 
@@ -250,3 +264,10 @@ class OnnxColorizer(PhotoPipeline):
 
             ab = Rebalance(options.rebalance)(torch.from_numpy(ab), torch.from_numpy(small)).numpy()
         return ab
+
+
+def _array(x) -> np.ndarray:
+    """A float32 C-contiguous array from an array or a torch tensor (on any device)."""
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x, np.float32)
+    return x.detach().float().cpu().contiguous().numpy()

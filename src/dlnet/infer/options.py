@@ -25,10 +25,12 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from dlnet.io.hints import Hint, HintError, parse_hints
 from dlnet.io.imageio import DEFAULT_MAX_PIXELS
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT, RebalanceConfig
 
-__all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS", "MAX_SATURATION", "MIN_TEMPERATURE"]
+__all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS", "MAX_SATURATION", "MIN_TEMPERATURE",
+           "HINT_METHODS"]
 
 DEFAULT_SIZE = 128  # the working size's longer side, px: chosen on the validation photos (docs/RESULTS.md)
 MIN_SIZE = 32  # the model works on multiples of 32 px
@@ -38,6 +40,7 @@ OUTPUT_FORMATS = ("png", "jpeg", "webp", "tiff")
 MAX_SATURATION = 4.0  # a*b* gain; beyond this colours clip to the sRGB gamut
 MIN_TEMPERATURE = 0.01  # annealed mean; below this it is the mode, with float32 overflow risk
 _FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
+HINT_METHODS = ("learned", "propagate")  # a hint model's own inputs; Levin et al.'s propagation (any model)
 
 
 class OptionError(ValueError):
@@ -68,6 +71,12 @@ class InferenceOptions:
             of its colour distribution, towards 0 its most likely colour); None = the model's own
             (``ModelConfig.temperature``, 0.38). A regression model has no temperature and
             ignores it; an ONNX model has its temperature fixed when exported.
+        hints: colour points, :class:`~dlnet.io.hints.Hint` objects or dicts ``{"x", "y",
+            "color"[, "radius"]}`` (stored as Hints): pixels of the photo as displayed, only
+            their a*b* count. At most 1,000; a hint outside a photo fails that photo.
+        hint_method: ``"learned"`` (the model's own hint inputs) or ``"propagate"`` (Levin et
+            al.'s optimisation on the model's prediction, any model); None = learned where the
+            model has hint inputs, else propagate.
     """
 
     size: int | None = DEFAULT_SIZE
@@ -77,6 +86,8 @@ class InferenceOptions:
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
     saturation: float | None = None
     temperature: float | None = None
+    hints: tuple[Hint, ...] = ()
+    hint_method: str | None = None
 
     def __post_init__(self) -> None:
         size, rebalance, fmt = self.size, self.rebalance, self.format
@@ -104,6 +115,12 @@ class InferenceOptions:
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
                               or not MIN_TEMPERATURE <= t <= 1):
             raise OptionError("temperature", f"must be a number in {MIN_TEMPERATURE:g}..1 (or None: the model's own), got {t!r}")
+        try:
+            object.__setattr__(self, "hints", parse_hints(self.hints or ()))
+        except HintError as e:
+            raise OptionError("hints", f"are not usable: {e}") from None
+        if self.hint_method is not None and self.hint_method not in HINT_METHODS:
+            raise OptionError("hint_method", f"must be one of {', '.join(HINT_METHODS)} (or None), got {self.hint_method!r}")
 
     @property
     def max_pixels(self) -> int:

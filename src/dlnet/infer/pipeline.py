@@ -21,9 +21,11 @@ from typing import TypeVar
 
 import numpy as np
 
-from dlnet.color.fullres import lightness, merge_rgb8
+from dlnet.color.fullres import lightness, merge_rgb8, resize_l
+from dlnet.color.propagate import hint_map, propagate
+from dlnet.io.hints import Hint
 from dlnet.io.imageio import Photo, read_image
-from dlnet.infer.options import InferenceOptions
+from dlnet.infer.options import InferenceOptions, OptionError
 
 __all__ = ["PhotoPipeline", "working_shape", "without_gain"]
 
@@ -65,6 +67,7 @@ class PhotoPipeline:
     options: InferenceOptions
     batch_size: int
     model_saturation: float = 1.0  # the a*b* gain the model was saved with (its ModelConfig's)
+    takes_hints: bool = False  # the model has hint inputs (ModelConfig.hints): the learned hint method
 
     def _saturate(self, ab, options: InferenceOptions):
         """The network's a*b* (array or tensor, at gain 1) times the gain: ``options.saturation``,
@@ -75,10 +78,24 @@ class PhotoPipeline:
     def check_options(self, options: InferenceOptions) -> None:
         """Raise :class:`~dlnet.infer.options.OptionError` for options this model cannot honour
         (checked before a batch starts); runtimes extend it with their own limits."""
+        self.hint_method(options)
 
-    def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions):
+    def hint_method(self, options: InferenceOptions) -> str | None:
+        """How ``options.hints`` are honoured: ``"learned"`` (the model's hint inputs; the
+        default where it has them), ``"propagate"`` (any model), None without hints."""
+        if not options.hints:
+            return None
+        method = options.hint_method or ("learned" if self.takes_hints else "propagate")
+        if method == "learned" and not self.takes_hints:
+            raise OptionError("hint_method", "learned needs a model with hint inputs, and this one has none "
+                                             "(use propagate, or a hint model)")
+        return method
+
+    def _predict_batch(self, ls: list[np.ndarray], shape: tuple[int, int], options: InferenceOptions,
+                       hints: np.ndarray | None = None):
         """Full-resolution L* ``(H, W)`` of photos with working shape ``shape`` -> their a*b*
-        ``(B, 2, *shape)`` (an array or tensor), post-processed as ``options`` say."""
+        ``(B, 2, *shape)`` (an array or tensor), post-processed as ``options`` say. ``hints``:
+        their hint maps ``(B, 3, *shape)`` for a model with hint inputs (None: no hints)."""
         raise NotImplementedError
 
     @property
@@ -120,6 +137,9 @@ class PhotoPipeline:
         few at a time, or through :meth:`colorize_stream`.
         """
         options = options or self.options
+        method = self.hint_method(options)
+        for p in photos:  # before any work: a hint off one photo fails the call
+            _check_inside(options.hints, p.rgb.shape[:2])
         ls = [lightness(p.rgb) for p in photos]  # (H, W) float32 L*, on the CPU
         groups: dict[tuple[int, int], list[int]] = {}
         for i, l in enumerate(ls):
@@ -128,7 +148,11 @@ class PhotoPipeline:
         for shape, idx in groups.items():
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
-                ab = self._predict_batch([ls[i] for i in chunk], shape, options)
+                maps = [_hint_map(options.hints, ls[i].shape, shape) for i in chunk] if method else None
+                ab = self._predict_batch([ls[i] for i in chunk], shape, options,
+                                         np.stack(maps) if method == "learned" else None)
+                if method == "propagate":  # at the working size, as the model predicts
+                    ab = [propagate(resize_l(ls[i], shape), _numpy(ab[j]), maps[j]) for j, i in enumerate(chunk)]
                 for j, i in enumerate(chunk):
                     l, ls[i] = ls[i], None  # free each full-res L as soon as it is used
                     colour = merge_rgb8(l, ab[j])  # a*b* upsampled strip by strip
@@ -171,3 +195,24 @@ class PhotoPipeline:
                     yield from self._group([item], options, side_by_side)
             return
         yield from zip((key for key, _ in group), results)
+
+
+def _check_inside(hints: tuple[Hint, ...], hw: tuple[int, int]) -> None:
+    """:class:`OptionError` naming the first hint outside an ``hw`` photo (as displayed)."""
+    h, w = hw
+    for n, hint in enumerate(hints, 1):
+        if not (0 <= hint.x <= w and 0 <= hint.y <= h):
+            raise OptionError("hints", f"hint {n} at ({hint.x:g}, {hint.y:g}) is outside the {w}x{h} photo")
+
+
+def _hint_map(hints: tuple[Hint, ...], hw: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """``hints`` of an ``hw`` photo as a working-size hint map ``(3, *shape)``."""
+    points = np.array([(h.x, h.y) for h in hints], np.float64).reshape(-1, 2)
+    colors = np.array([h.color for h in hints], np.float64).reshape(-1, 3)
+    radii = np.array([np.nan if h.radius is None else h.radius for h in hints], np.float64)
+    return hint_map(points, colors, radii, hw, shape)
+
+
+def _numpy(ab) -> np.ndarray:
+    """One photo's a*b* as a float32 array, from an array or a (CPU or GPU) tensor."""
+    return ab.detach().float().cpu().numpy() if hasattr(ab, "detach") else np.asarray(ab, np.float32)
