@@ -1,18 +1,24 @@
 """Video colorization: the photo path frame by frame, streamed, with colour smoothed over time.
 
-Each frame goes through the same steps as a photo (:class:`~dlnet.infer.colorizer.Colorizer`): its L*
-at full resolution, a*b* predicted at the working size (frames batched through the model), the
-a*b* upsampled and recombined with the frame's own L* by :func:`dlnet.color.fullres.merge_rgb8`. In
-between, :class:`~dlnet.infer.temporal.TemporalSmoother` averages a*b* over time, so colour guessed
-afresh for every frame does not flicker (docs/VIDEO.md).
+Each frame is colorized as a photo is (:class:`~dlnet.infer.colorizer.Colorizer`, or
+:class:`~dlnet.infer.onnxrun.OnnxColorizer`): a*b* predicted at the working size from its L*
+(frames batched through the model), smoothed over time by
+:class:`~dlnet.infer.temporal.TemporalSmoother` so that colour guessed afresh for every frame
+does not flicker (docs/VIDEO.md), and recombined with the frame's own lightness. 8-bit 4:2:0
+films (H.264 and most others) stay Y'CbCr: their luma plane is kept and only the chroma planes
+are computed, at their own quarter resolution (:mod:`dlnet.color.yuv420`); other frames go the
+photo path through RGB (:mod:`dlnet.infer.video_frames` has both).
 
 Decoding and encoding use PyAV (FFmpeg), imported only when a video is processed. Three threads
 form a pipeline joined by small bounded queues, so memory does not grow with the film's length:
-demux + decode + L* | model + smoothing + recombination | encode + mux. Audio packets are copied
-unchanged (no re-encode); every frame keeps its timestamp, so frame count, rate and duration are
-those of the input. The output is H.264 (4:2:0, or 4:4:4 for odd sizes) in MP4, or in Matroska
-when MP4 cannot hold the audio codec (PCM, say). A path output is written to a temporary file
-next to it and renamed at the end: a failed or interrupted run leaves nothing under the name.
+demux + decode + L* | model + smoothing + recombination | encode + mux. Every frame keeps its
+timestamp, so frame count, rate and duration are those of the input. The output is H.264 (4:2:0,
+or 4:4:4 for odd sizes) in MP4, or in Matroska when MP4 cannot hold the audio codec (PCM, say):
+audio packets are copied unchanged, and re-encoded as AAC only when neither container can hold
+them (IMA-ADPCM, mu-law), which :attr:`VideoResult.notes` says. A path output is written to a
+hidden temporary file next to it and renamed at the end: a failed or interrupted run leaves
+nothing under the name, and one killed outright (SIGKILL, a power cut) leaves a temporary file
+that the next video written to that folder removes.
 
 Example:
     >>> from dlnet import Colorizer
@@ -24,19 +30,16 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import threading
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from dlnet.io.atomic import atomic_path
-from dlnet.color.fullres import lightness, merge_rgb8
-from dlnet.io.imageio import ImageError
 from dlnet.infer.options import InferenceOptions
-from dlnet.infer.stages import Pipe, Stage, Stopped
 from dlnet.infer.temporal import DEFAULT_TEMPORAL, TemporalSmoother
+from dlnet.infer.video_frames import FramePipeline, TooLong
+from dlnet.io.atomic import atomic_path
+from dlnet.io.imageio import ImageError
 
 __all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoResult", "colorize_video", "colorize_video_bytes", "output_path",
            "read_frames"]
@@ -44,13 +47,16 @@ __all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoResult", "colorize_video", "col
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpeg", ".mpg", ".m2v", ".ts", ".mts",
                   ".m2ts", ".wmv", ".flv", ".ogv", ".3gp", ".vob", ".dv"}
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
-_PLANAR_YUV8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
-_MP4_AUDIO = {"aac", "mp3", "mp2", "mp1", "ac3", "eac3", "opus", "flac", "alac"}
 # The demuxers FFmpeg may pick for an input (of the suffixes above): never playlists or
 # concatenation lists, which would make FFmpeg open other files or URLs they name.
 _DEMUXERS = "mov,matroska,avi,mpeg,mpegts,mpegvideo,flv,asf,ogg,dv"
 _MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "matroska": "video/x-matroska"}
-_QUEUE = 8  # items per pipeline queue: a few full-resolution frames per stage
+# Audio that MP4 holds and players play (FFmpeg also writes PCM into MP4, which few players read).
+_MP4_AUDIO = {"aac", "mp3", "mp2", "mp1", "ac3", "eac3", "opus", "flac", "alac"}
+_PARTIAL = ".video.tmp"  # ends the hidden name of a film being written (.dlnet-XXXXXXXX.video.tmp)
+# libx264 in the encoding thread itself: its frame threads cost a third more CPU on 2 cores,
+# which the other stages need (benchmarks/README.md, video).
+_X264_THREADS = 1
 
 
 class VideoError(ImageError):
@@ -61,7 +67,9 @@ class VideoError(ImageError):
 @dataclass
 class VideoResult:
     """What :func:`colorize_video` did: the output (None for a file object), its container, frames,
-    seconds of video, scene cuts found, wall time, seconds per stage (stages overlap on threads)."""
+    seconds of video, scene cuts found, wall time, seconds per stage (stages overlap on threads:
+    wall time, and CPU time of each stage's own thread), frames recombined as 4:2:0, and notes
+    (one line each) on what could not be kept as it was (audio re-encoded)."""
 
     path: Path | None
     container: str
@@ -70,12 +78,9 @@ class VideoResult:
     cuts: int
     wall_s: float
     stage_s: dict[str, float] = field(default_factory=dict)
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
+    stage_cpu_s: dict[str, float] = field(default_factory=dict)
+    frames_420: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 def _av():
@@ -106,27 +111,24 @@ def _open_input(src, name):
     return container
 
 
-class _Luma:
-    """Frame -> L* ``(H, W)`` float32 as :func:`~dlnet.color.fullres.lightness` gives for its RGB: grey
-    8-bit YUV frames (old films) through a table on the Y plane, others through RGB."""
-
-    def __init__(self) -> None:
-        codes = np.arange(256, dtype=np.float32)
-        grey = {full: np.clip((codes if full else (codes - 16) * (255 / 219)) / 255, 0, 1) for full in (False, True)}
-        self.tables = {full: lightness(np.repeat(v[:, None, None], 3, axis=2))[:, 0] for full, v in grey.items()}
-
-    def __call__(self, frame) -> np.ndarray:
-        fmt = frame.format.name
-        if fmt in _PLANAR_YUV8:
-            y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width] for p in frame.planes)
-            if u.min() >= 126 and u.max() <= 130 and v.min() >= 126 and v.max() <= 130:  # no chroma
-                return self.tables[fmt.startswith("yuvj") or frame.color_range == 2][y]
-        return lightness(frame.to_ndarray(format="rgb24"))
+def _copyable(fmt: str, stream) -> bool:
+    """Whether the container ``fmt`` can hold ``stream``'s packets as they are."""
+    if fmt in ("mp4", "mov"):
+        return stream.codec_context.codec.canonical_name in _MP4_AUDIO
+    av = _av()
+    try:
+        with av.open(io.BytesIO(), "w", format=fmt) as out:
+            out.add_stream_from_template(stream)
+            out.start_encoding()
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
 
 
-def _target(dst, fmt: str | None, inp) -> tuple[Path | None, str]:
-    """The final path (None when ``dst`` is a file object) and the container format: from the
-    suffix, but Matroska where MP4 cannot hold an audio stream (PCM, Vorbis: copied, not re-encoded)."""
+def _target(dst, fmt: str | None, inp) -> tuple[Path | None, str, dict[int, bool]]:
+    """The final path (None when ``dst`` is a file object), the container format, and for each
+    audio stream whether its packets are copied (else re-encoded as AAC). The format is the
+    suffix's, but Matroska where MP4 cannot hold an audio stream that Matroska can (PCM, Vorbis)."""
     final = None
     if not hasattr(dst, "write"):
         final = Path(dst)
@@ -135,9 +137,13 @@ def _target(dst, fmt: str | None, inp) -> tuple[Path | None, str]:
             raise VideoError(final, f"cannot write {final.suffix or 'files without a suffix'}: "
                                     f"choose {', '.join(_CONTAINERS)}", kind="invalid")
     fmt = fmt or "mp4"
-    if fmt in ("mp4", "mov") and any(a.codec_context.codec.canonical_name not in _MP4_AUDIO for a in inp.streams.audio):
-        fmt, final = "matroska", final and final.with_suffix(".mkv")
-    return final, fmt
+    audio = inp.streams.audio
+    copy = {a.index: _copyable(fmt, a) for a in audio}
+    if fmt in ("mp4", "mov") and not all(copy.values()):
+        in_mkv = {a.index: _copyable("matroska", a) for a in audio}
+        if sum(in_mkv.values()) > sum(copy.values()):  # more audio kept as it is
+            fmt, final, copy = "matroska", final and final.with_suffix(".mkv"), in_mkv
+    return final, fmt, copy
 
 
 def output_path(src, dst) -> Path:
@@ -147,151 +153,94 @@ def output_path(src, dst) -> Path:
         return _target(dst, None, inp)[0]
 
 
-def _add_streams(out, inp, crf: int, preset: str):
-    """An H.264 stream shaped and timed like the input's video; its audio streams as they are."""
+def _add_streams(out, inp, copy: dict[int, bool], crf: int, preset: str, width: int):
+    """An H.264 stream timed like the input's video, ``width`` wide; the audio streams, as they
+    are or as AAC (``copy``). Returns ``(video, {input index: (output stream, copied)})``."""
     vin = inp.streams.video[0]
     video = out.add_stream("libx264", rate=vin.average_rate or vin.guessed_rate or 25)
-    video.width, video.height = w, h = vin.codec_context.width, vin.codec_context.height
+    video.width, video.height = w, h = width, vin.codec_context.height
     video.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"  # 4:2:0 needs even sizes
     video.time_base = video.codec_context.time_base = vin.time_base  # every frame keeps its time
     cc = video.codec_context
     cc.colorspace = cc.color_primaries = cc.color_trc = cc.color_range = 1  # BT.709, limited range
-    video.options = {"crf": str(crf), "preset": preset}
-    audio = {a.index: out.add_stream_from_template(a) for a in inp.streams.audio}
+    video.options = {"crf": str(crf), "preset": preset, "threads": str(_X264_THREADS)}
+    audio = {}
+    for a in inp.streams.audio:
+        if copy[a.index]:
+            audio[a.index] = (out.add_stream_from_template(a), True)
+        else:
+            ca = a.codec_context
+            # (an AVI's "1 channels" is no layout that AAC opens with: mono, then)
+            layout = {1: "mono", 2: "stereo"}.get(ca.channels, ca.layout.name) if ca.layout.name.endswith("channels") \
+                else ca.layout.name
+            audio[a.index] = (out.add_stream("aac", rate=ca.sample_rate, layout=layout), False)
     out.start_encoding()
     return video, audio
 
 
-class _Run:
-    """One video through the pipeline: :meth:`read` and :meth:`write` on their own threads, the
-    model, smoothing and recombination on the caller's (:meth:`run`)."""
+def _remove_abandoned(folder: Path) -> None:
+    """Remove the temporary films that runs killed outright (SIGKILL, a power cut) left in
+    ``folder``. A running writer holds a lock on its file (:func:`_partial`) which the system
+    releases when its process ends, however it ends: a file nobody holds is abandoned."""
+    try:
+        import fcntl
+    except ImportError:  # (not on Windows)
+        return
+    for path in folder.glob(f".dlnet-*{_PARTIAL}"):
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: being written
+                st = os.fstat(fd)
+                if st.st_size > 0 or time.time() - st.st_mtime > 10:  # (an empty one may be just made)
+                    path.unlink()
+            finally:
+                os.close(fd)
 
-    def __init__(self, colorizer, inp, out, streams, smoother, options, progress, max_seconds, name):
-        self.colorizer, self.inp, self.out, (self.vout, self.aout) = colorizer, inp, out, streams
-        self.smoother, self.options, self.progress = smoother, options, progress
-        self.max_seconds, self.name = max_seconds, name
-        self.stop = threading.Event()
-        self.decoded, self.done = Pipe(self.stop, _QUEUE), Pipe(self.stop, _QUEUE)
-        self.stage_s = {"decode": 0.0, "model": 0.0, "recombine": 0.0, "encode": 0.0}
-        self.frames, self.expected = 0, 0
-        self.batch = min(colorizer.batch_size, _QUEUE)  # frames per model call
 
-    def read(self) -> None:
-        vin, luma, t, start = self.inp.streams.video[0], _Luma(), time.perf_counter(), None
-        for packet in self.inp.demux(vin, *self.inp.streams.audio):
-            if packet.stream.type == "audio":
-                if packet.dts is not None:  # (not the empty packet that ends a stream)
-                    self.decoded.put(("audio", packet))
-                continue
-            for frame in packet.decode():
-                start = (frame.time or 0) if start is None else start  # (MPEG-TS starts at 1.4 s, say)
-                if self.max_seconds is not None and (frame.time or 0) - start > self.max_seconds:
-                    raise VideoError(self.name, f"longer than the limit of {self.max_seconds:g} s", kind="too_large")
-                l = luma(frame)
-                self.stage_s["decode"] += time.perf_counter() - t
-                self.decoded.put(("video", ((frame.pts, frame.duration, frame.time_base), l)))
-                t = time.perf_counter()
-        self.decoded.put(("end", None))
-
-    def write(self) -> None:
-        av, last = _av(), None
-        while True:
-            kind, item = self.done.get()
-            t = time.perf_counter()
-            if kind == "audio":
-                item.stream = self.aout[item.stream.index]
-                self.out.mux(item)
-                continue
-            if kind == "end":
-                return self.out.mux(self.vout.encode())
-            (pts, duration, tb), rgb = item
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-                format=self.vout.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
-            pts = self.frames if pts is None else pts  # (then the time base is the codec's)
-            frame.pts = pts if last is None or pts > last else last + 1  # x264 needs them increasing
-            frame.time_base, frame.duration, last = tb, duration or 0, frame.pts
-            self.out.mux(self.vout.encode(frame))
-            self.frames += 1
-            self.stage_s["encode"] += time.perf_counter() - t
-            if self.progress is not None:
-                self.progress(self.frames, self.expected)
-
-    def _colour(self, batch: list) -> None:
-        import torch
-
-        t, c = time.perf_counter(), self.colorizer
-        small = torch.cat([c._to_working(torch.from_numpy(l)[None, None].to(c.device), self.options.size)
-                           for _, l in batch])
-        # The last batch is padded with its last frame: one batch shape per film, so neither
-        # oneDNN nor torch.compile (--compile) prepares kernels for a new one at the end.
-        full = torch.cat([small, small[-1:].expand(self.batch - len(batch), -1, -1, -1)])
-        ab = c._predict(full, self.options)[:len(batch)].float().cpu().numpy()
-        small = small.cpu().numpy()
-        ab = [self.smoother(ab[i], small[i]) for i in range(len(batch))]
-        self.stage_s["model"] += time.perf_counter() - t
-        for (timing, l), ab_i in zip(batch, ab):
-            t = time.perf_counter()
-            rgb = merge_rgb8(l, ab_i)  # the photos' recombination: a*b* upsampled, the frame's own L*
-            self.stage_s["recombine"] += time.perf_counter() - t
-            self.done.put(("video", (timing, rgb)))
-        batch.clear()
-
-    def run(self, threads: int) -> int:
-        """Colorize every frame with ``threads`` torch threads here; returns the number written.
-        Raises what a stage raised."""
-        import torch
-
-        stages = [Stage(self.read, self.stop), Stage(self.write, self.stop)]
-        for s in stages:
-            s.start()
-        torch_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
+@contextlib.contextmanager
+def _partial(final: Path):
+    """:func:`~dlnet.io.atomic.atomic_path` for a film, whose temporary file this process holds
+    locked until it is done with it, so that a later run can tell an abandoned one (above)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(final.parent)
+    with atomic_path(final, suffix=_PARTIAL) as tmp:
+        fd = os.open(tmp, os.O_RDONLY)
         try:
-            batch: list = []
-            while True:
-                kind, item = self.decoded.get()
-                if kind == "video":
-                    batch.append(item)
-                    if len(batch) >= self.batch:
-                        self._colour(batch)
-                elif kind == "audio":
-                    self.done.put((kind, item))
-                else:
-                    if batch:
-                        self._colour(batch)
-                    self.done.put(("end", None))
-                    break
-            for s in stages:
-                s.join()
-        except Stopped:  # a stage failed: its error is raised below
-            pass
+            with contextlib.suppress(ImportError, OSError):
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield tmp
         finally:
-            torch.set_num_threads(torch_threads)
-            self.stop.set()  # on Ctrl-C or an error here: the stages leave within 0.1 s
-            for s in stages:
-                s.join()
-        for s in stages:
-            if s.error is not None:
-                raise s.error
-        return self.frames
+            os.close(fd)
+
+
+def _audio_notes(inp, audio: dict) -> list[str]:
+    return [f"audio ({a.codec_context.name}) re-encoded as AAC: neither MP4 nor Matroska can hold it as it is"
+            for a in inp.streams.audio if not audio[a.index][1]]
 
 
 def colorize_video(colorizer, src, dst, options: InferenceOptions | None = None, temporal: float = DEFAULT_TEMPORAL,
                    progress=None, max_seconds: float | None = None, crf: int = 18, preset: str = "superfast",
-                   container: str | None = None, threads: int | None = None) -> VideoResult:
+                   container: str | None = None, threads: int | None = None, side_by_side: bool = False,
+                   exact: bool = False) -> VideoResult:
     """Colorize the video ``src`` (path or binary file object) into ``dst`` (path: .mp4, .m4v,
     .mov, .mkv; or a writable, seekable file object, written as ``container``, default MP4).
 
-    ``options``: working size, rebalancing and pixel limit (per frame) as for photos (default:
-    the Colorizer's; the output format and quality apply to photos only). ``temporal``:
-    strength of :class:`~dlnet.infer.temporal.TemporalSmoother` (0: every frame on its own).
-    ``progress(frames_done, frames_total)`` is called as frames are written (total 0 when
-    unknown). ``max_seconds``: longer videos raise :class:`VideoError` of kind ``"too_large"``,
-    as do frames over the pixel limit. ``crf``,
-    ``preset``: libx264's quality (lower crf is better and larger) and speed. MP4 output whose
-    audio MP4 cannot hold becomes Matroska (``.mkv``); :attr:`VideoResult.path` says where.
+    ``colorizer``: a :class:`~dlnet.infer.colorizer.Colorizer` or an
+    :class:`~dlnet.infer.onnxrun.OnnxColorizer`. ``options``: working size, rebalancing and pixel
+    limit (per frame) as for photos (default: the colorizer's; the output format and quality
+    apply to photos only). ``temporal``: strength of :class:`~dlnet.infer.temporal.TemporalSmoother`
+    (0: every frame on its own). ``progress(frames_done, frames_total)`` is called as frames are
+    written (total 0 when unknown). ``max_seconds``: longer videos raise :class:`VideoError` of
+    kind ``"too_large"``, as do frames over the pixel limit. ``crf``, ``preset``: libx264's
+    quality (lower crf is better and larger) and speed. MP4 output whose audio MP4 cannot hold
+    becomes Matroska (``.mkv``); :attr:`VideoResult.path` says where. ``side_by_side``: grey |
+    colour frames, twice as wide. ``exact``: every frame through full-resolution RGB as a photo
+    (slower; the 4:2:0 path's difference from it is measured in benchmarks/README.md, video).
 
-    ``threads``: torch's intra-op threads for the model and recombination during the call
+    ``threads``: torch's intra-op threads for the model during the call, when torch runs it
     (process-wide, restored after; default: two fewer than set, at least 1). The pipeline's
     stages already keep two cores busy, and OpenMP regions whose threads wait for busy cores
     stall: on 2 shared cores, 2 threads made the model 5-8x slower than 1 (benchmarks/README.md).
@@ -314,16 +263,18 @@ def colorize_video(colorizer, src, dst, options: InferenceOptions | None = None,
             raise VideoError(name, f"{w}x{h} frames are over the limit of {options.max_megapixels:g} MP", kind="too_large")
         if max_seconds is not None and seconds > max_seconds:
             raise VideoError(name, f"{seconds:.1f} s long, over the limit of {max_seconds:g} s", kind="too_large")
-        final, fmt = _target(dst, container, inp)
-        if final is not None:
-            final.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(final) if final is not None else contextlib.nullcontext(None) as tmp:
+        final, fmt, copy = _target(dst, container, inp)
+        with _partial(final) if final is not None else contextlib.nullcontext(None) as tmp:
             out = av.open(str(tmp) if tmp else dst, "w", format=fmt)
             try:
-                run = _Run(colorizer, inp, out, _add_streams(out, inp, crf, preset), smoother, options,
-                           progress, max_seconds, name)
+                vout, audio = _add_streams(out, inp, copy, crf, preset, 2 * w if side_by_side else w)
+                run = FramePipeline(colorizer, inp, out, vout, audio, smoother, options, progress, max_seconds,
+                                    side_by_side, exact)
                 run.expected = vin.frames or round(seconds * fps)
-                frames = run.run(threads or max(1, _torch_threads() - 2))
+                try:
+                    frames = run.run(threads or max(1, _torch_threads() - 2))
+                except TooLong:
+                    raise VideoError(name, f"longer than the limit of {max_seconds:g} s", kind="too_large") from None
                 if frames == 0:
                     raise VideoError(name, "no frames could be decoded", kind="corrupt")
                 if vin.frames and frames < vin.frames - max(2, 0.02 * vin.frames):
@@ -335,13 +286,19 @@ def colorize_video(colorizer, src, dst, options: InferenceOptions | None = None,
                 raise
             out.close()
         return VideoResult(final, fmt, frames, frames / fps, smoother.cuts, time.perf_counter() - started,
-                           run.stage_s)
+                           run.stage_s, run.stage_cpu_s, run.fast_frames, _audio_notes(inp, audio))
     except av.FFmpegError as e:
         raise VideoError(name, f"corrupt or unsupported video data ({_why(e)})", kind="corrupt") from None
     except OSError as e:
         raise VideoError(final if final is not None else name, f"cannot write: {e.strerror or e}", kind="io") from None
     finally:
         inp.close()
+
+
+def _torch_threads() -> int:
+    """torch's intra-op threads when torch is loaded (it runs the model), else 1."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else 1
 
 
 def colorize_video_bytes(colorizer, data: bytes, options: InferenceOptions | None = None,
