@@ -279,3 +279,76 @@ def test_each_frame_keeps_its_own_lightness(tmp_path):
     for before, after in zip(read_frames(clip), read_frames(result.path)):
         diff = np.abs(lightness(after) - lightness(before))
         assert np.median(diff) < 0.5 and diff.mean() < 1.5  # 8-bit rounding; 4:2:0 chroma at colour edges
+
+
+def tiled(i: int) -> np.ndarray:
+    """A pan twice as wide and high (room for larger frames)."""
+    return np.tile(pan(i), (2, 2))
+
+
+def test_audio_that_no_container_holds_is_reencoded_as_aac(tmp_path, model_file, capsys):
+    """Issue 31, defect 4: IMA-ADPCM in AVI or mu-law in MOV failed the whole film."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write_clip(src / "adpcm.avi", codec="mpeg4", audio=("adpcm_ima_wav", 8000))
+    write_clip(src / "mulaw.mov", audio=("pcm_mulaw", 8000))
+    code = main(["colorize", str(src), "-o", str(out), "--weights", str(model_file), "--size", "64"])
+    captured = capsys.readouterr()
+    assert code == 0 and "2 colorized, 0 skipped, 0 failed" in captured.out
+    notes = captured.err.strip().splitlines()
+    assert len(notes) == 2 and all(line.endswith("re-encoded as AAC: neither MP4 nor Matroska can hold it as it is")
+                                   for line in notes), notes
+    for name in ("adpcm", "mulaw"):
+        with av.open(str(out / "in" / f"{name}.mp4")) as c:
+            assert c.streams.audio[0].codec_context.name == "aac"
+            seconds = sum(f.samples for f in c.decode(audio=0)) / 8000
+        assert abs(seconds - N / 24) < 0.15, (name, seconds)  # all of the sound, in time with the frames
+
+
+def test_a_film_killed_mid_way_leaves_no_partial_file_after_the_next_run(tmp_path, model_file):
+    """Issue 31, defect 7: SIGKILL (or SIGTERM) mid-film left a hidden partial file for good."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    clip = write_clip(tmp_path / "long.mp4", n=1500)
+    out = tmp_path / "out"
+    command = ["colorize", str(clip), "-o", str(out), "--weights", str(model_file), "--size", "64"]
+    child = subprocess.Popen([sys.executable, "-c", "import sys; from dlnet.apps.cli import main; sys.exit(main(sys.argv[1:]))",
+                              *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = []
+    deadline = time.monotonic() + 120
+    while not partial and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        partial = [p for p in out.rglob(".*") if p.is_file() and p.stat().st_size > 0]
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert partial and partial[0].exists(), "the film should have been killed while being written"
+    assert main(command) == 0  # the user runs it again
+    assert describe(out / "long.mp4")["frames"] == 1500
+    assert not [p.name for p in out.rglob(".*")], "a partial file was left behind"
+
+
+def test_side_by_side_films_are_grey_then_colour(tmp_path, model_file):
+    """Issue 31, defect 10: --side-by-side was silently ignored for films."""
+    clip = write_clip(tmp_path / "pan.mp4", tiled, size=(192, 128))
+    assert main(["colorize", str(clip), "-o", str(tmp_path / "out"), "--side-by-side", "--weights", str(model_file),
+                 "--size", "64"]) == 0
+    assert describe(tmp_path / "out" / "pan.mp4")["size"] == (384, 128)
+
+
+@pytest.mark.parametrize("size", [(192, 128), (97, 55)])  # the 4:2:0 path; an odd size, by RGB (4:4:4)
+def test_side_by_side_frames(tmp_path, size):
+    from dlnet.color.fullres import lightness
+
+    w = size[0]
+    clip = write_clip(tmp_path / "pan.mp4", tiled, size=size, pix_fmt="yuv420p" if w % 2 == 0 else "yuv444p")
+    result = _colorizer().colorize_video(clip, tmp_path / "out.mp4", side_by_side=True, crf=0)
+    assert result.frames_420 == (N if w % 2 == 0 else 0)
+    for before, after in zip(read_frames(clip), read_frames(result.path)):
+        assert after.shape == (size[1], 2 * w, 3)
+        grey, colour = after[:, :w].astype(np.int16), after[:, w:].astype(np.int16)
+        assert np.abs(grey - grey.mean(axis=2, keepdims=True)).max() <= 2  # grey: R = G = B
+        assert np.abs(colour - colour.mean(axis=2, keepdims=True)).mean() > 5  # in colour
+        assert np.abs(lightness(grey.astype(np.uint8)) - lightness(before)).mean() < 1.0  # the film's own grey

@@ -3,7 +3,8 @@
 ``dlnet colorize`` finds videos next to photos (by suffix, :data:`dlnet.infer.video.VIDEO_SUFFIXES`);
 each ``x.avi`` is written to ``OUT_DIR/<relative path>/x.mp4`` (``x.mkv`` when MP4 cannot hold its
 audio) by :func:`dlnet.infer.video.colorize_video`, one at a time, with a progress line of its own
-(frames, frames/s, time left). A bad video is one line on stderr and the batch goes on.
+(frames, frames/s, time left); ``--side-by-side`` makes grey | colour films as it makes photos.
+A bad video is one line on stderr and the batch goes on, as is audio that had to be re-encoded.
 
 Example:
     $ dlnet colorize film.avi scans/ -o colour --temporal 0.9
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dlnet.apps.commands import UsageError
+from dlnet.apps.commands import UsageError, one_line
 
 VIDEO = "video"  # the Job.fmt of a video
 
@@ -82,7 +83,10 @@ def process(jobs: list, colorizer, args: argparse.Namespace, tally, advance, bar
                 if task is not None:
                     bar.update(task, completed=done, total=max(total, done) or None)
 
-            colorizer.colorize_video(job.src, final, temporal=args.temporal, progress=progress)
+            result = colorizer.colorize_video(job.src, final, temporal=args.temporal, progress=progress,
+                                              side_by_side=args.side_by_side)
+            for note in result.notes:  # (audio re-encoded: done, but not kept as it was)
+                tally.report(one_line(f"{job.src}: {note}"))
             tally.done += 1
         except VideoError as e:
             tally.fail(job.src, e.cause if e.path in (None, str(job.src)) else f"output {e}")
