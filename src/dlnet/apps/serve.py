@@ -12,9 +12,11 @@ Limits, checked as early as they can be:
   else while the body streams in;
 * an upload that has not fully arrived ``upload_timeout_s`` after its headers: 408, so a client
   that stalls cannot hold a connection (and its memory) for ever;
-* more than ``workers + queue_size`` photos in the works (colorizing or waiting for a worker):
-  503 with ``Retry-After``. A request takes its slot once its upload has arrived, for the work
-  only, so clients that are slow to send (or stall) never lock the others out;
+* photos beyond the ``workers`` being colorized wait in a queue, in arrival order, and are
+  answered as workers free up; each waits at most ``queue_timeout_s`` (then 503 with
+  ``Retry-After``), and only past ``queue_size`` waiting photos is a request shed at once (503 with
+  ``Retry-After``). A request joins the queue once its upload has arrived, so clients that are
+  slow to send (or stall) never lock the others out;
 * image over ``max_pixels``: 413, from the image header before the pixels are decoded;
 * not an image: 415; a corrupt or truncated one: 400 (decided by decoding, never by name or header).
 
@@ -33,7 +35,8 @@ Example:
 import asyncio
 import logging
 import math
-from contextlib import contextmanager
+from collections import deque
+from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.resources import files
@@ -92,7 +95,9 @@ class ServeSettings:
         max_upload_bytes: the largest request body accepted (413 above).
         max_pixels: the largest image (width x height) accepted (413 above).
         workers: photos colorized at the same time (threads).
-        queue_size: requests allowed to wait for a worker; more get 503 + ``Retry-After``.
+        queue_size: photos allowed to wait for a worker (their uploads are held in memory); more
+            get 503 + ``Retry-After`` at once.
+        queue_timeout_s: the longest a photo waits for a worker (503 + ``Retry-After`` beyond).
         retry_after_s: the ``Retry-After`` sent with a 503.
         upload_timeout_s: time from a request's headers to the end of its upload (408 beyond).
         max_video_seconds: the longest video accepted (413 above); 0 refuses videos (415).
@@ -108,7 +113,8 @@ class ServeSettings:
     max_upload_bytes: int = 20_000_000
     max_pixels: int = 50_000_000
     workers: int = 1
-    queue_size: int = 16
+    queue_size: int = 64
+    queue_timeout_s: float = 60.0
     retry_after_s: int = 2
     upload_timeout_s: float = 60.0
     max_video_seconds: float = 30.0
@@ -123,6 +129,8 @@ class ServeSettings:
             raise ValueError("workers must be >= 1 and queue_size >= 0")
         if self.max_upload_bytes < 1:
             raise ValueError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+        if not (math.isfinite(self.queue_timeout_s) and self.queue_timeout_s > 0):
+            raise ValueError(f"queue_timeout_s must be a positive number of seconds, got {self.queue_timeout_s}")
         if not (math.isfinite(self.upload_timeout_s) and self.upload_timeout_s > 0):
             raise ValueError(f"upload_timeout_s must be a positive number of seconds, got {self.upload_timeout_s}")
         if not (math.isfinite(self.max_video_seconds) and self.max_video_seconds >= 0):
@@ -196,29 +204,57 @@ class _Gate:
 
 
 class _Slots:
-    """At most ``workers + queue_size`` photos in the works at once; more get 503 + ``Retry-After``.
+    """``workers`` photos colorized at once; up to ``queue_size`` more wait for a worker, in
+    arrival order, each at most ``queue_timeout_s``; beyond either: 503 + ``Retry-After``.
 
-    Held from the moment a request's upload has arrived until its result is ready. The counter
-    needs no lock: it is only touched on the event loop, with no ``await`` between the check and
-    the increment.
+    A finished photo hands its worker straight to the first waiting one (no race in which a
+    newcomer overtakes the queue). Only touched on the event loop, so it needs no lock.
     """
 
     def __init__(self, settings: ServeSettings) -> None:
-        self.capacity = settings.workers + settings.queue_size
+        self.free = settings.workers
+        self.queue_size, self.timeout_s = settings.queue_size, settings.queue_timeout_s
         self.retry_after_s = settings.retry_after_s
-        self.active = 0
+        self.waiting: deque[asyncio.Future] = deque()
 
-    @contextmanager
-    def hold(self):
-        if self.active >= self.capacity:
-            raise _Rejected(503, f"The server is busy ({self.active} photos in progress); "
-                                 f"try again in {self.retry_after_s} s.",
-                            headers={"Retry-After": str(self.retry_after_s)})
-        self.active += 1
+    def _busy(self, why: str) -> _Rejected:
+        return _Rejected(503, f"The server is busy ({why}); try again in {self.retry_after_s} s.",
+                         headers={"Retry-After": str(self.retry_after_s)})
+
+    async def _acquire(self) -> None:
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            return
+        if len(self.waiting) >= self.queue_size:
+            raise self._busy(f"{len(self.waiting)} photos are waiting already")
+        turn = asyncio.get_running_loop().create_future()
+        self.waiting.append(turn)
+        try:
+            await asyncio.wait_for(turn, self.timeout_s)  # returns if the turn came as it timed out
+        except BaseException as e:  # timed out, or cancelled (the client left)
+            if turn in self.waiting:
+                self.waiting.remove(turn)
+            elif turn.done() and not turn.cancelled():  # handed a worker as it left: pass it on
+                self._release()
+            if isinstance(e, asyncio.TimeoutError):
+                raise self._busy(f"no worker was free for {self.timeout_s:g} s") from None
+            raise
+
+    def _release(self) -> None:
+        while self.waiting:
+            turn = self.waiting.popleft()
+            if not turn.done():  # (one whose wait was cancelled is done)
+                turn.set_result(None)  # the worker passes to it
+                return
+        self.free += 1
+
+    @asynccontextmanager
+    async def hold(self):
+        await self._acquire()
         try:
             yield
         finally:
-            self.active -= 1
+            self._release()
 
 
 def _colorize_bytes(runtime: ServeRuntime, data: bytes, options: InferenceOptions,
@@ -309,11 +345,13 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
             "status": "ok",
             "model": model_name,
             **runtime.describe(),
+            "load": {"colorizing": settings.workers - slots.free, "waiting": len(slots.waiting)},
             "defaults": {"size": settings.default_size, "rebalance": settings.rebalance,
                          "saturation": runtime.photos.model_saturation},
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
                        "max_size": settings.max_size, "workers": settings.workers,
-                       "queue_size": settings.queue_size, "upload_timeout_s": settings.upload_timeout_s,
+                       "queue_size": settings.queue_size, "queue_timeout_s": settings.queue_timeout_s,
+                       "upload_timeout_s": settings.upload_timeout_s,
                        "max_video_seconds": settings.max_video_seconds},
         }
 
@@ -352,7 +390,7 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
         options = settings.options.replace(size=size or settings.default_size, format=fmt,
                                            rebalance=settings.rebalance if rebalance is None else rebalance,
                                            saturation=saturation, temperature=temperature)
-        with slots.hold():
+        async with slots.hold():
             out, media_type = await asyncio.get_running_loop().run_in_executor(
                 pool, _colorize_bytes, runtime, data, options, settings.max_video_seconds)
         ext = {"video/mp4": "mp4", "video/x-matroska": "mkv"}.get(media_type, fmt)

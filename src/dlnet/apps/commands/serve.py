@@ -37,7 +37,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=d.workers,
                         help=f"photos colorized at the same time (default: {d.workers})")
     parser.add_argument("--queue", type=int, default=d.queue_size,
-                        help=f"requests that may wait; beyond that the server answers 503 (default: {d.queue_size})")
+                        help=f"photos that may wait for a worker, answered in turn; beyond that the server "
+                             f"answers 503 (default: {d.queue_size})")
+    parser.add_argument("--queue-timeout", type=float, default=d.queue_timeout_s, metavar="SECONDS",
+                        help=f"longest wait for a worker; longer waits get 503 (default: {d.queue_timeout_s:g})")
     parser.add_argument("--max-upload-mb", type=float, default=d.max_upload_bytes / 1e6,
                         help=f"largest upload in MB (default: {d.max_upload_bytes / 1e6:g})")
     parser.add_argument("--max-megapixels", type=float, default=d.max_pixels / 1e6,
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         settings = ServeSettings(
             weights=args.model, device=args.device, precision=args.precision, runtime=args.runtime, default_size=args.size,
             max_size=max(1024, args.size), rebalance=args.rebalance, workers=args.workers,
-            queue_size=args.queue, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
+            queue_size=args.queue, queue_timeout_s=args.queue_timeout, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
             upload_timeout_s=args.upload_timeout, max_video_seconds=args.max_video_seconds)
         app = create_app(settings=settings)
     except ValueError as e:
