@@ -151,6 +151,29 @@ def test_an_actor_killed_mid_job_loses_no_photo(tmp_path, ray_address):
             assert im.size == (128, 96)
 
 
+def test_pyarrow_uris_work_like_paths(tmp_path, ray_address, monkeypatch, capsys):
+    """file:// goes through pyarrow's file systems as s3:// and gs:// do (listing, staging, upload)."""
+    for i in range(6):
+        _grey(tmp_path / "in" / f"sub{i % 2}" / f"{i}.{'png' if i % 2 else 'jpg'}", seed=i)
+    monkeypatch.chdir(tmp_path)
+    argv = ["colorize", f"file://{tmp_path}/in", "-o", f"file://{tmp_path}/out", f"--ray={ray_address}"]
+    assert main(argv) == 0
+    outputs = sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*.*"))
+    assert outputs == sorted(Path("in") / p.relative_to(tmp_path / "in") for p in (tmp_path / "in").rglob("*.*"))
+    rows = _rows(tmp_path / "dlnet-manifest.csv")  # an object store cannot be appended to: here
+    assert {r["status"] for r in rows} == {"done"} and all(r["output"].startswith("file://") for r in rows)
+    assert main(argv) == 0 and "0 colorized, 6 skipped, 0 failed" in capsys.readouterr().out
+
+
+def test_a_model_the_actors_cannot_load_is_one_line(tmp_path, ray_address, capsys):
+    _grey(tmp_path / "a.jpg", seed=1)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a model")
+    argv = ["colorize", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "bad.safetensors")]
+    assert main([*argv, f"--ray={ray_address}"]) == 2  # as the plain command: a usage error
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("dlnet colorize: error:")]
+    assert len(errors) == 1 and "the model actors could not start:" in errors[0] and "bad.safetensors" in errors[0]
+
+
 def test_without_ray_the_flag_names_the_extra(tmp_path, monkeypatch, capsys):
     _grey(tmp_path / "a.jpg", seed=1)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed

@@ -43,8 +43,10 @@ from pathlib import Path
 
 from dlnet.infer.batch import Job, colorize_jobs, plan_jobs
 from dlnet.infer.options import InferenceOptions
+from dlnet.infer.remote import is_uri, plan_uris, staged
 
-__all__ = ["colorize_files", "colorize_dataset", "jobs_dataset", "connect", "Summary", "COLUMNS", "MANIFEST"]
+__all__ = ["colorize_files", "colorize_dataset", "jobs_dataset", "connect", "Summary", "ClusterError", "COLUMNS",
+           "MANIFEST"]
 
 MANIFEST = "dlnet-manifest.csv"  # the manifest's name in the output folder
 COLUMNS = ("input", "output", "status", "error", "seconds")  # a result row, and the manifest's header
@@ -54,6 +56,10 @@ VIDEO_CAUSE = "a video: videos are colorized by dlnet colorize without --ray"
 
 def _report(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+class ClusterError(RuntimeError):
+    """The job cannot go on (the model actors cannot start, the cluster is gone): one line."""
 
 
 @dataclass
@@ -77,33 +83,52 @@ class _Colorize:
     """
 
     def __init__(self, model, options: InferenceOptions, side_by_side: bool, runtime: str | None, device: str | None,
-                 batch_size: int, compile: bool, photos: int | None, threads: int | None) -> None:
+                 batch_size: int, compile: bool, photos: int | None) -> None:
         from dlnet.infer.runtime import Work, load_colorizer
 
-        # The runtime the plain command would choose for all the job's photos, not an actor's share.
-        self.colorizer = load_colorizer(model, Work(photos=photos, size=options.size), runtime, device,
-                                        batch_size=batch_size, options=options, compile=compile)
-        self.colorizer.check_options(options)
-        self.options, self.side_by_side = options, side_by_side
+        self.options, self.side_by_side, self.error = options, side_by_side, None
+        try:
+            # The runtime the plain command would choose for all the job's photos, not an actor's share.
+            self.colorizer = load_colorizer(model, Work(photos=photos, size=options.size), runtime, device,
+                                            batch_size=batch_size, options=options, compile=compile)
+            self.colorizer.check_options(options)
+        except Exception as e:  # a bad model file or option, no CUDA here: said once, by the first batch
+            # (raised here, Ray would restart the actor again and again, each time with a traceback)
+            self.error = " ".join(f"{type(e).__name__}: {e}".split())
 
     def __call__(self, batch: dict) -> dict:
+        if self.error is not None:
+            raise ClusterError(f"the model actors could not start: {self.error}")
         if "src" not in batch or "dst" not in batch:
             raise ValueError(f"colorize_dataset needs rows with 'src' and 'dst' columns, got {sorted(batch)}")
         fmts = batch["format"] if "format" in batch else [None] * len(batch["src"])
-        rows: dict[Job, list[int]] = {}
+        rows: dict[Job, list[int]] = {}  # src and dst as given: local paths or URIs (dlnet.infer.remote)
         for i, (src, dst, fmt) in enumerate(zip(batch["src"], batch["dst"], fmts)):
-            rows.setdefault(Job(Path(str(src)), Path(str(dst)), fmt or None), []).append(i)
+            rows.setdefault(Job(str(src), str(dst), fmt or None), []).append(i)
         n = len(batch["src"])
         out = {"input": [str(s) for s in batch["src"]], "output": [str(d) for d in batch["dst"]],
                "status": ["failed"] * n, "error": [""] * n, "seconds": [0.0] * n}
         clock = time.perf_counter()
-        for outcome in colorize_jobs(self.colorizer, list(rows), self.options, self.side_by_side):
+
+        def finish(job: Job, cause: str | None) -> None:
+            nonlocal clock
             now = time.perf_counter()
-            for i in rows[outcome.job]:
-                out["status"][i] = "done" if outcome.ok else "failed"
-                out["error"][i] = outcome.cause or ""
+            for i in rows[job]:
+                out["status"][i], out["error"][i] = ("done", "") if cause is None else ("failed", cause)
                 out["seconds"][i] = round(now - clock, 4)
             clock = now
+
+        with staged(list(rows)) as staging:  # remote photos fetched to local files, the rest as they are
+            for job, cause in staging.failures.items():
+                finish(job, cause)
+            for outcome in colorize_jobs(self.colorizer, list(staging.jobs), self.options, self.side_by_side):
+                cause = outcome.cause
+                if outcome.ok:
+                    try:
+                        staging.upload(outcome.job)
+                    except OSError as e:
+                        cause = f"output {staging.jobs[outcome.job].dst}: cannot write: {' '.join(str(e).split())}"
+                finish(staging.jobs[outcome.job], cause)
         extra = {k: v for k, v in batch.items() if k not in ("src", "dst", "format", *COLUMNS)}
         return {**extra, **out}  # the caller's own columns (an id, say) ride along
 
@@ -117,7 +142,7 @@ def connect(address: str | None = None, **init_kwargs) -> None:
 
     if ray.is_initialized():
         return
-    ray.init(address="local" if address in (None, "local") else address, logging_level=logging.WARNING,
+    ray.init(address="local" if address in (None, "local") else address, logging_level=logging.ERROR,
              **init_kwargs)
 
 
@@ -153,14 +178,20 @@ def colorize_dataset(ds, model=None, options: InferenceOptions | None = None, *,
     options = options or InferenceOptions()
     if actors is None:
         actors = _default_actors(num_cpus, num_gpus)
-    threads = max(1, round(num_cpus)) if num_cpus else None
+    if model is not None and not is_uri(model) and Path(model).exists():
+        model = Path(model).absolute()  # a file, found by actors whatever their working folder
     device = device or ("cuda" if num_gpus else None)
     return ds.map_batches(
         _Colorize, batch_size=CALLS_PER_MODEL_BATCH * max(1, batch_size), batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=num_cpus, num_gpus=num_gpus or None,
         fn_constructor_kwargs=dict(model=None if model is None else str(model), options=options,
                                    side_by_side=side_by_side, runtime=runtime, device=device, batch_size=batch_size,
-                                   compile=compile, photos=photos, threads=threads))
+                                   compile=compile, photos=photos))
+
+
+def _where(path) -> str:
+    """A URI as it is, a local path made absolute (an actor's working folder is not ours)."""
+    return str(path) if is_uri(path) else str(Path(path).absolute())
 
 
 def jobs_dataset(jobs: list[Job], rows_per_block: int = 32):
@@ -174,8 +205,8 @@ def jobs_dataset(jobs: list[Job], rows_per_block: int = 32):
     for start in range(0, len(jobs), rows_per_block):
         chunk = jobs[start:start + rows_per_block]
         tables.append(pa.table({"id": list(range(start, start + len(chunk))),
-                                "src": [str(job.src.absolute()) for job in chunk],
-                                "dst": [str(job.dst.absolute()) for job in chunk],
+                                "src": [_where(job.src) for job in chunk],
+                                "dst": [_where(job.dst) for job in chunk],
                                 "format": [job.fmt for job in chunk]}))
     return ray.data.from_arrow(tables)
 
@@ -191,7 +222,7 @@ class _Manifest:
 
     def add(self, job_or_path, status: str, error: str = "", seconds: float | None = None) -> None:
         src, dst = (job_or_path.src, job_or_path.dst) if isinstance(job_or_path, Job) else (job_or_path, "")
-        self._csv.writerow((Path(src).absolute(), Path(dst).absolute() if dst else "", status, error,
+        self._csv.writerow((_where(src), _where(dst) if dst else "", status, error,
                             "" if seconds is None else f"{seconds:.3f}"))
 
     def flush(self) -> None:
@@ -240,9 +271,12 @@ def colorize_files(paths: Iterable[str | Path], output_dir: str | Path, options:
     import ray  # noqa: F401  (before any work: without the extra, fail at once)
 
     options = options or InferenceOptions()
-    out_dir = Path(output_dir)
-    plan = plan_jobs(paths, out_dir, options, overwrite)
-    summary = Summary(manifest=Path(manifest) if manifest is not None else out_dir / MANIFEST)
+    paths = [str(p) if is_uri(p) else p for p in paths]
+    remote = is_uri(output_dir) or any(map(is_uri, paths))
+    plan = (plan_uris if remote else plan_jobs)(paths, output_dir, options, overwrite)
+    # Beside the outputs; an object store cannot be appended to, so then in the current folder.
+    default = Path(MANIFEST) if is_uri(output_dir) else Path(output_dir) / MANIFEST
+    summary = Summary(manifest=Path(manifest) if manifest is not None else default)
     log = _Manifest(summary.manifest)
     try:
         for failure in plan.failures:
@@ -265,6 +299,19 @@ def colorize_files(paths: Iterable[str | Path], output_dir: str | Path, options:
     return summary
 
 
+def _batches(ds):
+    """``ds``'s result batches; a failure of the job itself (not of a photo) as a :class:`ClusterError`."""
+    import ray.exceptions
+
+    try:
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+    except ray.exceptions.RayError as e:
+        # Ray Data hands the actor's exception back as text (a traceback): find ours in it.
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        ours = [line.partition("ClusterError: ")[2] for line in lines if "ClusterError: " in line]
+        raise ClusterError(ours[-1] if ours else f"the Ray job failed: {lines[-1] if lines else e!r}") from None
+
+
 def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, stage: dict, log: _Manifest,
          summary: Summary, report: Callable[[str], None], progress_every: float) -> None:
     """Run the jobs through :func:`colorize_dataset`, logging each result row as it arrives."""
@@ -283,9 +330,9 @@ def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, 
     context, logger = ray.data.DataContext.get_current(), logging.getLogger("ray.data")
     bars, level = context.enable_progress_bars, logger.level
     context.enable_progress_bars = False
-    logger.setLevel(logging.WARNING)
+    logger.setLevel(logging.CRITICAL)  # a failed job is one line (ClusterError), not Ray Data's traceback
     try:
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _batches(ds):
             for i, status, error, seconds in zip(batch["id"], batch["status"], batch["error"], batch["seconds"]):
                 job = jobs[int(i)]
                 log.add(job, str(status), str(error), float(seconds))

@@ -13,7 +13,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from pathlib import Path
 
 from dlnet.apps.commands import UsageError, one_line
 
@@ -44,6 +46,20 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError("--ray-cpus must be > 0 and --ray-gpus >= 0")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from dlnet.model.weights import resolve
+
+    if not resolve(args.model).is_file():  # checked here, not by every actor as it starts
+        raise UsageError(f"--model {args.model}: no such model file or shipped model")
+
+
+def output_location(path: Path) -> str | Path:
+    """``-o`` as the user wrote it: a URI (``s3://bucket/colour``) comes back from ``Path``, which
+    folds its ``//`` (``s3:/bucket/colour``), as the URI; a local folder as it is."""
+    m = re.fullmatch(r"([a-z][a-z0-9+.-]+):/(.*)", str(path))
+    if m is None:
+        return path
+    scheme, rest = m.groups()
+    return f"{scheme}:///{rest}" if scheme == "file" else f"{scheme}://{rest}"
 
 
 def run(args: argparse.Namespace, options) -> int:
@@ -51,15 +67,18 @@ def run(args: argparse.Namespace, options) -> int:
     check(args)
     import ray  # noqa: F401  (without the extra: the one-line hint of dlnet.apps.cli)
 
-    from dlnet.infer.cluster import colorize_files
+    from dlnet.infer.cluster import ClusterError, colorize_files
 
     def report(line: str) -> None:
         print(one_line(line), file=sys.stderr, flush=True)
 
-    summary = colorize_files(args.paths, args.output_dir, options, model=args.model, overwrite=args.overwrite,
-                             side_by_side=args.side_by_side, address=args.ray, report=report,
-                             actors=args.ray_actors, num_cpus=args.ray_cpus, num_gpus=args.ray_gpus,
-                             batch_size=args.batch_size, runtime=args.runtime, device=args.device,
-                             compile=args.compile)
+    try:
+        summary = colorize_files(args.paths, output_location(args.output_dir), options, model=args.model,
+                                 overwrite=args.overwrite, side_by_side=args.side_by_side, address=args.ray,
+                                 report=report, actors=args.ray_actors, num_cpus=args.ray_cpus,
+                                 num_gpus=args.ray_gpus, batch_size=args.batch_size, runtime=args.runtime,
+                                 device=args.device, compile=args.compile)
+    except (ClusterError, ConnectionError) as e:  # ConnectionError: no cluster at the address
+        raise UsageError(str(e)) from None
     print(f"{summary.done} colorized, {summary.skipped} skipped, {summary.failed} failed; manifest: {summary.manifest}")
     return 1 if summary.failed else 0

@@ -1,0 +1,158 @@
+"""Photos in buckets for the cluster job: any file system pyarrow opens from a URI (``s3://``,
+``gs://``, ``abfs://``, ``hdfs://``; ``file://`` too, which is how it is tested).
+
+:func:`plan_uris` plans like :func:`dlnet.infer.batch.plan_jobs` where some input or the output
+folder is a URI: a folder's photos found recursively (hidden names left out, by suffix), each
+output at ``OUT/<folder name>/<relative path>`` in the input's format (PNG for formats that
+cannot be written back) or ``options.format``, existing outputs skipped (one listing of the
+output folder), two inputs with one output refused. Globs are for local paths only. The jobs'
+``src`` and ``dst`` are then strings (URIs, or absolute local paths).
+
+:func:`staged` lets :func:`dlnet.infer.batch.colorize_jobs` run such jobs unchanged: it copies
+each remote photo to a local temporary folder and gives the local jobs; :meth:`Staging.upload`
+copies a finished output to its URI in one stream (an object store makes the object appear
+whole when the stream closes; a local ``file://`` output is written atomically). Credentials are
+pyarrow's: the environment, the instance's role, ``~/.aws``, ``gcloud`` (docs/CLUSTER.md).
+
+Example:
+    >>> plan = plan_uris(["s3://archive/scans"], "s3://archive/colour")   # doctest: +SKIP
+    >>> plan.jobs[0]                                                      # doctest: +SKIP
+    Job(src='s3://archive/scans/1921/a.jpg', dst='s3://archive/colour/scans/1921/a.jpg', fmt='JPEG')
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from dlnet.infer.batch import Failure, Job, Plan
+from dlnet.infer.options import InferenceOptions
+from dlnet.io.atomic import atomic_path
+from dlnet.io.imageio import IMAGE_SUFFIXES, output_format
+from dlnet.io.photolist import is_hidden
+
+__all__ = ["is_uri", "plan_uris", "staged", "Staging"]
+
+
+def is_uri(path) -> bool:
+    """Whether ``path`` names a file system by scheme (``s3://bucket/key``), not a local path."""
+    return "://" in str(path)
+
+
+def _open(location: str | Path):
+    """``(pyarrow file system, path on it, URI prefix)`` of a URI or a local path."""
+    from pyarrow import fs
+
+    if is_uri(location):
+        filesystem, path = fs.FileSystem.from_uri(str(location))
+        scheme = str(location).split("://", 1)[0]
+        # The prefix turns a path on the file system back into a URI: s3:// + bucket/key.
+        return filesystem, path, "file://" if scheme == "file" else f"{scheme}://"
+    return fs.LocalFileSystem(), str(Path(location).absolute()), ""
+
+
+def _photos(filesystem, root: str) -> list[tuple[str, PurePosixPath]] | None:
+    """``(path, relative output path)`` of the photos at ``root`` (a folder, recursively, or
+    one file), or None when there is nothing there."""
+    from pyarrow import fs
+
+    info = filesystem.get_file_info(root)
+    if info.type == fs.FileType.File:
+        return [(root, PurePosixPath(info.base_name))]
+    if info.type != fs.FileType.Directory:
+        return None
+    found = []
+    for f in filesystem.get_file_info(fs.FileSelector(root, recursive=True)):
+        rel = PurePosixPath(f.path).relative_to(root)
+        if f.is_file and PurePosixPath(f.path).suffix.lower() in IMAGE_SUFFIXES and not is_hidden(Path(rel)):
+            found.append((f.path, PurePosixPath(info.base_name) / rel))
+    return sorted(found)
+
+
+def plan_uris(paths: Iterable[str | Path], output_dir: str | Path, options: InferenceOptions | None = None,
+              overwrite: bool = False) -> Plan:
+    """Jobs for ``paths`` (URIs or local folders and files) writing under ``output_dir`` (a URI or
+    a local folder): see the module docstring. Nothing is read or written but two listings."""
+    from pyarrow import fs
+    from PIL import Image
+
+    fmt = (options or InferenceOptions()).format
+    out_fs, out_root, out_prefix = _open(output_dir)
+    selector = fs.FileSelector(out_root, recursive=True, allow_not_found=True)
+    existing = {f.path for f in out_fs.get_file_info(selector) if f.is_file}
+    plan, taken = Plan(), {}
+    for arg in map(str, paths):
+        try:
+            filesystem, root, prefix = _open(arg)
+            found = _photos(filesystem, root)
+        except (OSError, ValueError) as e:  # no such bucket, no credentials, a malformed URI
+            plan.failures.append(Failure(arg, " ".join(str(e).split())))
+            continue
+        if not found:
+            plan.failures.append(Failure(arg, "no such file or folder" if found is None else "no image files here"))
+            continue
+        for path, rel in found:
+            guess = Image.registered_extensions().get(rel.suffix.lower())
+            dst, out_fmt = output_format(PurePosixPath(out_root) / rel, guess, fmt)
+            src, key = prefix + path, dst.as_posix()
+            if key in taken:
+                plan.failures.append(Failure(src, f"output {out_prefix + key} is already the output of {taken[key]}"))
+                continue
+            taken[key] = src
+            job = Job(src, out_prefix + key, out_fmt)
+            (plan.skipped if key in existing and not overwrite else plan.jobs).append(job)
+    return plan
+
+
+@dataclass
+class Staging:
+    """Local jobs standing for remote ones (:func:`staged`): ``jobs`` maps each local job to its
+    original; ``failures`` are the originals whose photo could not be fetched, with the cause."""
+
+    folder: Path
+    jobs: dict[Job, Job] = field(default_factory=dict)
+    failures: dict[Job, str] = field(default_factory=dict)
+
+    def upload(self, local: Job) -> None:
+        """Copy a finished local output to its job's ``dst`` (raises ``OSError``)."""
+        original = self.jobs[local]
+        if not is_uri(original.dst) or str(original.dst) == str(local.dst):
+            return
+        filesystem, path, _ = _open(original.dst)
+        from pyarrow import fs
+
+        if isinstance(filesystem, fs.LocalFileSystem):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                shutil.copyfile(local.dst, tmp)
+            return
+        with open(local.dst, "rb") as f, filesystem.open_output_stream(path) as out:
+            shutil.copyfileobj(f, out, 1 << 20)
+
+
+@contextmanager
+def staged(jobs: list[Job]) -> Iterator[Staging]:
+    """Local stand-ins for ``jobs`` whose ``src`` or ``dst`` is a URI (the others as they are),
+    in a temporary folder removed afterwards; upload each finished output with
+    :meth:`Staging.upload`."""
+    with tempfile.TemporaryDirectory(prefix="dlnet-stage-") as tmp:
+        staging = Staging(Path(tmp))
+        for i, job in enumerate(jobs):
+            src, dst = job.src, job.dst
+            try:
+                if is_uri(src):
+                    filesystem, path, _ = _open(src)
+                    src = staging.folder / f"{i}{PurePosixPath(path).suffix}"
+                    with filesystem.open_input_stream(path) as f, open(src, "wb") as out:
+                        shutil.copyfileobj(f, out, 1 << 20)
+            except OSError as e:
+                staging.failures[job] = f"cannot read: {' '.join(str(e).split())}"
+                continue
+            if is_uri(dst):
+                dst = staging.folder / "out" / f"{i}{PurePosixPath(str(dst)).suffix}"
+            staging.jobs[Job(Path(src), Path(dst), job.fmt)] = job
+        yield staging
