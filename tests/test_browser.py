@@ -128,6 +128,9 @@ def test_colour_amount_slider_at_zero_gives_grey(page, server, grey_astronaut, t
     page.goto(server)
     page.wait_for_function("document.getElementById('model').textContent.startsWith('Model')")
     assert page.input_value("#saturation") == "1"  # the model's own gain, from /healthz
+    from dlnet.infer.options import MAX_SATURATION
+
+    assert float(page.evaluate("document.getElementById('saturation').max")) == MAX_SATURATION  # (was 2)
     page.set_input_files("#file", str(grey_astronaut))
     page.wait_for_selector("#download[aria-disabled='false']", timeout=60_000)
     coloured_url = page.get_attribute("#download", "href")

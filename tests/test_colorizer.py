@@ -118,17 +118,30 @@ def test_side_by_side_is_grey_then_colour(photo):
     assert np.abs(_l(grey) - _l(photo)).mean() < 0.5 and np.abs(colour[..., 0].astype(int) - colour[..., 2]).mean() > 5
 
 
-def test_rebalance_hook_runs_at_working_size(photo):
+def test_rebalance_runs_at_working_size(photo, monkeypatch):
+    from dlnet.color import rebalance
+
     seen = []
+    run = rebalance.Rebalance.__call__
 
-    def hook(ab, l):
+    def spy(self, ab, l):
         seen.append((tuple(ab.shape), tuple(l.shape)))
-        return ab
+        return run(self, ab, l)
 
-    Colorizer(tiny_model(), "cpu", size=64, precision="fp32", rebalance=hook).colorize(photo)
+    monkeypatch.setattr(rebalance.Rebalance, "__call__", spy)
+    out = Colorizer(tiny_model(), "cpu", size=64, precision="fp32", rebalance=RebalanceConfig(k1=3)).colorize(photo)
     assert seen == [((1, 2, 64, 64), (1, 1, 64, 64))]  # 80x96 -> working 53x64 -> multiples of 32
-    out = Colorizer(tiny_model(), "cpu", size=64, rebalance=Rebalance(RebalanceConfig(k1=3))).colorize(photo)
     assert out.size == (96, 80)
+
+
+@pytest.mark.parametrize("size, rebalance", [(16, None), (64, lambda ab, l: ab), (64, "yes")])
+def test_the_shorthand_takes_what_the_options_take(size, rebalance):
+    """One range and one set of spellings: a size below 32 was clamped here and refused by the
+    options; rebalance took six spellings here (functions among them), two there."""
+    from dlnet.infer.options import OptionError
+
+    with pytest.raises(OptionError):
+        Colorizer(tiny_model(), "cpu", size=size, rebalance=rebalance)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])

@@ -17,6 +17,7 @@ from dlnet.evaluate.protocol import EvaluationError, evaluate, find_truth, match
 from dlnet.model.net import DLNet, ModelConfig
 from dlnet.evaluate.report import PSNR_CAP_DB, bootstrap_change, bootstrap_mean
 from dlnet.model.weights import save_model
+from dlnet.color.rebalance_config import RebalanceConfig
 
 N = 6
 
@@ -47,7 +48,7 @@ def setup(tmp_path_factory):
     with contextlib.redirect_stderr(err):
         result = evaluate(data, root / "report", checkpoints={"m": model_path}, preds={"same": same}, size=64,
                           grid=3, device="cpu", batch_size=4, n_resamples=200,
-                          rebalance=lambda ab, l: ab * 2)
+                          rebalance=RebalanceConfig(gamma=0.5))  # saturates: more colour
     return {"root": root, "data": data, "same": same, "model": model_path, "result": result,
             "stderr": err.getvalue()}
 
@@ -301,7 +302,10 @@ def test_colour_figures_of_grey_and_truth(grey_truth_data, tmp_path):
 
 
 def test_working_size_is_the_size_colour_is_predicted_at(tmp_path, monkeypatch):
-    """--working-size sets the Colorizer's working size; by default it is the scored photo's."""
+    """--working-size sets the Colorizer's working size; by default it is dlnet colorize's (it was the
+    scored photo's: 256 against colorize's 128), 0 the scored photo's."""
+    from dlnet.infer.options import DEFAULT_SIZE
+
     import dlnet.infer.colorizer
     from dlnet.apps.cli import main
     from PIL import Image
@@ -323,5 +327,6 @@ def test_working_size_is_the_size_colour_is_predicted_at(tmp_path, monkeypatch):
             "--resamples", "10"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     assert main(args + ["--out", str(tmp_path / "b"), "--working-size", "64"]) == 0
-    assert seen == [32, 64]
+    assert main(args + ["--out", str(tmp_path / "d"), "--working-size", "0"]) == 0
+    assert seen == [DEFAULT_SIZE, 64, 32]
     assert main(args + ["--out", str(tmp_path / "c"), "--working-size", "8"]) == 2

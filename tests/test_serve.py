@@ -193,6 +193,17 @@ def test_healthz_names_model_and_device(colorizer, model_file):
     assert info["limits"]["max_upload_bytes"] == ServeSettings().max_upload_bytes
 
 
+def test_the_pages_limits_are_the_options_own(client):
+    """The page's colour slider takes its maximum from /healthz (it stopped at 2; the limit is 4)."""
+    from dlnet.apps.serve import STATIC_DIR
+    from dlnet.infer.options import MAX_SATURATION
+
+    assert client.get("/healthz").json()["limits"]["max_saturation"] == MAX_SATURATION
+    assert "limits.max_saturation" in (STATIC_DIR / "app.js").read_text()
+    resp = post(client, encode(grey_photo()), saturation=str(MAX_SATURATION + 0.5))
+    assert resp.status_code == 422 and "saturation" in resp.json()["detail"]
+
+
 def test_openapi_documents_the_colorize_form(client):
     spec = client.get("/openapi.json").json()
     op = spec["paths"]["/v1/colorize"]["post"]

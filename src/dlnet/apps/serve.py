@@ -57,7 +57,8 @@ from dlnet import __version__
 from dlnet.apps.serve_runtime import ServeRuntime
 from dlnet.infer.runtime import RUNTIMES
 from dlnet.io.imageio import ImageError, encode_image, read_image
-from dlnet.infer.options import DEFAULT_SIZE, MAX_SATURATION, MIN_SIZE, MIN_TEMPERATURE, InferenceOptions, OptionError
+from dlnet.infer.options import (DEFAULT_SIZE, MAX_SATURATION, MAX_TEMPERATURE, MIN_SIZE, MIN_TEMPERATURE, InferenceOptions,
+                                 OptionError)
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT
 from dlnet.model.weights import DEFAULT_MODEL
 
@@ -349,7 +350,7 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
             "defaults": {"size": settings.default_size, "rebalance": settings.rebalance,
                          "saturation": runtime.photos.model_saturation},
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
-                       "max_size": settings.max_size, "workers": settings.workers,
+                       "max_size": settings.max_size, "max_saturation": MAX_SATURATION, "workers": settings.workers,
                        "queue_size": settings.queue_size, "queue_timeout_s": settings.queue_timeout_s,
                        "upload_timeout_s": settings.upload_timeout_s,
                        "max_video_seconds": settings.max_video_seconds},
@@ -380,7 +381,7 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
         rebalance: Annotated[bool | None, Form(description="rebalance colours (fewer greys)")] = None,
         saturation: Annotated[float | None, Form(ge=0, le=MAX_SATURATION,
                                                  description="colour gain (1: the network's own; default: the model's)")] = None,
-        temperature: Annotated[float | None, Form(ge=MIN_TEMPERATURE, le=1,
+        temperature: Annotated[float | None, Form(ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE,
                                                   description="classification models: annealed-mean temperature "
                                                               "(default: the model's)")] = None,
         fmt: Annotated[Literal["png", "jpeg", "webp"], Form(alias="format",

@@ -29,7 +29,7 @@ import os
 import random
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -42,7 +42,9 @@ import dlnet
 from dlnet.color import metrics
 from dlnet.evaluate import report
 from dlnet.color.lab import rgb_to_lab
+from dlnet.color.rebalance_config import RebalanceConfig
 from dlnet.color.fullres import lightness, merge_rgb8
+from dlnet.infer.options import DEFAULT_SIZE as DEFAULT_WORKING_SIZE
 from dlnet.io.photolist import DataError, find_photos, read_list
 from dlnet.io.imageio import IMAGE_SUFFIXES, ImageError, Photo, read_rgb8, resize_crop
 from dlnet.model.net import DLNet
@@ -51,7 +53,7 @@ from dlnet.evaluate.report import GREY, TRUTH  # method names: the grey baseline
 __all__ = ["evaluate", "find_truth", "match_files", "Evaluation", "EvaluationError", "Truth", "GREY", "TRUTH",
            "GREY_TRUTH_BELOW"]
 
-DEFAULT_SIZE = 256
+DEFAULT_SIZE = 256  # the truth photos' crop, px (the paper's protocol)
 # A truth photo less colourful than this (Hasler & Suesstrunk M; a colour photo scores 15 or more)
 # is a black-and-white photo: the grey baseline matches it almost exactly (PSNR capped at 100 dB),
 # so it measures nothing about colour and inflates grey's means.
@@ -265,10 +267,10 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
              preds: Mapping[str, str | Path] | None = None, size: int | None = DEFAULT_SIZE,
              limit: int | None = None, grid: int = 6, grid_images: Sequence[str] | None = None,
              table_rows: int = 10, seed: int = 0, device: str | torch.device | None = None,
-             batch_size: int = 8, precision: str = "fp32", rebalance: Callable | None = None,
+             batch_size: int = 8, precision: str = "fp32", rebalance: RebalanceConfig | bool | None = None,
              n_resamples: int = 1000, workers: int | None = None, overwrite: bool = False,
              keep_grey_truth: bool = False, progress: bool = False,
-             working_size: int | None = None) -> Evaluation:
+             working_size: int | None = DEFAULT_WORKING_SIZE) -> Evaluation:
     """Score the grey baseline, ``checkpoints`` and ``preds`` folders on the photos of ``data``
     and write ``per_image.csv``, ``report.md``, ``summary.json`` and ``grid.png`` into ``out``.
 
@@ -282,15 +284,16 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
         grid / grid_images: rows of the figure: ``grid`` random photos (seeded), or these names.
         table_rows: photos in the report's per-image tables.
         precision: "fp32" (default: reproducible numbers on any machine) or "bf16".
-        rebalance: optional a*b* post-process (see :class:`Colorizer`); each checkpoint is then
-            also scored with it, as method ``NAME+rebalance``.
+        rebalance: colour rebalancing (True: its defaults, or a :class:`RebalanceConfig`); each
+            checkpoint is then also scored with it, as method ``NAME+rebalance``.
         n_resamples: bootstrap resamples for the 95% intervals (seeded by ``seed``).
         workers: image-decoding processes (default: 0 on CPU, where the model needs the cores).
         keep_grey_truth: average photos whose truth is grey (colourfulness below
             :data:`GREY_TRUTH_BELOW`) too; by default they are scored, marked ``left_out`` and
             counted, but left out of the summary.
-        working_size: the longer side colour is predicted at (``dlnet colorize --size``);
-            None: the scored photo's own size.
+        working_size: the longer side colour is predicted at, by default ``dlnet colorize``'s
+            (``--size``: so the score is that of the photo a user gets); None: the scored photo's
+            own size.
 
     Raises :class:`EvaluationError` (one line) for unusable data, methods or ``out``, before any
     work; unreadable images are listed in ``Evaluation.failures`` and on stderr, and skipped.
@@ -299,6 +302,7 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
     from dlnet.model.weights import WeightsError, load_model
 
     checkpoints, preds = dict(checkpoints or {}), dict(preds or {})
+    rebalance = RebalanceConfig() if rebalance is True else rebalance or None
     methods = _check_names(checkpoints, preds, rebalance)
     if size is not None and size <= 2 * (metrics.SSIM_WINDOW // 2):
         raise EvaluationError(f"size {size} is too small for SSIM's {metrics.SSIM_WINDOW}px window")

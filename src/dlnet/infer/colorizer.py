@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -31,9 +30,9 @@ import torch.nn.functional as F
 from dlnet.color.lab import merge_l_ab, rgb_to_lab
 from dlnet.model.fast import optimize_for_inference
 from dlnet.model.net import DLNet
-from dlnet.infer.options import DEFAULT_SIZE, MIN_SIZE, InferenceOptions
+from dlnet.infer.options import DEFAULT_SIZE, InferenceOptions
 from dlnet.infer.pipeline import PhotoPipeline, without_gain, working_shape
-from dlnet.color.rebalance import Rebalance, RebalanceConfig, rebalance as rebalance_ab
+from dlnet.color.rebalance import Rebalance
 
 __all__ = ["Colorizer", "InferenceOptions", "working_shape", "default_precision", "DEFAULT_SIZE"]
 
@@ -45,25 +44,6 @@ def default_precision(device: torch.device) -> str:
     return "bf16" if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") else "fp32"
 
 
-def _shorthand(size: int | None, rebalance) -> tuple[InferenceOptions, Callable | None]:
-    """The constructor's ``size`` and ``rebalance`` as options, and a custom post-process if any.
-
-    ``rebalance``: None or False (none), True, a :class:`RebalanceConfig`, a :class:`Rebalance`,
-    the function :func:`dlnet.color.rebalance.rebalance` (its defaults), or any ``fn(ab, l) -> ab``,
-    which then runs wherever rebalancing is on. Sizes below 32 give the same working shapes as 32
-    (see :func:`working_shape`), so they are taken as 32.
-    """
-    hook = None
-    if isinstance(rebalance, Rebalance):
-        rebalance = rebalance.config
-    elif rebalance is rebalance_ab:
-        rebalance = RebalanceConfig()
-    elif callable(rebalance):
-        hook, rebalance = rebalance, RebalanceConfig()
-    size = size if size is None else max(int(size), MIN_SIZE)
-    return InferenceOptions(size=size, rebalance=rebalance), hook
-
-
 class Colorizer(PhotoPipeline):
     """Colorize photos with a DLNet.
 
@@ -71,8 +51,9 @@ class Colorizer(PhotoPipeline):
         model: a trained :class:`~dlnet.model.net.DLNet`, or an exported one run by onnxruntime
             (:class:`~dlnet.infer.onnxrun.OnnxColorizer`: videos on the ONNX runtime).
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA if available).
-        size, rebalance: shorthand for ``options`` (see :func:`_shorthand`); ignored when
-            ``options`` is given.
+        size, rebalance: shorthand for ``options``: ``InferenceOptions(size=size, rebalance=rebalance)``,
+            checked there (a size of at least 32, or None; rebalance None, False, True or a
+            :class:`~dlnet.color.rebalance.RebalanceConfig`); ignored when ``options`` is given.
         precision: ``"bf16"`` or ``"fp32"`` (default: what the device runs fast).
         batch_size: most photos per model call.
         compile: run the model through ``torch.compile`` (pays off for many photos of one shape).
@@ -102,7 +83,7 @@ class Colorizer(PhotoPipeline):
             # into their neighbours: 1.15-1.5x the batch throughput on 2 busy cores, but each new
             # working shape costs a compile of 35-115 s (benchmarks/README.md, inference).
             self.model = torch.compile(self.model, dynamic=False, options={"freezing": True})
-        self.options, self._hook = (options, None) if options is not None else _shorthand(size, rebalance)
+        self.options = options if options is not None else InferenceOptions(size=size, rebalance=rebalance)
         self.batch_size = max(1, int(batch_size))
         config = getattr(model, "config", None)  # a ModelConfig, or an exported graph's recorded dict
         self.takes_hints = bool(config.get("hints") if isinstance(config, dict) else getattr(config, "hints", False))
@@ -148,19 +129,10 @@ class Colorizer(PhotoPipeline):
             return l
         return F.interpolate(l, size=(wh, ww), mode="bilinear", align_corners=False, antialias=True)
 
-    def _post(self, options: InferenceOptions) -> Callable | None:
-        """The a*b* post-process ``fn(ab, l) -> ab`` that ``options`` ask for, or None."""
-        if options.rebalance is None:
-            return None
-        if self._hook is not None:
-            return self._hook
-        return Rebalance(options.rebalance)
-
     def _predict(self, small: torch.Tensor, options: InferenceOptions, hints: torch.Tensor | None = None) -> torch.Tensor:
         """Working-size L (and hint maps) -> working-size a*b*, post-processed as ``options`` say."""
         ab = self._saturate(self.predict_ab(small, options.temperature, hints), options)
-        post = self._post(options)
-        return ab if post is None else post(ab, small)
+        return ab if options.rebalance is None else Rebalance(options.rebalance)(ab, small)
 
     @staticmethod
     def _to_full(ab: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:

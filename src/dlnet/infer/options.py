@@ -30,7 +30,7 @@ from dlnet.io.imageio import DEFAULT_MAX_PIXELS
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT, RebalanceConfig
 
 __all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS", "MAX_SATURATION", "MIN_TEMPERATURE",
-           "HINT_METHODS"]
+           "MAX_TEMPERATURE", "HINT_METHODS"]
 
 DEFAULT_SIZE = 128  # the working size's longer side, px: chosen on the validation photos (docs/RESULTS.md)
 MIN_SIZE = 32  # the model works on multiples of 32 px
@@ -39,6 +39,7 @@ DEFAULT_MAX_MEGAPIXELS = DEFAULT_MAX_PIXELS / 1e6  # 120: the largest camera sen
 OUTPUT_FORMATS = ("png", "jpeg", "webp", "tiff")
 MAX_SATURATION = 4.0  # a*b* gain; beyond this colours clip to the sRGB gamut
 MIN_TEMPERATURE = 0.01  # annealed mean; below this it is the mode, with float32 overflow risk
+MAX_TEMPERATURE = 1.0  # the plain mean of the colour distribution
 _FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
 HINT_METHODS = ("learned", "propagate")  # a hint model's own inputs; Levin et al.'s propagation (any model)
 
@@ -113,8 +114,9 @@ class InferenceOptions:
             raise OptionError("saturation", f"must be a number in 0..{MAX_SATURATION:g} (or None: the model's own), got {sat!r}")
         t = self.temperature
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
-                              or not MIN_TEMPERATURE <= t <= 1):
-            raise OptionError("temperature", f"must be a number in {MIN_TEMPERATURE:g}..1 (or None: the model's own), got {t!r}")
+                              or not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE):
+            raise OptionError("temperature", f"must be a number in {MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g} "
+                                             f"(or None: the model's own), got {t!r}")
         try:
             object.__setattr__(self, "hints", parse_hints(self.hints or ()))
         except HintError as e:

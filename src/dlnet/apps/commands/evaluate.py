@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from dlnet.apps.commands import UsageError
+from dlnet.infer.options import DEFAULT_SIZE, MIN_SIZE
 
 
 def _named(value: str) -> tuple[str | None, str]:
@@ -51,8 +52,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="grid choice and bootstrap resampling (default 0)")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
-    p.add_argument("--working-size", type=int,
-                   help="predict colour at this longer side, as colorize --size does (default: the photo's size)")
+    p.add_argument("--working-size", type=int, default=DEFAULT_SIZE,
+                   help="predict colour at this longer side, as colorize --size does, 0 = the scored photo's "
+                        "own size (default: colorize's, %(default)s)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--workers", type=int, help="image-decoding processes (default: 0 on CPU)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
@@ -76,21 +78,13 @@ def _methods(values: list[str], flag: str) -> dict[str, str]:
     return out
 
 
-def _rebalance_fn():
-    try:
-        from dlnet.color.rebalance import rebalance
-    except ImportError as e:
-        raise UsageError(f"--rebalance: colour rebalancing is not available in this install ({e})") from e
-    return rebalance
-
-
 def run(args: argparse.Namespace) -> int:
     import sys
 
     from dlnet.evaluate.protocol import EvaluationError, evaluate
 
-    if args.working_size is not None and args.working_size < 32:
-        raise UsageError(f"--working-size must be at least 32, got {args.working_size}")
+    if args.working_size and args.working_size < MIN_SIZE:
+        raise UsageError(f"--working-size must be at least {MIN_SIZE} (or 0: the photo's own size), got {args.working_size}")
     for flag, value, low in (("--size", args.size, 11), ("--batch-size", args.batch_size, 1),
                              ("--resamples", args.resamples, 1), ("--grid", args.grid, 0),
                              ("--table-rows", args.table_rows, 0)):
@@ -105,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
             grid=args.grid, grid_images=[s.strip() for s in args.grid_images.split(",") if s.strip()]
             if args.grid_images else None, table_rows=args.table_rows, seed=args.seed, device=args.device,
             batch_size=args.batch_size, precision=args.precision,
-            rebalance=_rebalance_fn() if args.rebalance else None, n_resamples=args.resamples,
+            rebalance=args.rebalance, n_resamples=args.resamples,
             workers=args.workers, overwrite=args.overwrite, keep_grey_truth=args.keep_grey_truth,
-            progress=sys.stderr.isatty(), working_size=args.working_size)
+            progress=sys.stderr.isatty(), working_size=args.working_size or None)
     except EvaluationError as e:
         raise UsageError(str(e)) from e
     _print(result)

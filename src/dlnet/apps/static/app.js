@@ -164,6 +164,7 @@ async function loadInfo() {
       `${(limits.max_pixels / 1e6).toFixed(0)} megapixels; JPEG, PNG, WebP, TIFF, BMP…` +
       (limits.max_video_seconds ? `; films up to ${limits.max_video_seconds} s (MP4, MKV, WebM, AVI…)` : "");
     $("rebalance").checked = info.defaults.rebalance;
+    if (limits.max_saturation !== undefined) $("saturation").max = limits.max_saturation;  // the server's limit
     if (info.defaults.saturation !== undefined) {  // the model's own colour gain
       $("saturation").value = info.defaults.saturation;
       $("saturation-value").textContent = Number($("saturation").value).toFixed(2);
