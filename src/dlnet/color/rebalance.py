@@ -113,7 +113,8 @@ def rebalance(ab: torch.Tensor, l: torch.Tensor | None = None, config: Rebalance
 
 
 class Rebalance:
-    """Callable twin of :func:`rebalance` for ``Colorizer(rebalance=Rebalance(config))``."""
+    """Callable twin of :func:`rebalance` with its config bound: the post-process the colorizers run
+    where ``InferenceOptions.rebalance`` is set."""
 
     def __init__(self, config: RebalanceConfig | None = None) -> None:
         self.config = config or RebalanceConfig()
