@@ -115,7 +115,7 @@ def test_a_rerun_does_no_work_twice_and_retries_the_failed(archive, ray_address,
 def _actor_pids() -> list[int]:
     """The colorizing actors' processes: Ray workers of this test's own instance (its raylet is
     a child of this process), named by Ray after the actor's class."""
-    import psutil
+    import psutil  # Ray's own copy (ray/thirdparty_files, on the path once ray is imported)
 
     return [p.pid for p in psutil.Process().children(recursive=True)
             if "MapBatches(_Colorize)" in " ".join(p.cmdline() if p.is_running() else [])]
