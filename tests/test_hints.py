@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from dlnet import Colorizer, Hint, InferenceOptions
 from dlnet.color.fullres import srgb_to_lab
@@ -160,3 +161,45 @@ def test_hints_the_model_cannot_take_or_outside_the_photo_are_one_line_errors():
     with pytest.raises(OptionError, match=r"hint 2 at \(129, 5\) is outside the 128x96 photo"):
         colorizer.colorize(rgb, InferenceOptions(hints=[Hint(1, 1, "red"), Hint(129, 5, "red")]))
     assert colorizer.hint_method(InferenceOptions(hints=[Hint(1, 1, "red")])) == "propagate"  # the default there
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+def _album(root):
+    (root / "album").mkdir()
+    for name in ("a", "b", "c", "d"):
+        Image.fromarray(_two_regions(64, 96)).save(root / "album" / f"{name}.png")
+    (root / "album" / "a.hints.json").write_text('[{"x": 10, "y": 10, "color": "#a03020", "radius": 4}]')
+    (root / "album" / "b.hints.json").write_text('[{"x": 10, "y": ')  # malformed
+    (root / "album" / "c.hints.json").write_text('[{"x": 500, "y": 10, "color": "red"}]')  # outside
+    (root / "album" / "lost.hints.json").write_text("[]")  # beside no photo
+
+
+def test_the_command_line_takes_sidecars_and_flags_and_says_which_hints_failed(tmp_path, monkeypatch, capsys):
+    from dlnet.apps.cli import main
+    from _tiny_model import tiny_model_file
+
+    monkeypatch.chdir(tmp_path)
+    _album(tmp_path)
+    weights = str(tiny_model_file(tmp_path))
+    code = main(["colorize", "album", "-o", "out", "--model", weights, "--size", "64"])
+    err = capsys.readouterr().err
+    assert code == 2  # the user's hints were at fault: a usage error, but the batch went on
+    assert sorted(p.name for p in (tmp_path / "out" / "album").iterdir()) == ["a.png", "d.png"]
+    assert "album/b.png: album/b.hints.json: not a JSON list of hints" in err
+    assert "album/c.png: hints hint 1 at (500, 10) is outside the 96x64 photo" in err
+    assert "album/lost.hints.json: a hints sidecar beside no photo of that name" in err
+    assert all(len(line) < 200 and "Traceback" not in line for line in err.splitlines())
+    a, d = (np.asarray(Image.open(tmp_path / "out" / "album" / f"{n}.png")) for n in ("a", "d"))
+    assert np.linalg.norm(_ab(a[10, 10]) - _ab(RED)) < 8 and np.abs(a.astype(int) - d).max() > 10  # a's own hint
+
+    assert main(["colorize", "album/d.png", "-o", "flags", "--model", weights, "--size", "64",
+                 "--hint", "10,10,#a03020,4"]) == 0
+    flagged = np.asarray(Image.open(tmp_path / "flags" / "album" / "d.png"))
+    np.testing.assert_array_equal(flagged, a)  # --hint gives what the same sidecar gave
+    for bad, words in ((["--hint", "1,2"], "--hint 1,2: '1,2' is not x,y,colour"),
+                       (["--hints", "nope.json"], "nope.json: no such hints file"),
+                       (["--hint", "1,1,red", "--hint-method", "learned"], "learned needs a model with hint inputs")):
+        assert main(["colorize", "album/d.png", "-o", "bad", "--model", weights, *bad]) == 2
+        assert words in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -10,7 +10,10 @@ script): the same inputs found, the same outputs written, the same one-line fail
    earlier outputs inside a scanned folder, are left out. Nothing is overwritten that should not
    be: an output that would replace an input, or another job's output, is refused; existing
    outputs are skipped unless ``overwrite``. Videos are planned too (``Job.fmt == VIDEO``, output
-   ``.mp4``) and left to :func:`dlnet.infer.video.colorize_video`.
+   ``.mp4``) and left to :func:`dlnet.infer.video.colorize_video`. A photo's hints sidecar
+   (``NAME.hints.json`` beside ``NAME.jpg``, :mod:`dlnet.io.hints`) is read into its job; a
+   sidecar that cannot be used, or one beside no photo, is a failure of kind ``"hints"``, and
+   its photo gets no output.
 2. :func:`colorize_jobs` reads, colorizes and writes the photo jobs with any colorizer
    (:func:`dlnet.infer.runtime.load_colorizer` loads the fastest for the work), batching photos
    of one working shape, each output written atomically. It yields one :class:`Outcome` per job
@@ -36,8 +39,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlnet.infer.options import InferenceOptions
+from dlnet.infer.options import InferenceOptions, OptionError
 from dlnet.infer.video import VIDEO_SUFFIXES
+from dlnet.io.hints import SIDECAR_SUFFIX, Hint, HintError, load_hints, sidecar_path
 from dlnet.io.imageio import IMAGE_SUFFIXES, ImageError, output_format, read_image, save_image
 from dlnet.io.photolist import find_photos, is_hidden
 
@@ -48,19 +52,23 @@ VIDEO = "video"  # the Job.fmt of a video
 
 @dataclass(frozen=True)
 class Job:
-    """One input file, where its output goes, and the output's PIL format name (or :data:`VIDEO`)."""
+    """One input file, where its output goes, the output's PIL format name (or :data:`VIDEO`),
+    and the photo's own hints from its sidecar (None: the run's ``options.hints``)."""
 
     src: Path
     dst: Path
     fmt: str
+    hints: tuple[Hint, ...] | None = None
 
 
 @dataclass(frozen=True)
 class Failure:
-    """An input (a file, or an argument as given) that gets no output, and why, in a few words."""
+    """An input (a file, or an argument as given) that gets no output, and why, in a few words;
+    ``kind`` is ``"hints"`` where the user's hints are at fault (a usage error), else ``"input"``."""
 
     path: str | Path
     cause: str
+    kind: str = "input"
 
 
 @dataclass
@@ -83,10 +91,12 @@ class Plan:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One finished photo job: ``cause`` is None when its output was written."""
+    """One finished photo job: ``cause`` is None when its output was written; ``kind`` as
+    :class:`Failure`'s (``"hints"``: a hint outside the photo, say)."""
 
     job: Job
     cause: str | None = None
+    kind: str = "input"
 
     @property
     def ok(self) -> bool:
@@ -124,9 +134,15 @@ def _relative(path: Path, root: Path | None) -> Path:
         return Path(root.resolve().name) / path.resolve().relative_to(root.resolve()) if root else Path(path.name)
 
 
-def _scan(folder: Path, out_dir: Path) -> list[tuple[Path, Path]]:
-    """A folder's photos and videos as ``(file, relative path)``, earlier outputs left out."""
+def _scan(folder: Path, out_dir: Path, failures: list[Failure] | None = None) -> list[tuple[Path, Path]]:
+    """A folder's photos and videos as ``(file, relative path)``, earlier outputs left out; a
+    hints sidecar beside no photo is a failure."""
     files = find_photos(folder, IMAGE_SUFFIXES | VIDEO_SUFFIXES, exclude=out_dir)
+    if failures is not None:
+        stems = {(f.parent, f.stem) for f in files}
+        for side in find_photos(folder, {".json"}, exclude=out_dir):
+            if side.name.endswith(SIDECAR_SUFFIX) and (side.parent, side.name[:-len(SIDECAR_SUFFIX)]) not in stems:
+                failures.append(Failure(side, "a hints sidecar beside no photo of that name", "hints"))
     return [(f, _relative(f, folder)) for f in files]
 
 
@@ -134,7 +150,7 @@ def _expand(arg: str, out_dir: Path, failures: list[Failure]) -> list[tuple[Path
     """One argument's ``(file, relative path)`` pairs; a missing one is a failure."""
     p = Path(arg)
     if p.is_dir():
-        items = _scan(p, out_dir)
+        items = _scan(p, out_dir, failures)
         if not items:
             failures.append(Failure(arg, "no image or video files in this folder"))
         return items
@@ -146,7 +162,7 @@ def _expand(arg: str, out_dir: Path, failures: list[Failure]) -> list[tuple[Path
     matches = _glob(arg)
     items = [(m, _relative(m, None)) for m in matches if m.is_file()]
     for d in (m for m in matches if m.is_dir()):
-        items += _scan(d, out_dir)
+        items += _scan(d, out_dir, failures)
     if not items:
         failures.append(Failure(arg, "no files match"))
     return items
@@ -210,8 +226,23 @@ def plan_jobs(paths: Iterable[str | Path], output_dir: str | Path, options: Infe
             plan.failures.append(Failure(src, f"output {dst} is a folder"))
             continue
         taken[key] = src
-        (plan.skipped if exists and not overwrite else plan.jobs).append(Job(src, dst, out_fmt))
+        try:
+            hints = _sidecar_hints(src) if out_fmt != VIDEO else None
+        except HintError as e:
+            plan.failures.append(Failure(src, str(e), "hints"))
+            continue
+        (plan.skipped if exists and not overwrite else plan.jobs).append(Job(src, dst, out_fmt, hints))
     return plan
+
+
+def _sidecar_hints(src: Path) -> tuple[Hint, ...] | None:
+    """The hints of ``src``'s sidecar, None without one (:class:`HintError` for a bad one)."""
+    side = sidecar_path(src)
+    try:
+        found = side.is_file()
+    except OSError:  # a name the sidecar's suffix makes too long: there is none
+        return None
+    return load_hints(side) if found else None
 
 
 def _ahead(fn, items: Iterable, pool: ThreadPoolExecutor, depth: int) -> Iterator[tuple]:
@@ -247,6 +278,8 @@ def colorize_jobs(colorizer, jobs: Iterable[Job], options: InferenceOptions | No
 
     def save(item: tuple[Job, object]) -> Outcome:
         job, result = item
+        if isinstance(result, OptionError):  # the photo's hints: outside it, say
+            return Outcome(job, str(result), "hints")
         if isinstance(result, Exception):
             return Outcome(job, f"colorization failed ({type(result).__name__}: {result})")
         try:
@@ -262,16 +295,21 @@ def colorize_jobs(colorizer, jobs: Iterable[Job], options: InferenceOptions | No
             except ImageError as e:
                 outcomes.append(Outcome(job, e.cause))
 
-    photo_jobs = []
+    photo_jobs, hinted = [], []
     for job in jobs:
         if job.fmt == VIDEO:
             outcomes.append(Outcome(job, "a video: colorize it with colorize_video"))
         else:
-            photo_jobs.append(job)
+            (photo_jobs if job.hints is None else hinted).append(job)
     with ThreadPoolExecutor(1, thread_name_prefix="dlnet-io") as pool:
         results = colorizer.colorize_stream(photos(_ahead(read, photo_jobs, pool, depth)), options, side_by_side)
         for _, future in _ahead(save, results, pool, depth):
             yield from outcomes
             outcomes.clear()
             yield future.result()
+        for job, photo in photos(_ahead(read, hinted, pool, depth)):  # each with its own hints
+            yield from outcomes
+            outcomes.clear()
+            ((_, result),) = colorizer.colorize_stream([(job, photo)], options.replace(hints=job.hints), side_by_side)
+            yield save((job, result))
     yield from outcomes

@@ -149,8 +149,8 @@ class PhotoPipeline:
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
                 maps = [_hint_map(options.hints, ls[i].shape, shape) for i in chunk] if method else None
-                ab = self._predict_batch([ls[i] for i in chunk], shape, options,
-                                         np.stack(maps) if method == "learned" else None)
+                learned = {"hints": np.stack(maps)} if method == "learned" else {}  # only hint models take them
+                ab = self._predict_batch([ls[i] for i in chunk], shape, options, **learned)
                 if method == "propagate":  # at the working size, as the model predicts
                     ab = [propagate(resize_l(ls[i], shape), _numpy(ab[j]), maps[j]) for j, i in enumerate(chunk)]
                 for j, i in enumerate(chunk):

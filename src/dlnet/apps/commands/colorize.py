@@ -8,7 +8,12 @@ WebP, TIFF; other formats become PNG, or ``--format``), RGB ICC profile, EXIF an
 Nothing is ever overwritten that should not be: an output path equal to an input is refused,
 existing outputs are skipped unless ``--overwrite``, and files are written atomically. A file
 that cannot be read or written gives one line ``<file>: <cause>`` on stderr and the batch goes
-on; the exit code is then 1. A summary line ends the run: ``N colorized, N skipped, N failed``.
+on; the exit code is then 1 (2 where a photo's hints were at fault: a bad sidecar, a hint
+outside the photo). A summary line ends the run: ``N colorized, N skipped, N failed``.
+
+Colour hints (:mod:`dlnet.io.hints`): ``--hints FILE`` (a JSON list of ``{"x", "y", "color"}``)
+and ``--hint X,Y,COLOUR`` apply to every photo named; a sidecar ``NAME.hints.json`` beside a photo
+gives that photo its own instead.
 The finding, planning and per-photo work are :mod:`dlnet.infer.batch`'s; this module parses the
 flags, checks them and reports.
 
@@ -38,19 +43,25 @@ class Tally:
     failed: int = 0
     failures: list[str] = field(default_factory=list)
     report: Callable[[str], None] = _print_err  # where the one-line errors go
+    bad_hints: bool = False  # a failure was the user's hints' fault: exit 2
 
-    def fail(self, path, cause: str) -> None:
+    def fail(self, path, cause: str, kind: str = "input") -> None:
         line = one_line(f"{path}: {cause}")
         self.report(line)
         self.failures.append(line)
         self.failed += 1
+        self.bad_hints |= kind == "hints"
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.bad_hints else 1 if self.failed else 0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
     parser.add_argument("-o", "--output-dir", type=Path, default=Path("colorized"), metavar="OUT_DIR",
                         help="where outputs go, mirroring the inputs' relative paths (default: %(default)s)")
-    from dlnet.infer.options import OUTPUT_FORMATS, InferenceOptions
+    from dlnet.infer.options import HINT_METHODS, OUTPUT_FORMATS, InferenceOptions
     from dlnet.infer.runtime import RUNTIMES
 
     d = InferenceOptions()
@@ -67,6 +78,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=None, metavar="T",
                         help="classification models only: annealed-mean temperature, 0.01..1; lower gives "
                              "more vivid, riskier colour (default: the model's own, 0.38)")
+    parser.add_argument("--hints", type=Path, default=None, metavar="FILE",
+                        help='colour hints for every photo named: a JSON list of {"x": 120.5, "y": 45, '
+                             '"color": "#a03020"} (pixels of the photo as displayed; "radius" optional). '
+                             "A sidecar NAME.hints.json beside a photo gives it its own")
+    parser.add_argument("--hint", action="append", default=[], metavar="X,Y,COLOUR",
+                        help="one colour hint, e.g. 120,45,#a03020 (repeatable; added to --hints)")
+    parser.add_argument("--hint-method", choices=HINT_METHODS, default=None,
+                        help="learned: the model's own hint inputs (the default for a hint model); propagate: "
+                             "spread the hints along similar grey levels (any model)")
     parser.add_argument("--side-by-side", action="store_true", help="write grey | colour side by side")
     parser.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help="inference runtime (default: the faster for the work: onnx, without torch, on a CPU "
@@ -88,11 +108,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _options(args: argparse.Namespace):
     """The run's :class:`~dlnet.infer.options.InferenceOptions`, from the flags (checked there)."""
     from dlnet.infer.options import InferenceOptions
+    from dlnet.io.hints import Hint, HintError, load_hints
 
+    try:
+        hints = load_hints(args.hints) if args.hints else ()
+        for value in args.hint:
+            try:
+                hints += (Hint.parse(value),)
+            except HintError as e:
+                raise HintError(f"--hint {value}: {e}") from None
+    except HintError as e:
+        raise UsageError(str(e)) from None
     try:
         return InferenceOptions(size=args.size or None, rebalance=args.rebalance, format=args.format,
                                 quality=args.quality, max_megapixels=args.max_megapixels,
-                                saturation=args.saturation, temperature=args.temperature)
+                                saturation=args.saturation, temperature=args.temperature,
+                                hints=hints, hint_method=args.hint_method)
     except ValueError as e:
         raise option_error(e) from None
 
@@ -139,7 +170,7 @@ def process(jobs: list, colorizer, args: argparse.Namespace, tally: Tally, advan
         if outcome.ok:
             tally.done += 1
         else:
-            tally.fail(outcome.job.src, outcome.cause)
+            tally.fail(outcome.job.src, outcome.cause, outcome.kind)
         advance()
     colorize_video.process([job for job in jobs if job.fmt == VIDEO], colorizer, args, tally, advance, bar)
 
@@ -163,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     tally = Tally()
     plan = plan_jobs(args.paths, out_dir, options, args.overwrite)
     for failure in plan.failures:
-        tally.fail(failure.path, failure.cause)
+        tally.fail(failure.path, failure.cause, failure.kind)
     tally.skipped, jobs = len(plan.skipped), plan.jobs
     if jobs:
         colorizer = _load_colorizer(args, options, jobs)
@@ -180,4 +211,4 @@ def run(args: argparse.Namespace) -> int:
             task = bar.add_task("colorize", total=len(jobs))
             process(jobs, colorizer, args, tally, lambda: bar.advance(task), bar)
     print(f"{tally.done} colorized, {tally.skipped} skipped, {tally.failed} failed")
-    return 1 if tally.failed else 0
+    return tally.exit_code
