@@ -28,10 +28,12 @@ PHOTOS = 100
 def _grey(path: Path, seed: int, h: int = 40, w: int = 56) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     grey = Image.fromarray(gradient_photo(h, w, seed=seed)).convert("L")
-    if path.suffix == ".png" and seed % 10 == 0:  # some with alpha, which outputs must keep
+    if path.suffix == ".png" and seed % 10 == 1:  # some with alpha, which outputs must keep
         grey = grey.convert("LA")
         grey.putalpha(Image.fromarray(np.full((h, w), 128 + seed % 100, np.uint8)))
-    grey.save(path)
+    exif = Image.Exif()
+    exif[0x010E] = f"scan {seed}"  # ImageDescription: metadata the outputs must keep
+    grey.save(path, exif=exif)
 
 
 def _rows(manifest: Path) -> list[dict]:
@@ -70,9 +72,11 @@ def test_ray_writes_the_plain_commands_outputs(archive):
     plain = sorted(p.relative_to(root / "plain") for p in (root / "plain").rglob("*.*") if p.suffix != ".csv")
     ours = sorted(p.relative_to(root / "ray") for p in (root / "ray").rglob("*.*") if p.suffix != ".csv")
     assert len(plain) == PHOTOS and ours == plain
+    assert sum(Image.open(root / "ray" / rel).mode == "RGBA" for rel in plain) == PHOTOS // 10  # alpha kept
+    assert all(Image.open(root / "ray" / rel).getexif().get(0x010E, "").startswith("scan") for rel in plain)
     for rel in plain:
         a, b = Image.open(root / "plain" / rel), Image.open(root / "ray" / rel)
-        assert (a.format, a.mode, a.size) == (b.format, b.mode, b.size), rel
+        assert (a.format, a.mode, a.size, a.info.get("exif")) == (b.format, b.mode, b.size, b.info.get("exif")), rel
         diff = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16))
         # Photos batched differently differ by float rounding: one level at most in a PNG; a
         # JPEG encodes such a picture anew, which can move a few decoded pixels one more level.
