@@ -36,6 +36,7 @@ class ServeRuntime:
         self._settings = settings
         self._lock = threading.Lock()
         self._torch = colorizer
+        self.loading: str | None = None  # the runtime being loaded to take over, if any
         if colorizer is not None:
             self.photos = colorizer
             return
@@ -45,6 +46,7 @@ class ServeRuntime:
         if hasattr(self.photos, "session"):  # on onnxruntime: does PyTorch serve a long run faster?
             steady = choose_runtime(s.weights, Work(photos=None, size=s.default_size), s.runtime, s.device)
             if steady == "torch":
+                self.loading = "torch"
                 threading.Thread(target=self._take_over, name="dlnet-load-torch", daemon=True).start()
         else:
             self._torch = self.photos
@@ -64,6 +66,8 @@ class ServeRuntime:
             self.photos = self.pytorch()
         except Exception:  # keep serving with onnxruntime
             log.exception("could not load the PyTorch model; photos stay on onnxruntime")
+        finally:
+            self.loading = None
 
     def describe(self) -> dict:
         """What ``/healthz`` says about the colorizer answering photos now."""
@@ -72,4 +76,4 @@ class ServeRuntime:
         config = getattr(model, "config", None) or getattr(c, "config", None)
         encoder = config.get("encoder") if isinstance(config, dict) else getattr(config, "encoder", None)
         return {"runtime": "onnx" if hasattr(c, "session") else "torch", "encoder": encoder,
-                "device": str(getattr(c, "device", "cpu")), "precision": c.precision}
+                "device": str(getattr(c, "device", "cpu")), "precision": c.precision, "loading": self.loading}
