@@ -13,7 +13,8 @@
 # (../runs/s27-reb, 288,000 images) did not beat the shipped model: more of the same recipe has
 # stopped paying on these photos (RESULTS, tenth session); change data, encoder or recipe first.
 #
-# Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, STEPS, SEED, THREADS may be set)
+# Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, STEPS, SEED, THREADS may be set;
+#        EXTRA: more flags for a new run, e.g. EXTRA="--hints --max-time 00:02:30:00")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-../runs/shipped-cpu}
@@ -37,7 +38,7 @@ else
   start=(--packed "$PACK" --init "${INIT:-dlnet-effnet-unet}" --encoder efficientnet_lite0 --decoder unet
          --size 128 --batch-size 32 --lr 1e-3 --encoder-lr-scale 0.1 --schedule cosine --warmup-steps 50
          --max-steps "${STEPS:-9000}" --loss "${LOSS:-rebalanced}" --global-weight "${GW:-0.25}"
-         --seed "${SEED:-5}" --val-every-steps 625)
+         --seed "${SEED:-5}" --val-every-steps 625 ${EXTRA:-})
 fi
 OMP_NUM_THREADS=${THREADS:-2} nohup nice -n 5 "$DLNET" train "${start[@]}" --out "$RUN" >>"$RUN.log" 2>&1 &
 echo $! > "$RUN.pid"

@@ -89,3 +89,15 @@ def test_train_a_hint_model_from_an_automatic_one_end_to_end(tmp_path):
     assert model.config.hints and model.encoder.trunk.conv_stem.weight.shape[1] == 4
     metrics = next(out.glob("logs/*/metrics.csv")).read_text()
     assert "val/psnr_hints10" in metrics.splitlines()[0]
+
+
+def test_a_hint_models_input_conv_learns_at_the_decoders_rate():
+    from dlnet.train.training import ColorizationModule
+
+    cfg = ModelConfig(encoder="efficientnet_lite0", decoder="unet", decoder_channels=(16, 16, 8, 8), hints=True)
+    module = ColorizationModule(cfg.to_dict(), "global", lr=1e-3, encoder_lr_scale=0.1)
+    enc, dec = module.configure_optimizers().param_groups
+    stem = module.model.encoder.input_conv().weight
+    assert stem.shape[1] == 4 and any(p is stem for p in dec["params"]) and not any(p is stem for p in enc["params"])
+    assert (enc["lr"], dec["lr"]) == (1e-4, 1e-3)
+    assert len(enc["params"]) + len(dec["params"]) == len(list(module.model.parameters()))

@@ -52,12 +52,19 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x)
 
+    def _stem(self) -> tuple[nn.Module, str, nn.Conv2d]:
+        """The first convolution (the one that sees the input), its parent and its name there."""
+        return next((m, n, c) for m in self.modules() for n, c in m.named_children() if isinstance(c, nn.Conv2d))
+
+    def input_conv(self) -> nn.Conv2d:
+        """The convolution that sees the input (a hint model's hint weights are in it)."""
+        return self._stem()[2]
+
     def widen_input(self, extra: int) -> None:
         """Give the first convolution ``extra`` more input channels, their weights zero: the
         encoder then takes ``(B, 1 + extra, H, W)`` and, whatever the new channels hold,
         computes exactly what it computed from channel 0 alone until training moves them."""
-        parent, name, conv = next((m, n, c) for m in self.modules() for n, c in m.named_children()
-                                  if isinstance(c, nn.Conv2d))  # the first conv: the stem
+        parent, name, conv = self._stem()
         wide = nn.Conv2d(conv.in_channels + extra, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                          conv.dilation, conv.groups, conv.bias is not None)
         with torch.no_grad():

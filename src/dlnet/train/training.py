@@ -240,9 +240,13 @@ class ColorizationModule(L.LightningModule):
 
     def configure_optimizers(self):
         lr, scale = self.hparams.lr, self.hparams.get("encoder_lr_scale", 1.0)
+        # A hint model's hint weights start at zero in the input conv: it learns at the decoder's
+        # rate (a tenth of it would leave the hints unused for thousands of steps; Adam's step does
+        # not grow with the gradient), the rest of the encoder at its own.
+        fast = [self.model.encoder.input_conv().weight] if self.model.config.hints else []
         opt = torch.optim.Adam([
-            {"params": self.model.encoder.parameters(), "lr": lr * scale},
-            {"params": self.model.decoder.parameters(), "lr": lr},
+            {"params": [p for p in self.model.encoder.parameters() if all(p is not f for f in fast)], "lr": lr * scale},
+            {"params": [*self.model.decoder.parameters(), *fast], "lr": lr},
         ])
         warmup = self.hparams.get("warmup_steps", 0)
         if self.hparams.schedule == "constant" and not warmup:
