@@ -57,6 +57,8 @@ def archive(tmp_path_factory, ray_address):
     for i in range(PHOTOS):
         _grey(root / "scans" / f"box{i % 3}" / f"{i:03d}.{'png' if i % 2 else 'jpg'}", seed=i)
     (root / "scans" / "box0" / "torn.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    # A photo with its own hints (a sidecar): they must reach the actor that colorizes it.
+    (root / "scans" / "box1" / "001.hints.json").write_text('[{"x": 20, "y": 20, "color": "#c02010", "radius": 8}]')
     cwd = os.getcwd()
     os.chdir(root)
     try:
@@ -74,6 +76,8 @@ def test_ray_writes_the_plain_commands_outputs(archive):
     assert len(plain) == PHOTOS and ours == plain
     assert sum(Image.open(root / "ray" / rel).mode == "RGBA" for rel in plain) == PHOTOS // 10  # alpha kept
     assert all(Image.open(root / "ray" / rel).getexif().get(0x010E, "").startswith("scan") for rel in plain)
+    hinted = np.asarray(Image.open(root / "ray" / "scans" / "box1" / "001.png").convert("RGB"), np.int16)[20, 20]
+    assert hinted[0] - hinted[2] > 40, f"the sidecar's red hint did not reach the actor: {hinted}"
     for rel in plain:
         a, b = Image.open(root / "plain" / rel), Image.open(root / "ray" / rel)
         assert (a.format, a.mode, a.size, a.info.get("exif")) == (b.format, b.mode, b.size, b.info.get("exif")), rel
@@ -172,10 +176,20 @@ def test_pyarrow_uris_work_like_paths(tmp_path, ray_address, monkeypatch, capsys
 def test_a_model_the_actors_cannot_load_is_one_line(tmp_path, ray_address, capsys):
     _grey(tmp_path / "a.jpg", seed=1)
     (tmp_path / "bad.safetensors").write_bytes(b"not a model")
-    argv = ["colorize", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "bad.safetensors")]
+    model = str(tmp_path / "bad.safetensors")
+    argv = ["colorize", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out"), "--model", model]
     assert main([*argv, f"--ray={ray_address}"]) == 2  # as the plain command: a usage error
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("dlnet colorize: error:")]
     assert len(errors) == 1 and "the model actors could not start:" in errors[0] and "bad.safetensors" in errors[0]
+
+
+def test_a_bad_hints_sidecar_is_the_users_fault_as_without_ray(tmp_path, ray_address, capsys):
+    _grey(tmp_path / "in" / "a.jpg", seed=1)
+    (tmp_path / "in" / "a.hints.json").write_text('[{"x": 10, "y": ')  # cut short
+    assert main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), f"--ray={ray_address}"]) == 2
+    (row,) = _rows(tmp_path / "out" / "dlnet-manifest.csv")
+    assert row["status"] == "failed" and "a.hints.json" in row["error"]
+    assert "0 colorized, 0 skipped, 1 failed" in capsys.readouterr().out
 
 
 def test_without_ray_the_flag_names_the_extra(tmp_path, monkeypatch, capsys):

@@ -34,7 +34,9 @@ Example:
 from __future__ import annotations
 
 import csv
+import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -44,6 +46,7 @@ from pathlib import Path
 from dlnet.infer.batch import Job, colorize_jobs, plan_jobs
 from dlnet.infer.options import InferenceOptions
 from dlnet.infer.remote import is_uri, plan_uris, staged
+from dlnet.io.hints import parse_hints
 
 __all__ = ["colorize_files", "colorize_dataset", "jobs_dataset", "connect", "Summary", "ClusterError", "COLUMNS",
            "MANIFEST"]
@@ -71,6 +74,12 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     manifest: Path | None = None
+    bad_hints: bool = False  # some failure was the user's hints' fault (the CLI exits 2, as without Ray)
+
+    @property
+    def exit_code(self) -> int:
+        """``dlnet colorize``'s: 2 for bad hints, 1 for any other failure, else 0."""
+        return 2 if self.bad_hints else 1 if self.failed else 0
 
 
 class _Colorize:
@@ -101,21 +110,22 @@ class _Colorize:
             raise ClusterError(f"the model actors could not start: {self.error}")
         if "src" not in batch or "dst" not in batch:
             raise ValueError(f"colorize_dataset needs rows with 'src' and 'dst' columns, got {sorted(batch)}")
-        fmts = batch["format"] if "format" in batch else [None] * len(batch["src"])
-        rows: dict[Job, list[int]] = {}  # src and dst as given: local paths or URIs (dlnet.infer.remote)
-        for i, (src, dst, fmt) in enumerate(zip(batch["src"], batch["dst"], fmts)):
-            rows.setdefault(Job(str(src), str(dst), fmt or None), []).append(i)
         n = len(batch["src"])
+        fmts, hints = (batch[k] if k in batch else [None] * n for k in ("format", "hints"))
+        rows: dict[Job, list[int]] = {}  # src and dst as given: local paths or URIs (dlnet.infer.remote)
+        for i, (src, dst, fmt, own) in enumerate(zip(batch["src"], batch["dst"], fmts, hints)):
+            own = parse_hints(json.loads(own)) if isinstance(own, str) and own else None  # else the options'
+            rows.setdefault(Job(str(src), str(dst), fmt or None, own), []).append(i)
         out = {"input": [str(s) for s in batch["src"]], "output": [str(d) for d in batch["dst"]],
-               "status": ["failed"] * n, "error": [""] * n, "seconds": [0.0] * n}
+               "status": ["failed"] * n, "error": [""] * n, "seconds": [0.0] * n, "kind": [""] * n}
         clock = time.perf_counter()
 
-        def finish(job: Job, cause: str | None) -> None:
+        def finish(job: Job, cause: str | None, kind: str = "input") -> None:
             nonlocal clock
             now = time.perf_counter()
             for i in rows[job]:
                 out["status"][i], out["error"][i] = ("done", "") if cause is None else ("failed", cause)
-                out["seconds"][i] = round(now - clock, 4)
+                out["seconds"][i], out["kind"][i] = round(now - clock, 4), "" if cause is None else kind
             clock = now
 
         with staged(list(rows)) as staging:  # remote photos fetched to local files, the rest as they are
@@ -128,8 +138,8 @@ class _Colorize:
                         staging.upload(outcome.job)
                     except OSError as e:
                         cause = f"output {staging.jobs[outcome.job].dst}: cannot write: {' '.join(str(e).split())}"
-                finish(staging.jobs[outcome.job], cause)
-        extra = {k: v for k, v in batch.items() if k not in ("src", "dst", "format", *COLUMNS)}
+                finish(staging.jobs[outcome.job], cause, outcome.kind)
+        extra = {k: v for k, v in batch.items() if k not in ("src", "dst", "format", "hints", *COLUMNS)}
         return {**extra, **out}  # the caller's own columns (an id, say) ride along
 
 
@@ -164,8 +174,10 @@ def colorize_dataset(ds, model=None, options: InferenceOptions | None = None, *,
     ``.safetensors``/``.ckpt``/``.onnx`` file readable on every node; None: the default model).
 
     Rows need ``src`` (a photo's path) and ``dst`` (its output's path; its suffix picks the format
-    unless a ``format`` column gives a PIL name such as ``"JPEG"``); outputs are written by the
-    actors, atomically. Result rows: :data:`COLUMNS`, plus the input's other columns. ``runtime``
+    unless a ``format`` column gives a PIL name such as ``"JPEG"``); a ``hints`` column may give
+    a photo its own hints (a sidecar's JSON text; None: ``options.hints``). Outputs are written by
+    the actors, atomically. Result rows: :data:`COLUMNS` and ``kind`` (``"hints"`` where a
+    photo's hints failed it), plus the input's other columns. ``runtime``
     (``"torch"``, ``"onnx"``, None: the plain command's choice for ``photos`` photos), ``device``,
     ``batch_size`` (photos per model call) and ``compile`` are ``dlnet colorize``'s flags.
 
@@ -194,9 +206,16 @@ def _where(path) -> str:
     return str(path) if is_uri(path) else str(Path(path).absolute())
 
 
+def _hints_json(hints) -> str | None:
+    """A job's own hints (its sidecar's) as the JSON a sidecar holds, None for none."""
+    if hints is None:
+        return None
+    return json.dumps([{"x": h.x, "y": h.y, "color": list(h.color), "radius": h.radius} for h in hints])
+
+
 def jobs_dataset(jobs: list[Job], rows_per_block: int = 32):
-    """Jobs as a Ray Dataset of ``id``, ``src``, ``dst``, ``format`` rows (absolute paths, so an
-    actor finds them whatever its working folder), in blocks of ``rows_per_block`` so that the
+    """Jobs as a Ray Dataset of ``id``, ``src``, ``dst``, ``format``, ``hints`` rows (absolute
+    paths, so an actor finds them whatever its working folder), in blocks of ``rows_per_block`` so that the
     actors share them and a retried block is small."""
     import pyarrow as pa
     import ray.data
@@ -204,10 +223,11 @@ def jobs_dataset(jobs: list[Job], rows_per_block: int = 32):
     tables = []
     for start in range(0, len(jobs), rows_per_block):
         chunk = jobs[start:start + rows_per_block]
-        tables.append(pa.table({"id": list(range(start, start + len(chunk))),
-                                "src": [_where(job.src) for job in chunk],
-                                "dst": [_where(job.dst) for job in chunk],
-                                "format": [job.fmt for job in chunk]}))
+        strings = {"src": [_where(job.src) for job in chunk], "dst": [_where(job.dst) for job in chunk],
+                   "format": [job.fmt for job in chunk], "hints": [_hints_json(job.hints) for job in chunk]}
+        # Typed: a block whose hints are all None must not become a column of NaN floats.
+        tables.append(pa.table({"id": pa.array(range(start, start + len(chunk)), pa.int64()),
+                                **{k: pa.array(v, pa.string()) for k, v in strings.items()}}))
     return ray.data.from_arrow(tables)
 
 
@@ -282,6 +302,7 @@ def colorize_files(paths: Iterable[str | Path], output_dir: str | Path, options:
         for failure in plan.failures:
             report(f"{failure.path}: {failure.cause}")
             log.add(failure.path, "failed", failure.cause)
+            summary.bad_hints |= failure.kind == "hints"
         for job in plan.video_jobs:
             report(f"{job.src}: {VIDEO_CAUSE}")
             log.add(job, "failed", VIDEO_CAUSE)
@@ -309,7 +330,11 @@ def _batches(ds):
         # Ray Data hands the actor's exception back as text (a traceback): find ours in it.
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         ours = [line.partition("ClusterError: ")[2] for line in lines if "ClusterError: " in line]
-        raise ClusterError(ours[-1] if ours else f"the Ray job failed: {lines[-1] if lines else e!r}") from None
+        if ours:
+            raise ClusterError(ours[-1]) from None
+        causes = [line for line in lines
+                  if re.match(r"[\w.]+(Error|Exception): ", line) and not line.startswith("ray.")]
+        raise ClusterError(f"the Ray job failed: {causes[-1] if causes else lines[-1] if lines else repr(e)}") from None
 
 
 def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, stage: dict, log: _Manifest,
@@ -333,11 +358,13 @@ def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, 
     logger.setLevel(logging.CRITICAL)  # a failed job is one line (ClusterError), not Ray Data's traceback
     try:
         for batch in _batches(ds):
-            for i, status, error, seconds in zip(batch["id"], batch["status"], batch["error"], batch["seconds"]):
+            for i, status, error, seconds, kind in zip(batch["id"], batch["status"], batch["error"], batch["seconds"],
+                                                       batch["kind"]):
                 job = jobs[int(i)]
                 log.add(job, str(status), str(error), float(seconds))
                 if status == "failed":
                     failed += 1
+                    summary.bad_hints |= kind == "hints"
                     report(f"{job.src}: {error}")
             log.flush()
             finished += len(batch["id"])

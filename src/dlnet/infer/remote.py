@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -154,5 +155,5 @@ def staged(jobs: list[Job]) -> Iterator[Staging]:
                 continue
             if is_uri(dst):
                 dst = staging.folder / "out" / f"{i}{PurePosixPath(str(dst)).suffix}"
-            staging.jobs[Job(Path(src), Path(dst), job.fmt)] = job
+            staging.jobs[dataclasses.replace(job, src=Path(src), dst=Path(dst))] = job
         yield staging

@@ -63,7 +63,7 @@ def output_location(path: Path) -> str | Path:
 
 
 def run(args: argparse.Namespace, options) -> int:
-    """Colorize ``args.paths`` on Ray; the exit code: 0, or 1 if any input failed."""
+    """Colorize ``args.paths`` on Ray; the exit code: 0, 1 if any input failed, 2 if hints were at fault."""
     check(args)
     import ray  # noqa: F401  (without the extra: the one-line hint of dlnet.apps.cli)
 
@@ -81,4 +81,4 @@ def run(args: argparse.Namespace, options) -> int:
     except (ClusterError, ConnectionError) as e:  # ConnectionError: no cluster at the address
         raise UsageError(str(e)) from None
     print(f"{summary.done} colorized, {summary.skipped} skipped, {summary.failed} failed; manifest: {summary.manifest}")
-    return 1 if summary.failed else 0
+    return summary.exit_code
