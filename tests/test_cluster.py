@@ -44,7 +44,7 @@ def _rows(manifest: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def ray_address():
     ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="ERROR")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -190,6 +190,14 @@ def test_a_bad_hints_sidecar_is_the_users_fault_as_without_ray(tmp_path, ray_add
     (row,) = _rows(tmp_path / "out" / "dlnet-manifest.csv")
     assert row["status"] == "failed" and "a.hints.json" in row["error"]
     assert "0 colorized, 0 skipped, 1 failed" in capsys.readouterr().out
+
+
+def test_actors_no_node_can_hold_are_refused_not_awaited_for_ever(tmp_path, ray_address):
+    from dlnet.infer.cluster import ClusterError, colorize_files
+
+    _grey(tmp_path / "a.jpg", seed=1)
+    with pytest.raises(ClusterError, match=r"an actor needs 1 CPUs and 1 GPUs, and no node has that"):
+        colorize_files([tmp_path / "a.jpg"], tmp_path / "out", num_gpus=1)  # this machine: no GPU for Ray
 
 
 def test_without_ray_the_flag_names_the_extra(tmp_path, monkeypatch, capsys):

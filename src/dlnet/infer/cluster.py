@@ -156,6 +156,23 @@ def connect(address: str | None = None, **init_kwargs) -> None:
              **init_kwargs)
 
 
+def _check_fits(num_cpus: float, num_gpus: float, local: bool, report: Callable[[str], None]) -> None:
+    """An actor no node can hold would wait for ever: on this machine that is an error, on a
+    cluster a line (an autoscaler may yet add such a node)."""
+    import ray
+
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    if any(n.get("CPU", 0) >= num_cpus and n.get("GPU", 0) >= num_gpus for n in nodes):
+        return
+    need = f"{num_cpus:g} CPUs" + (f" and {num_gpus:g} GPUs" if num_gpus else "")
+    largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+    what = f"an actor needs {need}, and no node has that (the largest: {largest.get('CPU', 0):g} CPUs, " \
+           f"{largest.get('GPU', 0):g} GPUs)"
+    if local:
+        raise ClusterError(what)
+    report(f"{what}: the actors wait until the cluster adds such a node")
+
+
 def _default_actors(num_cpus: float, num_gpus: float) -> int:
     """As many actors as the cluster's CPUs (or GPUs, for GPU actors) hold now, at least one."""
     import ray
@@ -313,6 +330,7 @@ def colorize_files(paths: Iterable[str | Path], output_dir: str | Path, options:
         jobs = plan.photo_jobs
         if jobs:
             connect(address)
+            _check_fits(stage.get("num_cpus", 1), stage.get("num_gpus", 0), address in (None, "local"), report)
             report(f"colorizing {len(jobs):,} photos on Ray; manifest: {summary.manifest}")
             _run(jobs, options, model, side_by_side, stage, log, summary, report, progress_every)
     finally:
