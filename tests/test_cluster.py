@@ -62,8 +62,9 @@ def archive(tmp_path_factory, ray_address):
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        assert main(["colorize", "scans", "-o", "plain"]) == 1  # the corrupt photo
-        code = main(["colorize", "scans", "-o", "ray", "--ray", ray_address])
+        # On the CPU both: a GPU machine's plain command would run PyTorch on it, the actors not.
+        assert main(["colorize", "scans", "-o", "plain", "--device", "cpu"]) == 1  # the corrupt photo
+        code = main(["colorize", "scans", "-o", "ray", "--device", "cpu", "--ray", ray_address])
     finally:
         os.chdir(cwd)
     return root, code
