@@ -15,6 +15,8 @@ whole when the stream closes; a local ``file://`` output is written atomically).
 pyarrow's: the environment, the instance's role, ``~/.aws``, ``gcloud`` (docs/CLUSTER.md).
 
 Example:
+    >>> is_uri("s3://archive/scans"), is_uri("scans/1921")
+    (True, False)
     >>> plan = plan_uris(["s3://archive/scans"], "s3://archive/colour")   # doctest: +SKIP
     >>> plan.jobs[0]                                                      # doctest: +SKIP
     Job(src='s3://archive/scans/1921/a.jpg', dst='s3://archive/colour/scans/1921/a.jpg', fmt='JPEG')
