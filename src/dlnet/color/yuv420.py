@@ -16,13 +16,15 @@ Inputs may be grey (Cb = Cr = 128, the usual old film: L* through a table of the
 or in colour (L* of the block's Y'CbCr, BT.601 or BT.709), limited or full range.
 
 Example:
-    >>> y = np.full((4, 6), 126, np.uint8)                   # a mid-grey 6 x 4 luma plane
-    >>> frame = Frame420(y)                                  # grey: no chroma planes given
-    >>> round(float(frame.l4[0, 0]), 1)                      # L* of each 2 x 2 block, (2, 3)
-    50.0
+    >>> frame = Frame420(np.full((4, 6), 118, np.uint8))    # a mid-grey 6 x 4 luma plane, no chroma
+    >>> round(float(frame.lightness()[0, 0]), 1)             # L* of each 2 x 2 block, (2, 3)
+    49.9
     >>> y, cb, cr = planes(frame.merge(np.zeros((2, 1, 1), np.float32)))   # a*b* 0: grey stays grey
     >>> int(y[0, 0]), int(cb[0, 0]), int(cr[0, 0])
-    (126, 128, 128)
+    (118, 128, 128)
+    >>> y, cb, cr = planes(frame.merge(np.array([[[30.0]], [[20.0]]], np.float32)))  # a* 30, b* 20: red
+    >>> int(y[0, 0]), int(cb[0, 0]), int(cr[0, 0])          # (luma 5 codes lower: the same L*)
+    (113, 115, 162)
 """
 
 from __future__ import annotations
@@ -35,11 +37,10 @@ __all__ = ["Frame420", "LUMA_WEIGHTS", "block_sums", "grey_lightness", "planes",
 
 LUMA_WEIGHTS = {709: (0.2126, 0.0722), 601: (0.299, 0.114)}  # (Kr, Kb) of each matrix
 _KR, _KB = LUMA_WEIGHTS[709]  # the output's
-_STRIP = 1 << 14  # block pixels per strip: every float32 temporary (64 kB) stays in the CPU cache
 # linear RGB (0..1, quantised to 16 bits) -> sRGB-encoded R'G'B' (0..1), finer than 8 bits everywhere
-_GAMMA = np.where(np.linspace(0, 1, _LEVELS + 1) > 0.0031308,
-                  1.055 * np.linspace(0, 1, _LEVELS + 1) ** (1 / 2.4) - 0.055,
+_GAMMA = np.where(np.linspace(0, 1, _LEVELS + 1) > 0.0031308, 1.055 * np.linspace(0, 1, _LEVELS + 1) ** (1 / 2.4) - 0.055,
                   12.92 * np.linspace(0, 1, _LEVELS + 1)).astype(np.float32)
+_STRIP = 1 << 16  # block pixels per strip: few NumPy calls (each costs microseconds), temporaries in the L2/L3 cache
 
 
 def _range(full: bool) -> tuple[float, float, float]:
@@ -55,6 +56,7 @@ def _grey_l_table(full: bool) -> np.ndarray:
 
 
 _GREY_L = {full: _grey_l_table(full) for full in (False, True)}
+_GREY_FY = {full: table * np.float32(1 / 116) + np.float32(16 / 116) for full, table in _GREY_L.items()}  # f(Y/Yn)
 
 
 def grey_lightness(y: np.ndarray, full: bool = False) -> np.ndarray:
@@ -95,23 +97,42 @@ class Frame420:
         full: full-range codes (JPEG, ``yuvj420p``) instead of limited (16..235).
         matrix: 601 or 709, the Y'CbCr matrix of ``cb``/``cr`` (unused when grey).
 
-    ``l4`` is the ``(H/2, W/2)`` float32 L* of each block (0..100): of its mean luma when grey,
-    of its mean luma and its chroma when in colour.
+    :meth:`lightness` is the ``(H/2, W/2)`` float32 L* of each block (0..100): of its mean luma
+    when grey, of its mean luma and its chroma when in colour. A grey frame holds only its luma
+    and the blocks' sums (3 MB at 1080p, for the queues of a pipeline); the rest comes from
+    tables when it is needed.
     """
 
     def __init__(self, y: np.ndarray, cb: np.ndarray | None = None, cr: np.ndarray | None = None,
                  full: bool = False, matrix: int = 709) -> None:
         self.y, self.full, self.colour = y, full, cb is not None
         self.sums = block_sums(y)
-        if cb is None:
-            self.l4 = _GREY_L[full][self.sums]
-        else:
-            self.l4 = self._colour_l(cb, cr, full, matrix)
+        self.shape = self.sums.shape
+        self._l4 = self._colour_l(self.sums, cb, cr, full, matrix) if self.colour else None
 
-    def _colour_l(self, cb: np.ndarray, cr: np.ndarray, full: bool, matrix: int) -> np.ndarray:
+    def lightness(self) -> np.ndarray:
+        """The blocks' L*, ``(H/2, W/2)`` float32."""
+        return self._l4 if self.colour else _GREY_L[self.full].take(self.sums)  # (take: a fast gather)
+
+    def _luma(self, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What :meth:`merge` needs of the blocks ``rows``: f(Y/Yn), linear Y, and the mean luma
+        code in the output's limited range."""
+        sums = self.sums[rows]
+        if self.colour:
+            fy = self._l4[rows] * np.float32(1 / 116) + np.float32(16 / 116)
+            ylin = _f_inverse(fy)
+        else:
+            fy, ylin = _GREY_FY[self.full].take(sums), _GREY_Y[self.full].take(sums)
+        mean = sums * np.float32(0.25 * 219 / 255 if self.full else 0.25)
+        if self.full:
+            mean += np.float32(16)
+        return fy, ylin, mean
+
+    @staticmethod
+    def _colour_l(sums: np.ndarray, cb: np.ndarray, cr: np.ndarray, full: bool, matrix: int) -> np.ndarray:
         black, span, cspan = _range(full)
         kr, kb = LUMA_WEIGHTS[matrix]
-        y = (self.sums * np.float32(0.25) - np.float32(black)) * np.float32(1 / span)
+        y = (sums * np.float32(0.25) - np.float32(black)) * np.float32(1 / span)
         u = (cb.astype(np.float32) - 128) * np.float32(1 / cspan)
         v = (cr.astype(np.float32) - 128) * np.float32(1 / cspan)
         r = np.clip(y + np.float32(2 * (1 - kr)) * v, 0, 1)
@@ -136,10 +157,10 @@ class Frame420:
         align_corners=False)`` would, each block takes the colour L* + a*b* (out-of-gamut colours
         clipped per channel, as :func:`~dlnet.color.fullres.merge_rgb8` does), and its four luma
         codes are shifted by the change of the block's luma."""
-        h4, w4 = self.l4.shape
+        h4, w4 = self.shape
         ab = np.asarray(ab, np.float32)
         # a*b* enter only as f(X) = f(Y) + a*/500 and f(Z) = f(Y) - b*/200: scaled once, small.
-        wide = _resize_columns(ab * np.array([1 / 500, -1 / 200], np.float32)[:, None, None], w4)
+        wide = np.ascontiguousarray(_resize_columns(ab * np.array([1 / 500, -1 / 200], np.float32)[:, None, None], w4))
         out = np.empty((h4 * 3, w4 * 2), np.uint8)
         y_out, cb, cr = planes(out)
         step = max(1, _STRIP // w4)
@@ -148,25 +169,27 @@ class Frame420:
         return out
 
     def _merge_strip(self, wide: np.ndarray, rows: slice, y_out: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
-        i0, i1, t = _bilinear(wide.shape[1], self.l4.shape[0], rows.start, rows.stop)
-        f = wide[:, i1]
-        lo = wide[:, i0]
-        f -= lo
-        f *= t[:, None]
-        f += lo  # a*/500 and -b*/200 at these rows
-        fy = self.l4[rows] * np.float32(1 / 116)
-        fy += np.float32(16 / 116)
-        f += fy  # f(X/Xn), f(Z/Zn)
+        i0, i1, t = _bilinear(wide.shape[1], self.shape[0], rows.start, rows.stop)
+        (fy, ylin, mean), t = self._luma(rows), t[:, None]
+        f = []
+        for c in range(2):  # a*/500 and -b*/200 upsampled to these rows, + f(Y): f(X/Xn), f(Z/Zn)
+            lo = np.take(wide[c], i0, axis=0)  # (row copies: cheaper than fancy indexing)
+            fc = np.take(wide[c], i1, axis=0)
+            fc -= lo
+            fc *= t
+            fc += lo
+            fc += fy
+            f.append(fc)
         np.maximum(f[1], 0, out=f[1])  # Z < 0 is out of range
-        xyz = (_f_inverse(f[0]), _f_inverse(fy), _f_inverse(f[1]))
+        xyz = (_f_inverse(f[0]), ylin, _f_inverse(f[1]))
         m, gamma = _F_TO_RGB, []
-        for c in range(3):  # linear R, G, B -> sRGB-encoded, through the 16-bit table
+        for c in range(3):  # linear R, G, B (out-of-gamut colours clipped per channel) -> sRGB-encoded
             lin = xyz[0] * np.float32(m[0, c] * _LEVELS)
             lin += xyz[1] * np.float32(m[1, c] * _LEVELS)
             lin += xyz[2] * np.float32(m[2, c] * _LEVELS)
-            np.clip(lin, 0, _LEVELS, out=lin)  # out-of-gamut colours, per channel
+            np.clip(lin, 0, _LEVELS, out=lin)
             lin += np.float32(0.5)
-            gamma.append(_GAMMA.take(lin.astype(np.intp)))
+            gamma.append(_GAMMA.take(lin.astype(np.intp)))  # (a gather: faster here than exp and log)
         r, g, b = gamma
         luma = r * np.float32(219 * _KR)
         luma += g * np.float32(219 * (1 - _KR - _KB))
@@ -177,29 +200,30 @@ class Frame420:
             source *= np.float32(224 / 219 / (2 * (1 - k)))
             source += np.float32(128.5)
             np.copyto(plane[rows], source, casting="unsafe")  # rounded (16..240: no clipping needed)
-        # The block's luma moves from its mean to the colour's; each of its pixels by as much.
-        mean = self.sums[rows].astype(np.float32)
-        mean *= np.float32(0.25 * 219 / 255 if self.full else 0.25)  # in the output's limited-range codes
+        # The block's luma moves from its mean to the colour's; each of its pixels by as much, in
+        # 8-bit saturating steps: down by ``down`` (a colour is darker in luma than its grey), up by ``up``.
         luma -= mean
-        luma += np.float32(16.5 - 16 * self.full + 1024)  # (+1024: rounded by truncating a positive number)
+        luma += np.float32(16.5 + 1024)  # (+1024: rounded by truncating a positive number)
         shift = luma.astype(np.int16)
         shift -= 1024
+        down, up = (_twice(np.clip(v, 0, 255)) for v in (-shift, shift))  # per pixel of a row
+        top = 255 - up
         y = self.y[2 * rows.start: 2 * rows.stop]
         if self.full:  # limited range out: codes 0..255 -> 16..235
             y = (y * np.float32(219 / 255) + np.float32(16.5)).astype(np.uint8)
         out = y_out[2 * rows.start: 2 * rows.stop]
-        lo, hi = int(shift.min()), int(shift.max())
-        if lo >= 0 - int(y.min()) and hi <= 255 - int(y.max()):  # no code leaves 0..255: 8-bit adds
-            shift = shift.astype(np.uint8)  # (mod 256: adding it wraps to the right code)
-            for dy in (0, 1):  # the four pixels of each block, as four quarter-size grids
-                for dx in (0, 1):
-                    np.add(y[dy::2, dx::2], shift, out=out[dy::2, dx::2])
-            return
-        for dy in (0, 1):
-            for dx in (0, 1):
-                v = y[dy::2, dx::2] + shift
-                np.clip(v, 0, 255, out=v)
-                np.copyto(out[dy::2, dx::2], v, casting="unsafe")
+        for half in (slice(0, None, 2), slice(1, None, 2)):  # even and odd rows of the blocks
+            o = out[half]
+            np.maximum(y[half], down, out=o)
+            o -= down
+            np.minimum(o, top, out=o)
+            o += up
+
+def _twice(v: np.ndarray) -> np.ndarray:
+    """Each of ``v``'s values (0..255, ``(n, w)``) twice along its rows: ``(n, 2w)`` uint8. As
+    16-bit values v * 257 whose two bytes are both v: faster than ``np.repeat``'s element loop."""
+    return (v.astype(np.uint16) * np.uint16(257)).view(np.uint8)
+
 
 def _f_inverse(t: np.ndarray) -> np.ndarray:
     """CIE's inverse of f, f(X/Xn) -> X/Xn: the cube above 6/29, below it the cube's tangent
@@ -212,3 +236,6 @@ def _f_inverse(t: np.ndarray) -> np.ndarray:
     m *= np.float32(-3 * (6 / 29) ** 2)
     out += m
     return out
+
+
+_GREY_Y = {full: _f_inverse(table) for full, table in _GREY_FY.items()}  # linear Y of grey, by block sum

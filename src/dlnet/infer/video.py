@@ -54,9 +54,6 @@ _MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "matroska": "video
 # Audio that MP4 holds and players play (FFmpeg also writes PCM into MP4, which few players read).
 _MP4_AUDIO = {"aac", "mp3", "mp2", "mp1", "ac3", "eac3", "opus", "flac", "alac"}
 _PARTIAL = ".video.tmp"  # ends the hidden name of a film being written (.dlnet-XXXXXXXX.video.tmp)
-# libx264 in the encoding thread itself: its frame threads cost a third more CPU on 2 cores,
-# which the other stages need (benchmarks/README.md, video).
-_X264_THREADS = 1
 
 
 class VideoError(ImageError):
@@ -163,7 +160,8 @@ def _add_streams(out, inp, copy: dict[int, bool], crf: int, preset: str, width: 
     video.time_base = video.codec_context.time_base = vin.time_base  # every frame keeps its time
     cc = video.codec_context
     cc.colorspace = cc.color_primaries = cc.color_trc = cc.color_range = 1  # BT.709, limited range
-    video.options = {"crf": str(crf), "preset": preset, "threads": str(_X264_THREADS)}
+    video.options = {"crf": str(crf), "preset": preset}  # (x264's own frame threads: as much CPU as one
+    # thread, measured, and they let the encoder, the busiest stage, use a core the others leave idle)
     audio = {}
     for a in inp.streams.audio:
         if copy[a.index]:

@@ -107,9 +107,11 @@ class FramePipeline:
                 item = Frame420(y.copy(), full=full)
             else:
                 item = Frame420(y.copy(), u.copy(), v.copy(), full, matrix=709 if frame.colorspace == 1 else 601)
-            return item, resize_l(item.l4, shape)  # (the blocks' L*: as the pixels' within 0.1)
-        l = _lightness(frame)
-        return l, resize_l(l, shape)
+            small = resize_l(item.lightness(), shape)  # (the blocks' L*, resized as the pixels' would be)
+        else:
+            item = _lightness(frame)
+            small = resize_l(item, shape)
+        return item, np.require(small, requirements="W")  # (torch.from_numpy wants it writable)
 
     def read(self) -> None:
         vin, start = self.inp.streams.video[0], None
@@ -199,12 +201,7 @@ class FramePipeline:
     def run(self, threads: int) -> int:
         """Colorize every frame with ``threads`` torch threads here (when torch runs the model);
         returns the number written. Raises what a stage raised."""
-        from threadpoolctl import threadpool_limits
-
         torch = sys.modules.get("torch")
-        # One BLAS thread (the L* resize): OpenBLAS's idle threads spin for a while after each
-        # call, and on 2 cores took a core from the pipeline's stages (60 -> 85 ms CPU a frame).
-        blas = threadpool_limits(1, user_api="blas")
         stages = [Stage(self.read, self.stop), Stage(self.write, self.stop)]
         for s in stages:
             s.start()
@@ -233,7 +230,6 @@ class FramePipeline:
         finally:
             if torch is not None:
                 torch.set_num_threads(torch_threads)
-            blas.restore_original_limits()
             self.stop.set()  # on Ctrl-C or an error here: the stages leave within 0.1 s
             for s in stages:
                 s.join()

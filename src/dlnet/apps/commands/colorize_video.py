@@ -67,7 +67,7 @@ def columns() -> tuple:
 
 def process(jobs: list, colorizer, args: argparse.Namespace, tally, advance, bar=None) -> None:
     """Colorize each video job in turn (``Job(src, dst, VIDEO)``) and write it."""
-    from dlnet.infer.video import VideoError, output_path
+    from dlnet.infer.video import VideoError, colorize_video, output_path
 
     for job in jobs:
         task = None
@@ -83,8 +83,8 @@ def process(jobs: list, colorizer, args: argparse.Namespace, tally, advance, bar
                 if task is not None:
                     bar.update(task, completed=done, total=max(total, done) or None)
 
-            result = colorizer.colorize_video(job.src, final, temporal=args.temporal, progress=progress,
-                                              side_by_side=args.side_by_side)
+            result = colorize_video(colorizer, job.src, final, temporal=args.temporal, progress=progress,
+                                    side_by_side=args.side_by_side)  # (either runtime's colorizer)
             for note in result.notes:  # (audio re-encoded: done, but not kept as it was)
                 tally.report(one_line(f"{job.src}: {note}"))
             tally.done += 1
