@@ -61,7 +61,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
     parser.add_argument("-o", "--output-dir", type=Path, default=Path("colorized"), metavar="OUT_DIR",
                         help="where outputs go, mirroring the inputs' relative paths (default: %(default)s)")
-    from dlnet.infer.options import HINT_METHODS, OUTPUT_FORMATS, InferenceOptions
+    from dlnet.infer.options import (HINT_METHODS, MAX_SATURATION, MAX_TEMPERATURE, MIN_TEMPERATURE, OUTPUT_FORMATS,
+                                     InferenceOptions)
     from dlnet.infer.runtime import RUNTIMES
 
     d = InferenceOptions()
@@ -73,10 +74,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rebalance", action=argparse.BooleanOptionalAction, default=d.rebalance is not None,
                         help=f"region smoothing + saturation after prediction (default: {'on' if d.rebalance else 'off'})")
     parser.add_argument("--saturation", type=float, default=None, metavar="S",
-                        help="colour gain, 0..4: 0 grey, 1 the network's own prediction, above 1 more colour "
+                        help=f"colour gain, 0..{MAX_SATURATION:g}: 0 grey, 1 the network's own prediction, above 1 more colour "
                              "(default: the model's own, chosen for it on validation photos)")
     parser.add_argument("--temperature", type=float, default=None, metavar="T",
-                        help="classification models only: annealed-mean temperature, 0.01..1; lower gives "
+                        help=f"classification models only: annealed-mean temperature, {MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}; lower gives "
                              "more vivid, riskier colour (default: the model's own, 0.38)")
     parser.add_argument("--hints", type=Path, default=None, metavar="FILE",
                         help='colour hints for every photo named: a JSON list of {"x": 120.5, "y": 45, '

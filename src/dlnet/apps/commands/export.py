@@ -10,23 +10,25 @@ from dlnet.apps.commands import UsageError, add_model_flag, option_error
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from dlnet.infer.export import OPSET
+    from dlnet.infer.onnxrun import PARITY_TOLERANCE
+    from dlnet.infer.options import MAX_TEMPERATURE, MIN_TEMPERATURE
+
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: onnx)")
     add_model_flag(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="output file, e.g. model.onnx")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 17)")
+    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (default: %(default)s)")
     parser.add_argument("--temperature", type=float, default=None, metavar="T",
                         help="classification models only: the annealed-mean temperature the export fixes, "
-                             "0.01..1 (default: the model's own)")
+                             f"{MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g} (default: the model's own)")
     parser.add_argument("--no-check", dest="check", action="store_false",
                         help="skip the onnxruntime parity check against PyTorch")
-    from dlnet.infer.onnxrun import PARITY_TOLERANCE
-
     parser.add_argument("--tolerance", type=float, default=PARITY_TOLERANCE,
                         help="largest a*b* difference to PyTorch fp32 accepted by the check (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlnet.infer.export import OPSET, export_onnx
+    from dlnet.infer.export import export_onnx
     from dlnet.infer.onnxrun import check_onnx
     from dlnet.infer.options import InferenceOptions
     from dlnet.model.weights import WeightsError, load_model
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.output}: is a folder; give a file name such as model.onnx")
     try:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(model, args.output, opset=args.opset or OPSET)
+        export_onnx(model, args.output, opset=args.opset)
     except OSError as e:
         raise UsageError(f"{args.output}: cannot write ({e.strerror or e})") from None
     if not args.check:
