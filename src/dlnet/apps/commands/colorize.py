@@ -176,10 +176,25 @@ def process(jobs: list, colorizer, args: argparse.Namespace, tally: Tally, advan
     colorize_video.process([job for job in jobs if job.fmt == VIDEO], colorizer, args, tally, advance, bar)
 
 
-def run(args: argparse.Namespace) -> int:
+def _process_with_progress(jobs: list, colorizer, args: argparse.Namespace, tally: Tally) -> None:
+    """:func:`process` under a progress bar on a terminal (errors printed above it); elsewhere
+    without one, and without importing rich (a tenth of a second of a short run)."""
+    if not sys.stderr.isatty():
+        return process(jobs, colorizer, args, tally, lambda: None)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
+    columns = (TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), *colorize_video.columns(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        if console.is_terminal:  # print above the bar, each error still on one (soft-wrapped) line
+            tally.report = lambda line: console.print(line, soft_wrap=True, markup=False, highlight=False)
+        task = bar.add_task("colorize", total=len(jobs))
+        process(jobs, colorizer, args, tally, lambda: bar.advance(task), bar)
+
+
+def run(args: argparse.Namespace) -> int:
     from dlnet.infer.batch import plan_jobs
 
     options = _options(args)
@@ -203,13 +218,6 @@ def run(args: argparse.Namespace) -> int:
             colorizer.check_options(options)
         except ValueError as e:
             raise option_error(e) from None
-        console = Console(stderr=True)
-        columns = (TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), *colorize_video.columns(),
-                   TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-            if console.is_terminal:  # print above the bar, each error still on one (soft-wrapped) line
-                tally.report = lambda line: console.print(line, soft_wrap=True, markup=False, highlight=False)
-            task = bar.add_task("colorize", total=len(jobs))
-            process(jobs, colorizer, args, tally, lambda: bar.advance(task), bar)
+        _process_with_progress(jobs, colorizer, args, tally)
     print(f"{tally.done} colorized, {tally.skipped} skipped, {tally.failed} failed")
     return tally.exit_code
