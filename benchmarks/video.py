@@ -1,11 +1,28 @@
-"""Video: frames/s of a 720p film end to end and where the time goes; flicker with and without smoothing.
+"""Video: frames/s end to end and where the time goes; the 4:2:0 path's colour against the photo path's; flicker.
 
-``speed``: a synthetic grey 720p film (a slow pan over a photo, with grain and exposure flicker,
-H.264, 24 fps) is made first, then colorized by ``Colorizer.colorize_video`` with the shipped
-default model: frames/s end to end (decode, colour, encode, streamed; timed from the call to the
-closed output file), each stage's seconds per frame (stages run on three threads, so they overlap
-and add up to more than the wall time) and peak RSS; ``--rss-check`` repeats the run in
-subprocesses with the film 1x and 4x as long: memory flat in the film's length means the same peak.
+The films are synthetic and grey, like an old film: a slow pan over a public-domain photo
+(skimage's astronaut), with grain (s.d. 3 levels) and exposure flicker (3 % s.d.), H.264 at 24
+fps (libx264 ``veryfast``, CRF 20: about 4.5 Mbit/s at 720p, 11 at 1080p).
+
+``cli``: the whole process as a user runs it, start-up included: ``dlnet colorize clip.mp4 -o
+out`` in a fresh process, at 720p and 1080p (``--seconds`` of film each). With ``--baseline SRC``
+(a source tree, e.g. ``git archive COMMIT src | tar -x -C /tmp/base``) the same command runs on
+that code too, interleaved with this code's runs, so both see the same machine. Medians of
+``--repeats``: frames/s, CPU ms per frame (all threads), peak RSS.
+
+``speed``: in-process ``Colorizer.colorize_video`` on the shipped default model (loaded and
+warmed first): frames/s, each stage's ms per frame, wall (stages overlap on three threads, and
+wall includes waiting for a core) and CPU of the stage's own thread (FFmpeg's decoder threads
+and onnxruntime's are not in it; the total CPU is), peak RSS. ``--exact`` runs every frame by
+the photo path (full-resolution RGB), ``--baseline SRC`` runs SRC's code in a child process;
+``--rss-check`` repeats the run in fresh processes with the film 1x and 4x as long: memory flat
+in the film's length means the same peak.
+
+``accuracy``: how far the 4:2:0 path's frames are from the photo path's (each frame colorized
+by ``Colorizer.colorize`` as a photo), against the exact path's distance: the shipped model, no
+smoothing, lossless H.264 (CRF 0), decoded to 8-bit RGB. Both video paths store colour at 4:2:0,
+which alone moves pixels at colour edges by several levels; the 8 x 8-pixel block means show
+the colour of regions.
 
 ``flicker``: clips made from photos at 320x192 -- a still scene with exposure off by 5 % (s.d.)
 each frame and grain, a slow pan (3 px/frame) and a fast one (16 px/frame) without noise, a scene
@@ -18,7 +35,9 @@ scale at the working size (the model run once per clip): flicker on the still cl
 pans (mean absolute difference from the unsmoothed a*b*: colour trailing motion).
 
 Usage:
-    python benchmarks/video.py speed --frames 96
+    python benchmarks/video.py cli --baseline /tmp/base/src --seconds 30 --repeats 3
+    python benchmarks/video.py speed --frames 240 [--height 1080] [--exact | --baseline /tmp/base/src]
+    python benchmarks/video.py accuracy
     python benchmarks/video.py flicker
 """
 
@@ -26,7 +45,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,13 +61,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-sys.path.insert(0, str(Path(__file__).parent))
-from inference import peak_rss_gb  # noqa: E402
-
-from dlnet.infer.colorizer import Colorizer  # noqa: E402
-from dlnet.color.fullres import lightness  # noqa: E402
-from dlnet.infer.temporal import DEFAULT_TEMPORAL, TemporalSmoother, flicker  # noqa: E402
-from dlnet.infer.video import read_frames  # noqa: E402
+SIZES = {720: (1280, 720, 2), 1080: (1920, 1080, 3)}  # width, height, pan in px/frame
 
 
 def grey(photo: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -54,7 +69,7 @@ def grey(photo: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 def film(path: Path, frames: int, w: int, h: int, step: float, grain: float, exposure: float,
-         cut_at: int | None = None) -> Path:
+         cut_at: int | None = None, crf: int = 16, preset: str = "ultrafast") -> Path:
     """A grey H.264 film: a pan of ``step`` px/frame over a photo, with grain (s.d., 8-bit
     levels), exposure off by ``exposure`` (s.d., relative) each frame, and a cut to another photo."""
     scenes = [grey(data.astronaut(), w + int(step * frames) + 1, h), grey(data.coffee(), w, h)]
@@ -62,7 +77,7 @@ def film(path: Path, frames: int, w: int, h: int, step: float, grain: float, exp
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=Fraction(24))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "16"}
+        stream.options = {"preset": preset, "crf": str(crf)}
         for i in range(frames):
             if cut_at is not None and i >= cut_at:
                 img = scenes[1]
@@ -76,41 +91,130 @@ def film(path: Path, frames: int, w: int, h: int, step: float, grain: float, exp
     return path
 
 
+def speed_film(folder: Path, frames: int, height: int) -> Path:
+    """The speed benchmarks' film (see the module docstring), made once per folder."""
+    w, h, step = SIZES[height]
+    path = folder / f"film-{height}p-{frames}.mp4"
+    return path if path.exists() else film(path, frames, w, h, step, grain=3, exposure=0.03, crf=20, preset="veryfast")
+
+
 def cpu_s() -> float:
     """CPU seconds this process has used, all threads (FFmpeg's included)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def speed_once(frames: int, threads: int, batch: int, preset: str, folder: Path) -> dict:
-    src = film(folder / "in.mp4", frames, 1280, 720, step=2, grain=6, exposure=0.03)
-    colorizer = Colorizer.from_pretrained(device="cpu", batch_size=batch)
-    colorizer.colorize_video(film(folder / "warm.mp4", batch, 1280, 720, 2, 6, 0.03), folder / "warm-out.mp4",
-                             threads=threads)
+def peak_rss_gb() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would include the parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def speed_once(frames: int, height: int, exact: bool, folder: Path) -> dict:
+    """One in-process run (this process's dlnet, whichever source tree it comes from)."""
+    from dlnet.infer.colorizer import Colorizer
+
+    src = speed_film(folder, frames, height)
+    colorizer = Colorizer.from_pretrained(device="cpu", batch_size=8)
+    extra = {"exact": True} if exact else {}
+    colorizer.colorize_video(speed_film(folder, 8, height), folder / "warm.mp4", threads=1, **extra)
     t, cpu = time.perf_counter(), cpu_s()
-    result = colorizer.colorize_video(src, folder / "out.mp4", preset=preset, threads=threads)
+    result = colorizer.colorize_video(src, folder / "out.mp4", threads=1, **extra)
     wall, cpu = time.perf_counter() - t, cpu_s() - cpu
-    return {"frames": result.frames, "fps": result.frames / wall, "wall_s": wall, "cores_used": cpu / wall,
-            "cpu_ms_per_frame": 1000 * cpu / result.frames, "mb": (folder / "out.mp4").stat().st_size / 1e6,
-            "ms_per_frame": {k: 1000 * v / result.frames for k, v in result.stage_s.items()},
-            "peak_rss_gb": peak_rss_gb(), "precision": colorizer.precision}
+    per_frame = lambda stages: {k: 1000 * v / result.frames for k, v in stages.items()}  # noqa: E731
+    return {"frames": result.frames, "fps": result.frames / wall, "cpu_ms_per_frame": 1000 * cpu / result.frames,
+            "wall_ms": per_frame(result.stage_s), "cpu_ms": per_frame(getattr(result, "stage_cpu_s", {})),
+            "frames_420": getattr(result, "frames_420", 0), "mbit_s": (folder / "out.mp4").stat().st_size * 8 / 1e6 / (frames / 24),
+            "peak_rss_gb": peak_rss_gb()}
+
+
+def child(args, baseline: str | None, frames: int, exact: bool = False) -> dict:
+    env = {**os.environ, **({"PYTHONPATH": baseline} if baseline else {})}
+    cmd = [sys.executable, __file__, "child", "--frames", str(frames), "--height", str(args.height)] + (["--exact"] if exact else [])
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout)
 
 
 def speed(args) -> None:
-    print(f"torch {torch.__version__}, av {av.__version__}, {args.threads} torch thread(s), batch {args.batch_size}, "
-          f"x264 preset {args.preset}, 720p, {args.frames} frames", flush=True)
-    with tempfile.TemporaryDirectory() as folder:
-        r = speed_once(args.frames, args.threads, args.batch_size, args.preset, Path(folder))
-    stages = " | ".join(f"{k} {v:.1f}" for k, v in r["ms_per_frame"].items())
-    print(f"{r['fps']:.2f} frames/s end to end ({r['wall_s']:.1f} s, {r['precision']}, output {r['mb']:.1f} MB); "
-          f"ms/frame per stage: {stages}; CPU {r['cpu_ms_per_frame']:.0f} ms/frame on {r['cores_used']:.2f} cores; "
-          f"peak RSS {r['peak_rss_gb']:.2f} GB")
+    what = f"baseline {args.baseline}" if args.baseline else ("exact (photo) path" if args.exact else "this code")
+    print(f"{what}: {args.height}p, {args.frames} frames, shipped default model, 1 torch thread, batches of 8")
+    r = child(args, args.baseline, args.frames, args.exact)
+    stages = " | ".join(f"{k} {r['wall_ms'][k]:.1f}/{r['cpu_ms'].get(k, float('nan')):.1f}" for k in r["wall_ms"])
+    print(f"{r['fps']:.2f} frames/s; ms/frame per stage, wall/CPU: {stages}; CPU {r['cpu_ms_per_frame']:.0f} ms/frame "
+          f"(all threads); 4:2:0 frames {r['frames_420']}; {r['mbit_s']:.1f} Mbit/s; peak RSS {r['peak_rss_gb']:.2f} GB")
     if args.rss_check:
         for n in (args.frames, 4 * args.frames):
-            cmd = [sys.executable, __file__, "child", "--frames", str(n), "--threads", str(args.threads),
-                   "--batch-size", str(args.batch_size), "--preset", args.preset]
-            child = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
-            print(f"  {n} frames in a fresh process: {child['fps']:.2f} frames/s, peak RSS {child['peak_rss_gb']:.2f} GB")
+            c = child(args, args.baseline, n, args.exact)
+            print(f"  {n} frames in a fresh process: {c['fps']:.2f} frames/s, peak RSS {c['peak_rss_gb']:.2f} GB")
+
+
+def run_cli(tree: str | None, clip: Path, folder: Path, flags: list[str]) -> dict:
+    """``dlnet colorize clip -o OUT FLAGS`` in a fresh process on source tree ``tree`` (None: this one)."""
+    out = folder / "cli-out"
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, **({"PYTHONPATH": tree} if tree else {})}
+    with open(folder / "cli-err.txt", "w") as err:
+        t = time.perf_counter()
+        p = subprocess.Popen([str(Path(sys.executable).with_name("dlnet")), "colorize", str(clip), "-o", str(out), *flags],
+                             env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+    if status != 0 or not list(out.rglob("*.mp4")):
+        raise SystemExit(f"{tree or 'this code'} failed on {clip}: {(folder / 'cli-err.txt').read_text()[-2000:]}")
+    with av.open(str(clip)) as c:
+        frames = c.streams.video[0].frames
+    return {"fps": frames / wall, "wall_s": wall, "cpu_ms": 1000 * (usage.ru_utime + usage.ru_stime) / frames,
+            "rss_gb": usage.ru_maxrss / 2**20}
+
+
+def cli(args) -> None:
+    trees = {"this code": None, **({"baseline": args.baseline} if args.baseline else {})}
+    frames = int(round(args.seconds * 24))
+    flags = f" --runtime {args.runtime}" if args.runtime else ""
+    print(f"dlnet colorize FILM -o OUT{flags}, fresh process each run; {args.seconds:g} s films ({frames} frames), "
+          f"{args.repeats} runs each, interleaved; medians")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        clips = {h: speed_film(folder, frames, h) for h in args.heights}
+        runs = {(name, h): [] for name in trees for h in clips}
+        for _ in range(args.repeats):
+            for h, clip in clips.items():
+                for name, tree in reversed(trees.items()):
+                    runs[name, h].append(run_cli(tree, clip, folder, ["--runtime", args.runtime] if args.runtime else []))
+                    r = runs[name, h][-1]
+                    print(f"  {name} {h}p: {r['fps']:.2f} frames/s ({r['wall_s']:.1f} s)", flush=True)
+    print("| code | film | frames/s | CPU ms/frame | peak RSS |\n| --- | --- | --- | --- | --- |")
+    for (name, h), rs in runs.items():
+        med = {k: float(np.median([r[k] for r in rs])) for k in rs[0]}
+        print(f"| {name} | {h}p | {med['fps']:.1f} | {med['cpu_ms']:.0f} | {med['rss_gb']:.2f} GB |")
+
+
+def accuracy(args) -> None:
+    from dlnet.infer.colorizer import Colorizer
+    from dlnet.infer.video import read_frames
+
+    colorizer = Colorizer.from_pretrained(device="cpu", precision="fp32")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        clip = speed_film(folder, args.frames, args.height)
+        photo = [np.asarray(colorizer.colorize(rgb)) for rgb in read_frames(clip)]
+        outs = {}
+        for exact in (False, True):
+            result = colorizer.colorize_video(clip, folder / f"out-{exact}.mp4", temporal=0, crf=0, exact=exact)
+            outs["exact (RGB) path" if exact else "4:2:0 path"] = list(read_frames(result.path))
+    print(f"{args.height}p, {args.frames} frames, shipped model fp32, no smoothing, lossless H.264; difference from the "
+          "photo path in 8-bit RGB levels:")
+    print("| path | mean | 99th percentile | pixels > 1 level | 8x8 blocks: mean | blocks > 1 level |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, frames in outs.items():
+        d = np.concatenate([np.abs(a.astype(np.int16) - b).ravel() for a, b in zip(frames, photo)])
+        h, w = photo[0].shape[:2]
+        blocks = lambda x: x[:h // 8 * 8, :w // 8 * 8].reshape(h // 8, 8, w // 8, 8, 3).mean((1, 3))  # noqa: E731
+        db = np.concatenate([np.abs(blocks(a.astype(np.float32)) - blocks(b.astype(np.float32))).ravel()
+                             for a, b in zip(frames, photo)])
+        print(f"| {name} | {d.mean():.2f} | {np.percentile(d, 99):.0f} | {100 * (d > 1).mean():.1f} % | "
+              f"{db.mean():.2f} | {100 * (db > 1).mean():.1f} % |")
 
 
 class FixedAb(torch.nn.Module):
@@ -125,6 +229,8 @@ class FixedAb(torch.nn.Module):
 
 
 def flicker_table(args) -> None:
+    from dlnet.infer.colorizer import Colorizer
+
     torch.set_num_threads(args.threads)
     colorizer = Colorizer.from_pretrained(device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,15 +244,18 @@ def flicker_table(args) -> None:
         sweep(colorizer, clips, folder)
 
 
-def end_to_end(colorizer: Colorizer, clips: dict, folder: Path) -> None:
+def end_to_end(colorizer, clips: dict, folder: Path) -> None:
+    from dlnet.infer.colorizer import Colorizer
+    from dlnet.infer.temporal import DEFAULT_TEMPORAL, flicker
+    from dlnet.infer.video import read_frames
+
     # The floor: the still clip colorized with its own time-averaged colour, which cannot flicker;
     # what the output still measures then is the clip's exposure flicker and grain passing
     # through the kept L* into 8-bit RGB and H.264 chroma, which colour smoothing cannot remove.
     mean_ab = np.mean(working_ab(colorizer, clips["still"])[0], axis=0)
     fixed = Colorizer(FixedAb(mean_ab), device="cpu", precision="fp32")
     floor = flicker(read_frames(fixed.colorize_video(clips["still"], folder / "floor.mp4", temporal=0).path))
-    print(f"end to end (shipped model, working size 256, decoded output, a*b* averaged over 8x8 px; "
-          f"floor {floor:.3f}, per pixel shown too):")
+    print(f"end to end (shipped model, decoded output, a*b* averaged over 8x8 px; floor {floor:.3f}, per pixel shown too):")
     print("| --temporal | flicker, still + grain + exposure | above the floor | per pixel | cuts found (1 true) |")
     print("| --- | --- | --- | --- | --- |")
     for s in sorted({0.0, 0.5, 0.8, DEFAULT_TEMPORAL, 0.95}):
@@ -157,13 +266,18 @@ def end_to_end(colorizer: Colorizer, clips: dict, folder: Path) -> None:
               f"{cut.cuts if s else '-'} |", flush=True)
 
 
-def working_ab(colorizer: Colorizer, path: Path) -> tuple[list, list]:
+def working_ab(colorizer, path: Path) -> tuple[list, list]:
     """a*b* predicted frame by frame at the working size, and the working-size L*."""
+    from dlnet.color.fullres import lightness
+    from dlnet.infer.video import read_frames
+
     ls = [colorizer._to_working(torch.from_numpy(lightness(f))[None, None], colorizer.size) for f in read_frames(path)]
     return [colorizer._predict(l, colorizer.options)[0].numpy() for l in ls], [l[0].numpy() for l in ls]
 
 
-def sweep(colorizer: Colorizer, clips: dict, folder: Path) -> None:
+def sweep(colorizer, clips: dict, folder: Path) -> None:
+    from dlnet.infer.temporal import TemporalSmoother
+
     clips = {**clips, "grainy": film(folder / "grainy.mp4", 48, 320, 192, 0, grain=12, exposure=0.05)}
     preds = {name: working_ab(colorizer, clip) for name, clip in clips.items() if name != "cut"}
     print("\nsmoother sweep at the working size (a*b* as predicted, before recombination; grainy: grain s.d. 12):")
@@ -183,21 +297,24 @@ def sweep(colorizer: Colorizer, clips: dict, folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["speed", "flicker", "child"])
-    parser.add_argument("--frames", type=int, default=96)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads during a video (default: 1)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--preset", default="superfast", help="libx264 preset (default: superfast, as colorize_video)")
-    parser.add_argument("--rss-check", action="store_true", help="speed: also 1x and 4x frames in subprocesses")
+    parser.add_argument("what", choices=["cli", "speed", "accuracy", "flicker", "child"])
+    parser.add_argument("--frames", type=int, default=240, help="speed, accuracy: frames of film (default: 240)")
+    parser.add_argument("--height", type=int, choices=sorted(SIZES), default=720)
+    parser.add_argument("--heights", type=int, nargs="+", choices=sorted(SIZES), default=sorted(SIZES), help="cli: films")
+    parser.add_argument("--seconds", type=float, default=30, help="cli: seconds of film at 24 frames/s (default: 30)")
+    parser.add_argument("--repeats", type=int, default=3, help="cli: runs of each (default: 3)")
+    parser.add_argument("--baseline", metavar="SRC", help="cli, speed: also (speed: instead) the code in this source tree")
+    parser.add_argument("--exact", action="store_true", help="speed: every frame by the photo path")
+    parser.add_argument("--runtime", choices=["torch", "onnx"], help="cli: dlnet colorize's --runtime")
+    parser.add_argument("--threads", type=int, default=1, help="flicker: torch threads (default: 1)")
+    parser.add_argument("--rss-check", action="store_true", help="speed: also 1x and 4x frames in fresh processes")
     parser.add_argument("--sweep-only", action="store_true", help="flicker: only the sweep at the working size")
     args = parser.parse_args()
     if args.what == "child":
         with tempfile.TemporaryDirectory() as folder:
-            print(json.dumps(speed_once(args.frames, args.threads, args.batch_size, args.preset, Path(folder))))
-    elif args.what == "speed":
-        speed(args)
+            print(json.dumps(speed_once(args.frames, args.height, args.exact, Path(folder))))
     else:
-        flicker_table(args)
+        {"cli": cli, "speed": speed, "accuracy": accuracy, "flicker": flicker_table}[args.what](args)
 
 
 if __name__ == "__main__":
