@@ -98,15 +98,15 @@ def test_hint_files_and_sidecars(tmp_path):
 
 def test_a_hint_map_covers_the_pixels_inside_the_hints_square_at_the_working_scale():
     # a 256 px photo at working size 128: a 6 x 6 patch centred on a working pixel's centre -> 3 x 3
-    m = hint_map(np.array([[101.0, 51.0]]), np.array([RED]), np.array([3.0]), (256, 256), (128, 128))
+    m = hint_map([Hint(101, 51, RED, 3)], (256, 256), (128, 128))
     ys, xs = np.nonzero(m[2])
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (24, 26, 49, 51)  # centre (50.5, 25.5): 3 x 3
     np.testing.assert_allclose(m[:2, 25, 50], _ab(RED), atol=1e-4)
-    tiny = hint_map(np.array([[10.2, 10.2]]), np.array([RED]), np.array([0.1]), (256, 256), (128, 128))
+    tiny = hint_map([Hint(10.2, 10.2, RED, 0.1)], (256, 256), (128, 128))
     assert np.argwhere(tiny[2]).tolist() == [[5, 5]]  # smaller than a pixel: the pixel under it
-    default = hint_map(np.array([[10.0, 10.0]]), np.array([RED]), np.array([np.nan]), (20, 20), (20, 20))
+    default = hint_map([Hint(10, 10, RED)], (20, 20), (20, 20))
     assert default[2].sum() == 4  # 1.5 working px around a pixel corner: 2 x 2
-    later = hint_map(np.array([[5.0, 5.0], [5.0, 5.0]]), np.array([RED, (0, 0, 255)]), np.full(2, 2.0), (20, 20), (20, 20))
+    later = hint_map([Hint(5, 5, RED, 2), Hint(5, 5, (0, 0, 255), 2)], (20, 20), (20, 20))
     np.testing.assert_allclose(later[:2, 5, 5], _ab((0, 0, 255)), atol=1e-4)  # the later hint wins
 
 
@@ -115,7 +115,7 @@ def test_propagation_fills_the_hinted_region_and_leaves_the_model_alone_without_
     l[:, 16:] = 80
     pred = np.full((2, 32, 32), 5.0, np.float32)
     assert propagate(l, pred, np.zeros((3, 32, 32), np.float32)) is pred  # no hints: the model's own
-    hints = hint_map(np.array([[4.0, 4.0]]), np.array([RED]), np.array([1.0]), (32, 32), (32, 32))
+    hints = hint_map([Hint(4, 4, RED, 1)], (32, 32), (32, 32))
     out = propagate(l, pred, hints)
     np.testing.assert_allclose(out[:, 3:5, 3:5].reshape(2, -1).mean(1), _ab(RED), atol=1e-3)  # exact at the hint
     far_same = out[:, 28, 12] - pred[:, 28, 12]

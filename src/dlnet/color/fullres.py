@@ -117,7 +117,7 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     formulas, as :func:`dlnet.color.lab.rgb_to_lab`; for colours, not photos: no strips).
 
     >>> srgb_to_lab(np.array([255, 0, 0])).round(1)
-    array([ 53.2,  80.1,  67.2], dtype=float32)
+    array([53.2, 80.1, 67.2], dtype=float32)
     """
     linear = _srgb_to_linear(np.asarray(rgb, np.float64) / 255.0)
     xyz = linear @ np.linalg.inv(_XYZ_TO_RGB).T / _WHITE

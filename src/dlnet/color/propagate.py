@@ -15,15 +15,17 @@ colour stays. The system is sparse (9 entries per row) and solved directly (SciP
 once for a* and b* together. No hints: the model's a*b* unchanged.
 
 Example:
+    >>> from dlnet.io.hints import Hint
     >>> l = np.zeros((8, 8), np.float32); l[:, 4:] = 80          # a dark and a light region
-    >>> red_left, blue_right = np.array([[1.0, 1.0], [6.5, 6.5]]), np.array([[200, 30, 30], [30, 30, 200]])
-    >>> hints = hint_map(red_left, blue_right, np.full(2, np.nan), (8, 8), (8, 8))
+    >>> hints = hint_map([Hint(1, 1, (200, 30, 30)), Hint(6.5, 6.5, (30, 30, 200))], (8, 8), (8, 8))
     >>> out = propagate(l, np.zeros((2, 8, 8), np.float32), hints)    # the model said grey
     >>> bool((out[0, :, :4] > 50).all()), bool((out[1, :, 4:] < -60).all())   # each fills its region
     (True, True)
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,14 +37,14 @@ DEFAULT_RADIUS = 1.5  # a hint without a radius covers 3 x 3 working-size pixels
 DECAY = 1e-3  # how fast a correction fades away from its hints (chosen on validation photos: docs/RESULTS.md)
 
 
-def hint_map(points: np.ndarray, colors: np.ndarray, radii: np.ndarray, photo_hw: tuple[int, int],
-             work_hw: tuple[int, int]) -> np.ndarray:
+def hint_map(hints: Sequence, photo_hw: tuple[int, int], work_hw: tuple[int, int]) -> np.ndarray:
     """Hints of a ``photo_hw`` photo drawn at the working size ``work_hw``.
 
     Args:
-        points: ``(N, 2)`` x, y in the photo's pixels (x to the right, y down, origin top left).
-        colors: ``(N, 3)`` sRGB 0..255; only their a*b* count.
-        radii: ``(N,)`` in the photo's pixels, NaN for :data:`DEFAULT_RADIUS` working pixels.
+        hints: :class:`dlnet.io.hints.Hint` s (anything with ``x``, ``y`` in the photo's pixels,
+            x to the right and y down from the top left; ``color``, sRGB 0..255, of which only
+            the a*b* count; ``radius`` in the photo's pixels, None for :data:`DEFAULT_RADIUS`
+            working pixels).
         photo_hw, work_hw: the photo's and the working size's (height, width).
 
     Returns:
@@ -52,13 +54,13 @@ def hint_map(points: np.ndarray, colors: np.ndarray, radii: np.ndarray, photo_hw
     """
     (big_h, big_w), (h, w) = photo_hw, work_hw
     out = np.zeros((3, h, w), np.float32)
-    if len(points) == 0:
+    if not hints:
         return out
     sy, sx = h / big_h, w / big_w
-    ab = srgb_to_lab(colors)[:, 1:]
-    for (x, y), (a, b), r in zip(points, ab, radii):
-        rw = DEFAULT_RADIUS if np.isnan(r) else r * (sx + sy) / 2
-        rows, cols = _span(y * sy, rw, h), _span(x * sx, rw, w)
+    ab = srgb_to_lab(np.array([hint.color for hint in hints], np.float64))[:, 1:]
+    for hint, (a, b) in zip(hints, ab):
+        rw = DEFAULT_RADIUS if hint.radius is None else hint.radius * (sx + sy) / 2
+        rows, cols = _span(hint.y * sy, rw, h), _span(hint.x * sx, rw, w)
         out[0, rows, cols], out[1, rows, cols], out[2, rows, cols] = a, b, 1.0
     return out
 
@@ -96,14 +98,14 @@ def _weights(l: np.ndarray):
     return sp.csr_matrix((vals / sums[rows], (rows, cols)), shape=(n, n))
 
 
-def propagate(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float = DECAY) -> np.ndarray:
+def propagate(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float | None = None) -> np.ndarray:
     """Spread hints over the model's a*b* along L* (see the module doc).
 
     Args:
         l: working-size L* ``(h, w)``, 0..100.
         ab: the model's raw a*b* ``(2, h, w)`` at that size.
         hints: ``(3, h, w)`` from :func:`hint_map`.
-        decay: > 0; larger keeps corrections closer to their hints.
+        decay: > 0; larger keeps corrections closer to their hints (None: :data:`DECAY`).
 
     Returns:
         ``(2, h, w)`` float32: the hints at their pixels, the model's colour far from them.
@@ -116,7 +118,7 @@ def propagate(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float = D
         return ab
     h, w = l.shape
     n = h * w
-    free = (1.0 + decay) * sp.identity(n, format="csr") - _weights(l)
+    free = (1.0 + (DECAY if decay is None else decay)) * sp.identity(n, format="csr") - _weights(l)
     # hint rows become identity rows: D_r = hint - prediction there
     keep = sp.diags((~mask).astype(np.float64))
     a = (keep @ free + sp.diags(mask.astype(np.float64))).tocsc()

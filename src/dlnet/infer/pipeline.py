@@ -148,7 +148,7 @@ class PhotoPipeline:
         for shape, idx in groups.items():
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
-                maps = [_hint_map(options.hints, ls[i].shape, shape) for i in chunk] if method else None
+                maps = [hint_map(options.hints, ls[i].shape, shape) for i in chunk] if method else None
                 learned = {"hints": np.stack(maps)} if method == "learned" else {}  # only hint models take them
                 ab = self._predict_batch([ls[i] for i in chunk], shape, options, **learned)
                 if method == "propagate":  # at the working size, as the model predicts
@@ -203,14 +203,6 @@ def _check_inside(hints: tuple[Hint, ...], hw: tuple[int, int]) -> None:
     for n, hint in enumerate(hints, 1):
         if not (0 <= hint.x <= w and 0 <= hint.y <= h):
             raise OptionError("hints", f"hint {n} at ({hint.x:g}, {hint.y:g}) is outside the {w}x{h} photo")
-
-
-def _hint_map(hints: tuple[Hint, ...], hw: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
-    """``hints`` of an ``hw`` photo as a working-size hint map ``(3, *shape)``."""
-    points = np.array([(h.x, h.y) for h in hints], np.float64).reshape(-1, 2)
-    colors = np.array([h.color for h in hints], np.float64).reshape(-1, 3)
-    radii = np.array([np.nan if h.radius is None else h.radius for h in hints], np.float64)
-    return hint_map(points, colors, radii, hw, shape)
 
 
 def _numpy(ab) -> np.ndarray:
