@@ -34,7 +34,7 @@ from dlnet.color.fullres import srgb_to_lab
 __all__ = ["hint_map", "propagate", "DEFAULT_RADIUS", "DECAY"]
 
 DEFAULT_RADIUS = 1.5  # a hint without a radius covers 3 x 3 working-size pixels around its own
-DECAY = 1e-3  # how fast a correction fades away from its hints (chosen on validation photos: docs/RESULTS.md)
+DECAY = 1e-5  # how fast a correction fades away from its hints (chosen on validation photos: docs/RESULTS.md)
 
 
 def hint_map(hints: Sequence, photo_hw: tuple[int, int], work_hw: tuple[int, int]) -> np.ndarray:
