@@ -20,6 +20,12 @@ Limits, checked as early as they can be:
 * image over ``max_pixels``: 413, from the image header before the pixels are decoded;
 * not an image: 415; a corrupt or truncated one: 400 (decided by decoding, never by name or header).
 
+Colour hints: the form field ``hints`` (the JSON of a hints file, pixels of the photo as displayed)
+and ``hint_method``; a bad hint is a 422 naming it. The page re-colorizes as the user places
+points, so recent uploads stay decoded in memory (``photo_cache_bytes``) and a request may name one
+by its id (``photo``, from the ``X-Photo-Id`` header of its first answer) instead of sending it
+again (:mod:`dlnet.apps.serve_photos`). ``Server-Timing`` says how long the photo's work took.
+
 An upload that is not a photo is tried as a short video (:func:`dlnet.infer.video.colorize_video_bytes`):
 longer than ``max_video_seconds``: 413; neither photo nor video: 415. The answer is then MP4 (or
 Matroska when MP4 cannot hold the audio).
@@ -35,6 +41,7 @@ Example:
 import asyncio
 import logging
 import math
+import time
 from collections import deque
 from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +50,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -54,11 +61,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
 from dlnet import __version__
+from dlnet.apps.serve_photos import MEDIA_TYPES, PHOTO_ID_PATTERN, PhotoCache, colorize_upload, hints_info, request_options
+from dlnet.apps.serve_photos import Rejected as _Rejected
 from dlnet.apps.serve_runtime import ServeRuntime
 from dlnet.infer.runtime import RUNTIMES
-from dlnet.io.imageio import ImageError, encode_image, read_image
-from dlnet.infer.options import (DEFAULT_SIZE, MAX_SATURATION, MAX_TEMPERATURE, MIN_SIZE, MIN_TEMPERATURE, InferenceOptions,
-                                 OptionError)
+from dlnet.io.hints import MAX_HINTS
+from dlnet.infer.options import (DEFAULT_SIZE, HINT_METHODS, MAX_SATURATION, MAX_TEMPERATURE, MIN_SIZE, MIN_TEMPERATURE,
+                                 InferenceOptions)
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT
 from dlnet.model.weights import DEFAULT_MODEL
 
@@ -67,9 +76,6 @@ __all__ = ["ServeSettings", "create_app"]
 log = logging.getLogger("dlnet.apps.serve")
 
 STATIC_DIR = Path(str(files("dlnet.apps") / "static"))
-MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-# ImageError.kind -> HTTP status; else 400
-STATUS_OF_KIND = {"not_image": 415, "too_large": 413, "unencodable": 422}
 COLORIZE_PATH = "/v1/colorize"
 # The page loads nothing from elsewhere; say so to the browser too.
 PAGE_HEADERS = {
@@ -102,6 +108,8 @@ class ServeSettings:
         retry_after_s: the ``Retry-After`` sent with a 503.
         upload_timeout_s: time from a request's headers to the end of its upload (408 beyond).
         max_video_seconds: the longest video accepted (413 above); 0 refuses videos (415).
+        photo_cache_bytes: decoded pixels of recent uploads kept for requests that name a photo
+            by id (the page's colour hints); the least recently used go first; 0 keeps none.
     """
 
     weights: str | None = None
@@ -119,6 +127,7 @@ class ServeSettings:
     retry_after_s: int = 2
     upload_timeout_s: float = 60.0
     max_video_seconds: float = 30.0
+    photo_cache_bytes: int = 256_000_000
 
     def __post_init__(self) -> None:
         _ = self.options  # building the default options checks default_size and max_pixels
@@ -128,8 +137,9 @@ class ServeSettings:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)} (or None), got {self.runtime!r}")
         if self.workers < 1 or self.queue_size < 0:
             raise ValueError("workers must be >= 1 and queue_size >= 0")
-        if self.max_upload_bytes < 1:
-            raise ValueError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+        if self.max_upload_bytes < 1 or self.photo_cache_bytes < 0:
+            raise ValueError(f"max_upload_bytes must be positive and photo_cache_bytes >= 0, got "
+                             f"{self.max_upload_bytes} and {self.photo_cache_bytes}")
         if not (math.isfinite(self.queue_timeout_s) and self.queue_timeout_s > 0):
             raise ValueError(f"queue_timeout_s must be a positive number of seconds, got {self.queue_timeout_s}")
         if not (math.isfinite(self.upload_timeout_s) and self.upload_timeout_s > 0):
@@ -147,10 +157,6 @@ class ServeSettings:
 
 class _ErrorBody(BaseModel):
     detail: str
-
-
-class _Rejected(HTTPException):
-    """A request refused with a sentence written for the person who sent it."""
 
 
 def _mb(n: int) -> str:
@@ -258,35 +264,12 @@ class _Slots:
             self._release()
 
 
-def _colorize_bytes(runtime: ServeRuntime, data: bytes, options: InferenceOptions,
-                    max_video_seconds: float = 0) -> tuple[bytes, str]:
-    """Decode, colorize, encode: the whole CPU-bound job, run in a worker thread.
-    Returns the result and its media type."""
-    try:
-        try:
-            photo = read_image(data, max_pixels=options.max_pixels)
-        except ImageError as e:
-            if e.kind != "not_image" or max_video_seconds <= 0:
-                raise
-            from dlnet.infer.video import colorize_video_bytes  # not a photo: perhaps a short video
-
-            return colorize_video_bytes(runtime.pytorch(), data, options, max_video_seconds)
-        result = runtime.photos.colorize(photo, options)
-        return encode_image(result, options.format, quality=options.quality), MEDIA_TYPES[options.format]
-    except ImageError as e:
-        raise _Rejected(STATUS_OF_KIND.get(e.kind, 400), f"{e.cause[:1].upper()}{e.cause[1:]}.") from e
-    except OptionError as e:  # an option this runtime cannot honour (an ONNX model's fixed temperature)
-        raise _Rejected(422, f"{e}.") from e
-
-
 def _readable(errors) -> str:
     """FastAPI's validation errors as one sentence: ``size: Input should be ... ; file: ...``."""
     parts = []
     for err in errors:
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "form"))
         msg = err.get("msg", "invalid")
-        if err.get("type") == "missing" and where == "file":
-            msg = "no image: send the photo as the multipart form field 'file'"
         parts.append(f"{where}: {msg}" if where else msg)
     return "Invalid request: " + "; ".join(parts) + "."
 
@@ -309,6 +292,7 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
     # Inference threads: the event loop only moves bytes; decoding, the model and encoding run here.
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="dlnet-colorize")
     slots = _Slots(settings)
+    recent = PhotoCache(settings.photo_cache_bytes)
 
     app = FastAPIOffline(  # FastAPI whose /docs and /redoc load their assets from this server
         title="dlnet",
@@ -349,6 +333,7 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
             "load": {"colorizing": settings.workers - slots.free, "waiting": len(slots.waiting)},
             "defaults": {"size": settings.default_size, "rebalance": settings.rebalance,
                          "saturation": runtime.photos.model_saturation},
+            "hints": hints_info(runtime.photos, recent),
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
                        "max_size": settings.max_size, "max_saturation": MAX_SATURATION, "workers": settings.workers,
                        "queue_size": settings.queue_size, "queue_timeout_s": settings.queue_timeout_s,
@@ -358,10 +343,11 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
 
     error_responses = {code: {"model": _ErrorBody, "description": text} for code, text in {
         400: "corrupt or truncated image",
+        404: "the photo named by id is no longer held: send the file again",
         408: "the upload did not arrive in time",
         413: "upload or image too large",
         415: "not an image or video",
-        422: "invalid option",
+        422: "invalid option or hint",
         503: "busy: retry after the Retry-After header's seconds",
     }.items()}
 
@@ -375,7 +361,10 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
                    **error_responses},
     )
     async def colorize(
-        file: Annotated[UploadFile, File(description="the photo (any format Pillow reads) or a short video")],
+        file: Annotated[UploadFile | None, File(description="the photo (any format Pillow reads) or a short video")] = None,
+        photo: Annotated[str | None, Form(pattern=PHOTO_ID_PATTERN,
+                                          description="instead of file: the id of a photo sent before (the "
+                                                      "X-Photo-Id header of its answer); 404 once no longer held")] = None,
         size: Annotated[int | None, Form(ge=MIN_SIZE, le=settings.max_size,
                                          description="working size, longer side in px")] = None,
         rebalance: Annotated[bool | None, Form(description="rebalance colours (fewer greys)")] = None,
@@ -386,17 +375,30 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
                                                               "(default: the model's)")] = None,
         fmt: Annotated[Literal["png", "jpeg", "webp"], Form(alias="format",
                                                             description="output format")] = "png",
+        hints: Annotated[str | None, Form(description='colour points, JSON: [{"x": 120.5, "y": 45, "color": "#a03020"}] '
+                                                      "(pixels of the photo as displayed, origin top left; optional "
+                                                      f'"radius" in px; at most {MAX_HINTS}); only their a*b* count')] = None,
+        hint_method: Annotated[Literal[HINT_METHODS] | None, Form(
+            description="learned (a model with hint inputs) or propagate (any model); default: learned where "
+                        "the model has hint inputs (/healthz)")] = None,
     ) -> Response:
-        data = await file.read()
-        options = settings.options.replace(size=size or settings.default_size, format=fmt,
-                                           rebalance=settings.rebalance if rebalance is None else rebalance,
-                                           saturation=saturation, temperature=temperature)
+        if file is None and photo is None:
+            raise _Rejected(422, "Invalid request: no image: send the photo as the multipart form field 'file' "
+                                 "(or 'photo', the id of one sent before).")
+        options = request_options(runtime.photos, settings.options, hints, size=size or settings.default_size,
+                                  format=fmt, rebalance=settings.rebalance if rebalance is None else rebalance,
+                                  saturation=saturation, temperature=temperature, hint_method=hint_method)
+        data = None if file is None else await file.read()
         async with slots.hold():
-            out, media_type = await asyncio.get_running_loop().run_in_executor(
-                pool, _colorize_bytes, runtime, data, options, settings.max_video_seconds)
+            started = time.perf_counter()
+            out, media_type, photo_id = await asyncio.get_running_loop().run_in_executor(
+                pool, colorize_upload, runtime, recent, data, photo, options, settings.max_video_seconds)
+            took_ms = 1000 * (time.perf_counter() - started)
         ext = {"video/mp4": "mp4", "video/x-matroska": "mkv"}.get(media_type, fmt)
-        return Response(out, media_type=media_type,
-                        headers={"Content-Disposition": f'inline; filename="colorized.{ext}"',
-                                 "Cache-Control": "no-store"})
+        headers = {"Content-Disposition": f'inline; filename="colorized.{ext}"', "Cache-Control": "no-store",
+                   "Server-Timing": f"colorize;dur={took_ms:.1f}"}
+        if photo_id:
+            headers["X-Photo-Id"] = photo_id
+        return Response(out, media_type=media_type, headers=headers)
 
     return app
