@@ -10,7 +10,7 @@
 #
 # Usage: bash experiments/cooldown.sh     (RUN, OUT, PACK, STEPS, THREADS may be set; LOSS and GW
 #        are the loss and its global anchor, default rebalanced + 1 x global (the more accurate
-#        cool-down; the shipped model used GW=0.5, for colour: docs/RESULTS.md, fifth session);
+#        cool-down; the shipped model used GW=0.5, for colour: docs/NOTEBOOK.md, fifth session);
 #        EXTRA adds `dlnet train` flags)
 # Then:  dlnet evaluate --data PACK.split/val.txt --model main=RUN/checkpoints/last.ckpt \
 #          --model cooled=OUT/checkpoints/last.ckpt ...   and ship the better one

@@ -7,11 +7,11 @@
 # Stop it (the final state is saved):  kill -TERM $(cat RUN.pid)   (a background job ignores -INT)
 #
 # The shipped default is the fresh lineage from ImageNet weights begun in the seventh session
-# (docs/RESULTS.md): 1,200,000 images in four cosines, shipped in the tenth session. A new run
+# (docs/NOTEBOOK.md): 1,200,000 images in four cosines, shipped in the tenth session. A new run
 # continues it from the shipped weights (INIT) with its last recipe: one cosine of STEPS steps
 # (a session's worth) of rebalanced + GW x global, fresh Adam. The tenth session's cosine of it
 # (../runs/s27-reb, 288,000 images) did not beat the shipped model: more of the same recipe has
-# stopped paying on these photos (RESULTS, tenth session); change data, encoder or recipe first.
+# stopped paying on these photos (docs/NOTEBOOK.md, tenth session); change data, encoder or recipe first.
 #
 # Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, STEPS, SEED, THREADS may be set;
 #        EXTRA: more flags for a new run, e.g. EXTRA="--hints --max-time 00:02:30:00")
@@ -31,7 +31,7 @@ mkdir -p "$RUN"
 if [ -f "$RUN/checkpoints/last.ckpt" ]; then
   start=(--config "$RUN/config.yaml" --resume)
 else
-  # The lineage's recipe (docs/RESULTS.md, seventh to ninth sessions): U-Net decoder, encoder at
+  # The lineage's recipe (docs/NOTEBOOK.md, seventh to ninth sessions): U-Net decoder, encoder at
   # a tenth of the decoder's learning rate, the rebalanced loss (the only one that moved hue
   # spread) anchored by 0.25 x global (accuracy), a cosine per session ending at rate zero (the
   # checkpoint at its end is the one to ship; a constant rate never ends on a shippable model).
