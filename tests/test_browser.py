@@ -145,3 +145,100 @@ def test_colour_amount_slider_at_zero_gives_grey(page, server, grey_astronaut, t
     saved = tmp_path / "grey.png"
     download.value.save_as(saved)
     assert mean_chroma(np.asarray(Image.open(saved).convert("RGB"))) < 1.5, "gain 0 must give grey"
+
+
+def _settled(page) -> None:
+    """Wait until the download holds the result of what the page shows (points, options)."""
+    page.wait_for_selector("#result[aria-busy='false'] #download[aria-disabled='false']", timeout=60_000)
+
+
+def _download(page, path: Path) -> np.ndarray:
+    with page.expect_download() as download:
+        page.click("#download")
+    download.value.save_as(path)
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _ab(rgb) -> np.ndarray:
+    from dlnet.color.fullres import srgb_to_lab
+
+    return srgb_to_lab(np.asarray(rgb, np.float64))[..., 1:]
+
+
+def _colour_with_l_of(grey: int, ab=(-20.0, -30.0)) -> str:
+    """A hex colour as light as the grey ``grey`` (so the photo's L* keeps it in gamut), with ``ab``."""
+    from skimage.color import lab2rgb
+
+    from dlnet.color.fullres import srgb_to_lab
+
+    lab = [float(srgb_to_lab(np.array([grey] * 3, np.float64))[0]), *ab]
+    rgb = np.round(lab2rgb(np.array([[lab]]))[0, 0] * 255).astype(int)
+    return "#" + "".join(f"{v:02x}" for v in rgb)
+
+
+def test_a_colour_point_colours_the_download_there(page, server, grey_astronaut, tmp_path):
+    posts = []
+    page.on("request", lambda r: posts.append(r.post_data_buffer or b"") if r.url.endswith("/v1/colorize") else None)
+    page.goto(server)
+    page.wait_for_function("document.getElementById('model').textContent.startsWith('Model')")
+    page.set_input_files("#file", str(grey_astronaut))
+    _settled(page)
+    plain = _download(page, tmp_path / "plain.png")
+
+    page.click("#hint-mode")
+    box = page.locator("#after").bounding_box()
+    page.click("#points", position={"x": 150 * box["width"] / 512, "y": 380 * box["height"] / 512})
+    dot = page.locator(".point")
+    x, y = (round(float(dot.get_attribute(f"data-{c}"))) for c in "xy")
+    assert abs(x - 150) <= 2 and abs(y - 380) <= 2  # pixels of the photo, whatever its size on screen
+    picker = page.locator("#hint-list input[type=color]")
+    assert picker.input_value() == "#{:02x}{:02x}{:02x}".format(*plain[y, x])  # preset: the model's colour there
+    grey = np.asarray(Image.open(grey_astronaut))
+    colour = _colour_with_l_of(int(grey[y, x]))
+    picker.fill(colour)
+    _settled(page)
+    hinted = _download(page, tmp_path / "hinted.png")
+    assert np.linalg.norm(_ab(hinted[y, x]) - _ab(Image.new("RGB", (1, 1), colour).getpixel((0, 0)))) < 6
+    assert np.linalg.norm(_ab(plain[y, x]) - _ab(hinted[y, x])) > 20  # the point, not the model, coloured it
+    assert len(posts) >= 3 and all(b'name="file"' not in p for p in posts[1:]), "the photo was sent again"
+    assert all(b'name="photo"' in p for p in posts[1:])
+
+    # drag the point elsewhere, then remove it (right-click): the download is the plain one again
+    centre = dot.bounding_box()
+    page.mouse.move(centre["x"] + centre["width"] / 2, centre["y"] + centre["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 300 * box["width"] / 512, box["y"] + 120 * box["height"] / 512, steps=5)
+    page.mouse.up()
+    x2, y2 = (round(float(dot.get_attribute(f"data-{c}"))) for c in "xy")
+    assert abs(x2 - 300) <= 2 and abs(y2 - 120) <= 2
+    _settled(page)
+    moved = _download(page, tmp_path / "moved.png")
+    assert np.linalg.norm(_ab(moved[y2, x2]) - _ab(plain[y2, x2])) > 10
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve-hints.png"), full_page=True)
+    dot.click(button="right")
+    assert page.locator(".point").count() == 0
+    _settled(page)
+    np.testing.assert_array_equal(_download(page, tmp_path / "removed.png"), plain)
+    assert page.is_hidden("#error")
+
+
+def test_colour_points_work_from_the_keyboard(page, server, grey_astronaut):
+    page.goto(server)
+    page.set_input_files("#file", str(grey_astronaut))
+    _settled(page)
+    page.focus("#hint-mode")
+    page.keyboard.press("Enter")  # the button: points on
+    page.focus("#points")
+    page.keyboard.press("Enter")  # a point in the middle
+    dot = page.locator(".point")
+    assert (dot.get_attribute("data-x"), dot.get_attribute("data-y")) == ("256", "256")
+    dot.focus()
+    page.keyboard.press("ArrowRight")
+    assert float(page.locator(".point").get_attribute("data-x")) > 256
+    assert "Point 1 at (261, 256)" in page.inner_text("#hint-list")
+    page.locator(".point").focus()
+    page.keyboard.press("Delete")
+    assert page.locator(".point").count() == 0 and page.locator("#hint-list li").count() == 0
+    _settled(page)
+    assert page.is_hidden("#error")
