@@ -25,6 +25,7 @@ _LAZY = {
     **dict.fromkeys(("available_models", "load_model", "save_model"), "model.weights"),
     **dict.fromkeys(("GlobalLoss", "LocalLoss", "global_loss", "local_loss"), "train.losses"),
     "Colorizer": "infer.colorizer",
+    "load_colorizer": "infer.runtime",
     "InferenceOptions": "infer.options",
     "Hint": "io.hints",
 }
@@ -44,7 +45,7 @@ __all__ = [
     "DLNet", "ModelConfig", "GlobalLoss", "LocalLoss", "global_loss", "local_loss", "kmeans",
     "rgb_to_lab", "lab_to_rgb", "merge_l_ab", "RgbToLab", "LabToRgb",
     "create_encoder", "list_encoders", "register_encoder",
-    "load_model", "save_model", "available_models", "Colorizer", "InferenceOptions", "Hint",
+    "load_model", "save_model", "available_models", "Colorizer", "load_colorizer", "InferenceOptions", "Hint",
 ]
 
 
