@@ -242,3 +242,15 @@ def test_colour_points_work_from_the_keyboard(page, server, grey_astronaut):
     assert page.locator(".point").count() == 0 and page.locator("#hint-list li").count() == 0
     _settled(page)
     assert page.is_hidden("#error")
+
+
+def test_a_photo_the_server_no_longer_holds_is_sent_again(page, server, grey_astronaut):
+    answers = []
+    page.on("response", lambda r: answers.append(r.status) if r.url.endswith("/v1/colorize") else None)
+    page.goto(server)
+    page.set_input_files("#file", str(grey_astronaut))
+    _settled(page)
+    page.evaluate("photoId = '0'.repeat(64)")  # as if the server had dropped it (restart, eviction)
+    page.fill("#saturation", "0.5")
+    _settled(page)
+    assert answers == [200, 404, 200] and page.is_hidden("#error")
