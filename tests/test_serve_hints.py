@@ -111,6 +111,12 @@ def test_learned_on_a_model_without_hint_inputs_is_a_422_before_any_work(client)
     assert "hint_method" in one_line_422(post(client, two_regions(), hint_method="magic"))
 
 
+def test_hints_on_an_upload_that_is_no_photo_are_a_422(client):
+    resp = client.post("/v1/colorize", files={"file": ("film.mp4", b"not a photo, perhaps a film", "video/mp4")},
+                       data={"hints": '[{"x": 1, "y": 2, "color": "red"}]'})
+    assert "Hints apply to photos only" in one_line_422(resp)
+
+
 @pytest.fixture(scope="module")
 def hint_model_file(tmp_path_factory):
     """A small hint model whose hint weights are not zero (as if trained), so hints change its output."""

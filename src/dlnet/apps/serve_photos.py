@@ -182,7 +182,7 @@ def colorize_upload(runtime, cache: PhotoCache, data: bytes | None, photo_id: st
                 if e.kind != "not_image" or max_video_seconds <= 0:
                     raise
                 if options.hints:
-                    raise Rejected(422, "Hints apply to photos, and this upload is a video.") from None
+                    raise Rejected(422, "Hints apply to photos only, and this upload is not a photo.") from None
                 from dlnet.infer.video import colorize_video_bytes  # not a photo: perhaps a short video
 
                 return (*colorize_video_bytes(runtime.pytorch(), data, options, max_video_seconds), None)
