@@ -114,7 +114,7 @@ def test_scores_the_8_bit_photos_a_user_gets(setup):
     from dlnet.io.imageio import read_rgb8, resize_crop
 
     truth = resize_crop(read_rgb8(setup["data"] / "p0.jpg"), 64)
-    colorizer = Colorizer.from_pretrained(str(setup["model"]), device="cpu", size=64, precision="fp32")
+    colorizer = Colorizer.from_pretrained(str(setup["model"]), device="cpu", precision="fp32")  # colorize's size
     both = np.asarray(colorizer.colorize(truth, side_by_side=True))
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255
     rows = {r["method"]: r for r in setup["result"].rows if r["image"] == "p0.jpg"}
