@@ -116,11 +116,14 @@ def test_propagation_fills_the_hinted_region_and_leaves_the_model_alone_without_
     pred = np.full((2, 32, 32), 5.0, np.float32)
     assert propagate(l, pred, np.zeros((3, 32, 32), np.float32)) is pred  # no hints: the model's own
     hints = hint_map([Hint(4, 4, RED, 1)], (32, 32), (32, 32))
-    out = propagate(l, pred, hints)
+    out = propagate(l, pred, hints, decay=1e-3)
     np.testing.assert_allclose(out[:, 3:5, 3:5].reshape(2, -1).mean(1), _ab(RED), atol=1e-3)  # exact at the hint
     far_same = out[:, 28, 12] - pred[:, 28, 12]
     far_other = out[:, 28, 28] - pred[:, 28, 28]
     assert np.linalg.norm(far_same) > 2 * np.linalg.norm(far_other)  # more along L* than across the edge
+    # the default decay (chosen on validation photos) lets one hint's correction reach almost everything
+    spread = propagate(l, pred, hints)
+    assert np.linalg.norm(spread[:, 28, 28] - pred[:, 28, 28]) > 0.8 * np.linalg.norm(_ab(RED) - pred[:, 0, 0])
 
 
 # --- the inference path ---------------------------------------------------------------------------

@@ -11,7 +11,10 @@ mean of its 3x3 neighbours' corrections, with Levin et al.'s weights
 ``w_rs ~ exp(-(L_r - L_s)^2 / (2 var_r))`` (``var_r`` the L* variance of r's window), summing to
 1. At hint pixels ``D`` is fixed (``U`` is the hint); ``decay`` adds ``decay * D_r`` to every
 other pixel's equation, so that far from any hint the correction fades and the model's own
-colour stays. The system is sparse (9 entries per row) and solved directly (SciPy's SuperLU),
+colour stays. How far is a choice: the default (:data:`DECAY`, the best on validation photos)
+is small, so a lone hint's correction reaches most of the photo, as in Levin et al. (a red
+point on a dress also warms the rest a little: on average that fixes the model's overall cast);
+larger decays keep corrections near their hints and their regions. The system is sparse (9 entries per row) and solved directly (SciPy's SuperLU),
 once for a* and b* together. No hints: the model's a*b* unchanged.
 
 Example:
