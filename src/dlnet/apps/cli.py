@@ -3,7 +3,9 @@
 Each command module exposes ``configure(parser)`` (its flags) and ``run(args) -> int`` (exit
 code). Modules are imported only for the command being run, so ``dlnet --help`` stays fast.
 
-Exit codes: 0 success, 1 some inputs failed (the rest were processed), 2 usage or set-up error.
+Exit codes: 0 success, 1 some inputs failed (the rest were processed), 2 usage or set-up error:
+any :class:`~dlnet.errors.DLNetError` that reaches here (a UsageError, a model file that cannot
+be loaded, ...) is printed as one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import argparse
 import importlib
 import sys
 
-from dlnet.apps.commands import UsageError, one_line
+from dlnet.apps.commands import one_line
+from dlnet.errors import DLNetError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[0] if argv else ""
     try:
         return _main(argv)
-    except UsageError as e:
+    except DLNetError as e:  # a usage error, or any of dlnet's one-line errors a command let through
         print(one_line(f"dlnet {command}: error: {e}"), file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:  # an optional extra not installed (the server without [serve])

@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlnet.errors import DLNetError
 from dlnet.infer.batch import Job, colorize_jobs, plan_jobs
 from dlnet.infer.options import InferenceOptions
 from dlnet.infer.remote import is_uri, plan_uris, staged
@@ -61,7 +62,7 @@ def _report(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-class ClusterError(RuntimeError):
+class ClusterError(DLNetError, RuntimeError):
     """The job cannot go on (the model actors cannot start, the cluster is gone): one line."""
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlnet.errors import DLNetError
 from dlnet.color.fullres import resize_l, threads as default_threads
 from dlnet.infer.export import OPSET, export_onnx, graph_gain, onnx_config
 from dlnet.infer.options import InferenceOptions, OptionError
@@ -55,7 +56,7 @@ _GRAPH_SOURCES = ("model/net.py", "model/encoders.py", "color/abbins.py", "infer
 _CHECK_SHAPES = ((2, 1, 64, 96), (1, 1, 77, 45))
 
 
-class OnnxUnavailable(RuntimeError):
+class OnnxUnavailable(DLNetError, RuntimeError):
     """The ONNX path cannot be had here (the cache folder unusable, the export failing its
     check): one line saying why. :mod:`dlnet.infer.runtime` then runs PyTorch instead."""
 

@@ -35,6 +35,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlnet.errors import DLNetError
 from dlnet.infer.options import DEFAULT_SIZE, InferenceOptions
 
 __all__ = ["RUNTIMES", "Work", "RuntimeChoiceError", "choose_runtime", "load_colorizer", "cpu_bf16"]
@@ -53,7 +54,7 @@ TORCH_BF16_S_PER_MPX = 1 / (98 * 224 * 224 / 1e6)
 FULL_SIZE_MPX = 2.0  # a photo's working megapixels when it is colorized at full size (size None)
 
 
-class RuntimeChoiceError(ValueError):
+class RuntimeChoiceError(DLNetError, ValueError):
     """A runtime asked for that cannot run this (an ``.onnx`` model on PyTorch, ``compile`` on
     onnxruntime): one line."""
 

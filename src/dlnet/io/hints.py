@@ -32,6 +32,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlnet.errors import DLNetError
+
 __all__ = ["Hint", "HintError", "MAX_HINTS", "parse_hints", "load_hints", "sidecar_path", "SIDECAR_SUFFIX"]
 
 MAX_HINTS = 1000  # per photo: more is not a user's hints but a colour map
@@ -39,7 +41,7 @@ SIDECAR_SUFFIX = ".hints.json"
 _KEYS = {"x", "y", "color", "radius"}
 
 
-class HintError(ValueError):
+class HintError(DLNetError, ValueError):
     """A hint that cannot be used; ``str()`` is one line naming it."""
 
 

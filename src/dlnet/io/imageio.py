@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dlnet.errors import DLNetError
 from dlnet.io.atomic import atomic_open
 
 __all__ = ["ImageError", "Photo", "read_image", "read_rgb8", "resize_crop", "to_photo", "save_image", "encode_image",
@@ -54,7 +55,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".b
                   ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2", ".j2k", ".jfif", ".avif"}
 
 
-class ImageError(Exception):
+class ImageError(DLNetError):
     """An image that cannot be read or written; ``str()`` is one line: ``"<path>: <cause>"``.
 
     ``kind`` says which sort of problem it is, for callers that answer differently (the web
@@ -83,6 +84,9 @@ class Photo:
         icc_profile: the source's ICC profile if it describes RGB (a grey or CMYK profile would be
             wrong on an RGB output), else None.
         exif: the source's EXIF bytes with the orientation reset (already applied), or None.
+        lightness: the photo's L* ``(H, W)`` float32 0..100 where it was computed already and is
+            kept for the next colorization of the same photo (a server's cache of uploads), or
+            None: the colorizer computes it.
     """
 
     rgb: np.ndarray
@@ -90,6 +94,7 @@ class Photo:
     format: str | None = None
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    lightness: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:

@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
+from dlnet.errors import DLNetError
 from dlnet.io.imageio import IMAGE_SUFFIXES
 
 __all__ = ["DataError", "find_photos", "is_hidden", "read_list"]
 
 
-class DataError(ValueError):
+class DataError(DLNetError, ValueError):
     """A photo folder, file list or split that cannot be used: one line naming it and why."""
 
 

@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dlnet.errors import DLNetError
 from dlnet.io.atomic import atomic_path
 
 if TYPE_CHECKING:  # torch and the model are imported where a model is built (names stay torch-free)
@@ -35,7 +36,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "dlnet-effnet-unet"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(DLNetError, RuntimeError):
     """A model file that is missing, corrupt or does not match its recorded checksum."""
 
 
