@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -63,11 +63,11 @@ from starlette.formparsers import MultiPartParser
 from dlnet import __version__
 from dlnet.apps.serve_photos import MEDIA_TYPES, PHOTO_ID_PATTERN, PhotoCache, colorize_upload, hints_info, request_options
 from dlnet.apps.serve_photos import Rejected as _Rejected
+from dlnet.apps.forms import form_options
 from dlnet.apps.serve_runtime import ServeRuntime
 from dlnet.infer.runtime import RUNTIMES
 from dlnet.io.hints import MAX_HINTS
-from dlnet.infer.options import (DEFAULT_SIZE, HINT_METHODS, MAX_SATURATION, MAX_TEMPERATURE, MIN_SIZE, MIN_TEMPERATURE,
-                                 InferenceOptions)
+from dlnet.infer.options import DEFAULT_SIZE, MAX_SATURATION, InferenceOptions
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT
 from dlnet.model.weights import DEFAULT_MODEL
 
@@ -360,41 +360,30 @@ def create_app(colorizer=None, settings: ServeSettings | None = None) -> FastAPI
                          "description": "the colorized photo or video, same width and height as the upload"},
                    **error_responses},
     )
+    @form_options(InferenceOptions, skip=("hints",),  # size, format, saturation...: as InferenceOptions declares them
+                  defaults={"size": settings.default_size, "rebalance": settings.rebalance, "format": "png"},
+                  bounds={"size": {"le": settings.max_size}, "format": {"choices": tuple(MEDIA_TYPES)}})
     async def colorize(
         file: Annotated[UploadFile | None, File(description="the photo (any format Pillow reads) or a short video")] = None,
         photo: Annotated[str | None, Form(pattern=PHOTO_ID_PATTERN,
                                           description="instead of file: the id of a photo sent before (the "
                                                       "X-Photo-Id header of its answer); 404 once no longer held")] = None,
-        size: Annotated[int | None, Form(ge=MIN_SIZE, le=settings.max_size,
-                                         description="working size, longer side in px")] = None,
-        rebalance: Annotated[bool | None, Form(description="rebalance colours (fewer greys)")] = None,
-        saturation: Annotated[float | None, Form(ge=0, le=MAX_SATURATION,
-                                                 description="colour gain (1: the network's own; default: the model's)")] = None,
-        temperature: Annotated[float | None, Form(ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE,
-                                                  description="classification models: annealed-mean temperature "
-                                                              "(default: the model's)")] = None,
-        fmt: Annotated[Literal["png", "jpeg", "webp"], Form(alias="format",
-                                                            description="output format")] = "png",
         hints: Annotated[str | None, Form(description='colour points, JSON: [{"x": 120.5, "y": 45, "color": "#a03020"}] '
                                                       "(pixels of the photo as displayed, origin top left; optional "
                                                       f'"radius" in px; at most {MAX_HINTS}); only their a*b* count')] = None,
-        hint_method: Annotated[Literal[HINT_METHODS] | None, Form(
-            description="learned (a model with hint inputs) or propagate (any model); default: learned where "
-                        "the model has hint inputs (/healthz)")] = None,
+        *, options: dict,
     ) -> Response:
         if file is None and photo is None:
             raise _Rejected(422, "Invalid request: no image: send the photo as the multipart form field 'file' "
                                  "(or 'photo', the id of one sent before).")
-        options = request_options(runtime.photos, settings.options, hints, size=size or settings.default_size,
-                                  format=fmt, rebalance=settings.rebalance if rebalance is None else rebalance,
-                                  saturation=saturation, temperature=temperature, hint_method=hint_method)
+        options = request_options(runtime.photos, settings.options, hints, **options)  # the form's over the server's
         data = None if file is None else await file.read()
         async with slots.hold():
             started = time.perf_counter()
             out, media_type, photo_id = await asyncio.get_running_loop().run_in_executor(
                 pool, colorize_upload, runtime, recent, data, photo, options, settings.max_video_seconds)
             took_ms = 1000 * (time.perf_counter() - started)
-        ext = {"video/mp4": "mp4", "video/x-matroska": "mkv"}.get(media_type, fmt)
+        ext = {"video/mp4": "mp4", "video/x-matroska": "mkv"}.get(media_type, options.format)
         headers = {"Content-Disposition": f'inline; filename="colorized.{ext}"', "Cache-Control": "no-store",
                    "Server-Timing": f"colorize;dur={took_ms:.1f}"}
         if photo_id:

@@ -3,7 +3,9 @@
 ``dlnet colorize`` builds it from its flags, the server from its settings and each request's
 form, the Python API takes it as is (``Colorizer(model, options=...)``, or per call
 ``colorizer.colorize(photo, options)``). It is checked when built, so a bad value is one clear
-:class:`OptionError` before any photo is read, whoever asked.
+:class:`OptionError` before any photo is read, whoever asked. Each field's range, choices and help
+are declared once, in its metadata (:mod:`dlnet.config`): ``dlnet colorize``'s flags and the
+server's form fields are made from them.
 
 Example:
     >>> options = InferenceOptions(size=512, rebalance=True, format="jpg")
@@ -16,15 +18,17 @@ Example:
     >>> InferenceOptions(size=16)
     Traceback (most recent call last):
     ...
-    dlnet.infer.options.OptionError: size must be at least 32 px (or full size), got 16
+    dlnet.errors.OptionError: size must be at least 32 px (or full size), got 16
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import math
 from dataclasses import dataclass
 
+from dlnet.config import check_fields, option
+from dlnet.errors import OptionError
 from dlnet.io.hints import Hint, HintError, parse_hints
 from dlnet.io.imageio import DEFAULT_MAX_PIXELS
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT, RebalanceConfig
@@ -42,14 +46,6 @@ MIN_TEMPERATURE = 0.01  # annealed mean; below this it is the mode, with float32
 MAX_TEMPERATURE = 1.0  # the plain mean of the colour distribution
 _FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
 HINT_METHODS = ("learned", "propagate")  # a hint model's own inputs; Levin et al.'s propagation (any model)
-
-
-class OptionError(ValueError):
-    """An option out of range: ``str()`` is one line naming it, ``field`` is its name."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        self.field, self.reason = field, reason
-        super().__init__(f"{field} {reason}")
 
 
 @dataclass(frozen=True)
@@ -80,49 +76,43 @@ class InferenceOptions:
             model has hint inputs, else propagate.
     """
 
-    size: int | None = DEFAULT_SIZE
-    rebalance: RebalanceConfig | None = RebalanceConfig() if REBALANCE_BY_DEFAULT else None
-    format: str | None = None
-    quality: int = DEFAULT_QUALITY
-    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
-    saturation: float | None = None
-    temperature: float | None = None
-    hints: tuple[Hint, ...] = ()
-    hint_method: str | None = None
+    size: int | None = option(DEFAULT_SIZE, help="working size: the longer side (px) at which colour is predicted",
+                              low=MIN_SIZE, unit="px", none="full size", zero_is_none=True)
+    rebalance: RebalanceConfig | None = option(
+        RebalanceConfig() if REBALANCE_BY_DEFAULT else None, kind=bool,
+        help="colour rebalancing after prediction: region smoothing + saturation",
+        cli={"action": argparse.BooleanOptionalAction})
+    format: str | None = option(None, help="output format", choices=OUTPUT_FORMATS,
+                                none="the input's where writable, else PNG")
+    quality: int = option(DEFAULT_QUALITY, help="JPEG and WebP quality", low=1, high=100)
+    max_megapixels: float = option(DEFAULT_MAX_MEGAPIXELS, positive=True, form=False,  # (the server's: its setting)
+                                   help="refuse larger images before decoding them (decompression bombs)")
+    saturation: float | None = option(None, low=0, high=MAX_SATURATION, none="the model's own", cli={"metavar": "S"},
+                                      help="colour gain: 0 grey, 1 the network's own prediction, above 1 more colour")
+    temperature: float | None = option(None, low=MIN_TEMPERATURE, high=MAX_TEMPERATURE, none="the model's own",
+                                       help="classification models: annealed-mean temperature; lower gives more "
+                                            "vivid, riskier colour")
+    hints: tuple[Hint, ...] = option((), help="colour points (the command line reads them from --hints FILE "
+                                              "and --hint; the server from a JSON form field)")
+    hint_method: str | None = option(None, choices=HINT_METHODS, none="learned where the model has hint inputs, "
+                                                                       "else propagate",
+                                     help="learned: the model's own hint inputs; propagate: spread the hints "
+                                          "along similar grey levels (any model)")
 
     def __post_init__(self) -> None:
-        size, rebalance, fmt = self.size, self.rebalance, self.format
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE):
-            raise OptionError("size", f"must be at least {MIN_SIZE} px (or full size), got {size!r}")
-        if isinstance(rebalance, bool):
-            object.__setattr__(self, "rebalance", RebalanceConfig() if rebalance else None)
-        elif rebalance is not None and not isinstance(rebalance, RebalanceConfig):
-            raise OptionError("rebalance", f"must be a RebalanceConfig, True, False or None, got {rebalance!r}")
-        if fmt is not None:
-            name = _FORMAT_ALIASES.get(str(fmt).lower(), str(fmt).lower())
-            if name not in OUTPUT_FORMATS:
-                raise OptionError("format", f"must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
-            object.__setattr__(self, "format", name)
-        if isinstance(self.quality, bool) or not isinstance(self.quality, int) or not 1 <= self.quality <= 100:
-            raise OptionError("quality", f"must be a whole number in 1..100, got {self.quality!r}")
-        mp = self.max_megapixels
-        if isinstance(mp, bool) or not isinstance(mp, (int, float)) or not (math.isfinite(mp) and mp > 0):
-            raise OptionError("max_megapixels", f"must be a positive number, got {mp!r}")
-        sat = self.saturation
-        if sat is not None and (isinstance(sat, bool) or not isinstance(sat, (int, float))
-                                or not 0 <= sat <= MAX_SATURATION):
-            raise OptionError("saturation", f"must be a number in 0..{MAX_SATURATION:g} (or None: the model's own), got {sat!r}")
-        t = self.temperature
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
-                              or not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE):
-            raise OptionError("temperature", f"must be a number in {MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g} "
-                                             f"(or None: the model's own), got {t!r}")
+        if isinstance(self.rebalance, bool):
+            object.__setattr__(self, "rebalance", RebalanceConfig() if self.rebalance else None)
+        elif self.rebalance is not None and not isinstance(self.rebalance, RebalanceConfig):
+            raise OptionError("rebalance", f"must be a RebalanceConfig, True, False or None, got {self.rebalance!r}")
+        if isinstance(self.format, str):  # "JPG", "tif": the format's one name
+            name = _FORMAT_ALIASES.get(self.format.lower(), self.format.lower())
+            if name in OUTPUT_FORMATS:
+                object.__setattr__(self, "format", name)
         try:
             object.__setattr__(self, "hints", parse_hints(self.hints or ()))
         except HintError as e:
             raise OptionError("hints", f"are not usable: {e}") from None
-        if self.hint_method is not None and self.hint_method not in HINT_METHODS:
-            raise OptionError("hint_method", f"must be one of {', '.join(HINT_METHODS)} (or None), got {self.hint_method!r}")
+        check_fields(self)  # the numbers and choices, against their fields' ranges above
 
     @property
     def max_pixels(self) -> int:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import math
 
+from dlnet.errors import DLNetError
 
-class UsageError(Exception):
+
+class UsageError(DLNetError):
     """A problem with what the user asked for: reported as one line, exit code 2."""
 
 
@@ -20,10 +22,16 @@ def add_model_flag(parser: argparse.ArgumentParser, what: str = ".safetensors/.c
                         help=f"shipped model name or {what} (default: the default model)")
 
 
-def option_error(e: ValueError) -> UsageError:
-    """An :class:`~dlnet.infer.options.OptionError` as a usage error naming its flag (``--max-megapixels``)."""
+def option_error(e: ValueError, config: type | None = None) -> UsageError:
+    """An :class:`~dlnet.errors.OptionError` as a usage error naming its flag (``--max-megapixels``;
+    the flag ``config``'s field metadata gives it, where it is not the field's name)."""
+    from dlnet.config import flag_of
+
     field = getattr(e, "field", None)
-    return UsageError(f"--{field.replace('_', '-')} {e.reason}" if field else str(e))
+    if not field:
+        return UsageError(str(e))
+    flag = flag_of(config, field) if config is not None else "--" + field.replace("_", "-")
+    return UsageError(f"{flag} {e.reason}")
 
 
 def millions(flag: str, value: float) -> int:

@@ -61,53 +61,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
     parser.add_argument("-o", "--output-dir", type=Path, default=Path("colorized"), metavar="OUT_DIR",
                         help="where outputs go, mirroring the inputs' relative paths (default: %(default)s)")
-    from dlnet.infer.options import (HINT_METHODS, MAX_SATURATION, MAX_TEMPERATURE, MIN_TEMPERATURE, OUTPUT_FORMATS,
-                                     InferenceOptions)
+    from dlnet.config import add_flags
+    from dlnet.infer.options import InferenceOptions
     from dlnet.infer.runtime import RUNTIMES
 
-    d = InferenceOptions()
     add_model_flag(parser, ".safetensors/.ckpt file, or .onnx file")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
-    parser.add_argument("--size", type=int, default=d.size,
-                        help="working size: longer side at which colour is predicted, 0 = full size (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=8, help="photos of the same working shape per model call (default: %(default)s)")
-    parser.add_argument("--rebalance", action=argparse.BooleanOptionalAction, default=d.rebalance is not None,
-                        help=f"region smoothing + saturation after prediction (default: {'on' if d.rebalance else 'off'})")
-    parser.add_argument("--saturation", type=float, default=None, metavar="S",
-                        help=f"colour gain, 0..{MAX_SATURATION:g}: 0 grey, 1 the network's own prediction, above 1 more colour "
-                             "(default: the model's own, chosen for it on validation photos)")
-    parser.add_argument("--temperature", type=float, default=None, metavar="T",
-                        help=f"classification models only: annealed-mean temperature, {MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}; lower gives "
-                             "more vivid, riskier colour (default: the model's own, 0.38)")
+    add_flags(parser, InferenceOptions, skip=("hints",))  # --size, --rebalance, --saturation, ... from its fields
     parser.add_argument("--hints", type=Path, default=None, metavar="FILE",
                         help='colour hints for every photo named: a JSON list of {"x": 120.5, "y": 45, '
                              '"color": "#a03020"} (pixels of the photo as displayed; "radius" optional). '
                              "A sidecar NAME.hints.json beside a photo gives it its own")
     parser.add_argument("--hint", action="append", default=[], metavar="X,Y,COLOUR",
                         help="one colour hint, e.g. 120,45,#a03020 (repeatable; added to --hints)")
-    parser.add_argument("--hint-method", choices=HINT_METHODS, default=None,
-                        help="learned: the model's own hint inputs (the default for a hint model); propagate: "
-                             "spread the hints along similar grey levels (any model)")
     parser.add_argument("--side-by-side", action="store_true", help="write grey | colour side by side")
     parser.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help="inference runtime (default: the faster for the work: onnx, without torch, on a CPU "
                              "unless torch's bf16 repays its start-up; torch for videos and GPUs; onnx for an "
                              ".onnx --model)")
-    parser.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
-                        help="output format (default: the input's, PNG for other input formats)")
-    parser.add_argument("--quality", type=int, default=d.quality, help="JPEG and WebP quality, 1..100 (default: %(default)s)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model: up to 1.5x faster batches, but a compile of about a minute "
                              "per new working shape; for many photos of one shape (torch runtime only)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
-    parser.add_argument("--max-megapixels", type=float, default=d.max_megapixels,
-                        help="refuse larger images, e.g. decompression bombs (default: %(default)g)")
     colorize_video.configure(parser)
     colorize_ray.configure(parser)
 
 
 def _options(args: argparse.Namespace):
     """The run's :class:`~dlnet.infer.options.InferenceOptions`, from the flags (checked there)."""
+    from dlnet.config import from_args
     from dlnet.infer.options import InferenceOptions
     from dlnet.io.hints import Hint, HintError, load_hints
 
@@ -121,10 +104,7 @@ def _options(args: argparse.Namespace):
     except HintError as e:
         raise UsageError(str(e)) from None
     try:
-        return InferenceOptions(size=args.size or None, rebalance=args.rebalance, format=args.format,
-                                quality=args.quality, max_megapixels=args.max_megapixels,
-                                saturation=args.saturation, temperature=args.temperature,
-                                hints=hints, hint_method=args.hint_method)
+        return InferenceOptions(**from_args(args, InferenceOptions, skip=("hints",)), hints=hints)
     except ValueError as e:
         raise option_error(e) from None
 
