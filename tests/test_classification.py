@@ -135,26 +135,26 @@ def test_rebalanced_trains_from_folders(photos, tmp_path):
 def test_the_training_module_applies_the_chosen_loss():
     from dlnet.color.abbins import ab_prior
     from dlnet.train.losses import classification_loss, local_loss, rebalanced_loss
-    from dlnet.train.training import ColorizationModule
+    from dlnet.train.training import ColorizationModule, TrainConfig
 
     rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     prior = ab_prior(rgb)
     regression = ModelConfig(encoder="efficientnet_lite0", decoder_channels=CHANNELS["plain"]).to_dict()
-    module = ColorizationModule(regression, "local-sqrt", clusters=3)
+    module = ColorizationModule(regression, TrainConfig(loss="local-sqrt", clusters=3))
     l, ab = module._lab({"rgb": rgb})
     pred = torch.randn_like(ab)
     assert module._loss(pred, ab) == local_loss(pred, ab, 3, balance=0.5, seed=0)
-    module = ColorizationModule(regression, "rebalanced", ab_prior=prior.to_dict())
+    module = ColorizationModule(regression, TrainConfig(loss="rebalanced"), prior)
     assert module._loss(pred, ab) == rebalanced_loss(pred, ab, prior.bins, prior.weights)
-    module = ColorizationModule(regression, "rebalanced", global_weight=2.0, ab_prior=prior.to_dict())
+    module = ColorizationModule(regression, TrainConfig(loss="rebalanced", global_weight=2.0), prior)
     # a softer rebalancing: each pixel weighs w(bin) + 2
     assert torch.allclose(module._loss(pred, ab), rebalanced_loss(pred, ab, prior.bins, prior.weights + 2.0))
     head = _tiny("plain").config.to_dict()
-    module = ColorizationModule(head, "classification", ab_prior=prior.to_dict())
+    module = ColorizationModule(head, TrainConfig(loss="classification"), prior)
     logits = module._output(l)
     assert logits.shape == (2, len(prior.bins), 32, 32)
     assert module._loss(logits, ab) == classification_loss(logits, ab, prior.bins, prior.weights)
     with pytest.raises(ValueError, match="prior"):
-        ColorizationModule(regression, "rebalanced")
+        ColorizationModule(regression, TrainConfig(loss="rebalanced"))
     with pytest.raises(ValueError, match="go together"):
-        ColorizationModule(regression, "classification", ab_prior=prior.to_dict())
+        ColorizationModule(regression, TrainConfig(loss="classification"), prior.to_dict())

@@ -92,10 +92,10 @@ def test_train_a_hint_model_from_an_automatic_one_end_to_end(tmp_path):
 
 
 def test_a_hint_models_input_conv_learns_at_the_decoders_rate():
-    from dlnet.train.training import ColorizationModule
+    from dlnet.train.training import ColorizationModule, TrainConfig
 
     cfg = ModelConfig(encoder="efficientnet_lite0", decoder="unet", decoder_channels=(16, 16, 8, 8), hints=True)
-    module = ColorizationModule(cfg.to_dict(), "global", lr=1e-3, encoder_lr_scale=0.1)
+    module = ColorizationModule(cfg, TrainConfig(loss="global", lr=1e-3, encoder_lr_scale=0.1))
     enc, dec = module.configure_optimizers().param_groups
     stem = module.model.encoder.input_conv().weight
     assert stem.shape[1] == 4 and any(p is stem for p in dec["params"]) and not any(p is stem for p in enc["params"])

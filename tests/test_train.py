@@ -126,7 +126,7 @@ def test_depthwise_convolutions_train_in_float32_on_a_cpu():
 
     from dlnet import DLNet, ModelConfig
     from dlnet.train.precision import Float32DepthwiseConv2d, depthwise_in_float32
-    from dlnet.train.training import ColorizationModule
+    from dlnet.train.training import ColorizationModule, TrainConfig
 
     plain = DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="unet"))
     model = DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="unet"))
@@ -150,7 +150,7 @@ def test_depthwise_convolutions_train_in_float32_on_a_cpu():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         model.train()(l).float().pow(2).mean().backward()
     assert all(m.weight.grad is not None and m.weight.grad.dtype == torch.float32 for m in dw)
-    module = ColorizationModule(ModelConfig(encoder="efficientnet_lite0", decoder="unet").to_dict(), loss="global")
+    module = ColorizationModule(ModelConfig(encoder="efficientnet_lite0", decoder="unet"), TrainConfig(loss="global"))
     assert sum(isinstance(m, Float32DepthwiseConv2d) for m in module.modules()) == 16
 
 

@@ -1,8 +1,9 @@
 """Training DL-Net with Lightning: the LightningModule, the run's config, the Trainer.
 
-Read top to bottom: :class:`TrainConfig` is everything a run needs (saved as ``config.yaml`` in
-the run folder and inside every checkpoint); :class:`ColorizationModule` turns a batch of RGB
-photos into (L, a*b*) on the device and applies the paper's global or local loss;
+Read top to bottom: :class:`TrainConfig` (:mod:`dlnet.train.config`) is everything a run needs
+(saved as ``config.yaml`` in the run folder, its training part inside every checkpoint);
+:class:`ColorizationModule` turns a batch of RGB photos into (L, a*b*) on the device and applies
+the paper's global or local loss;
 :func:`fit` builds the data, the model and the Trainer, and runs (or resumes) the training.
 The ``rebalanced`` and ``classification`` losses weight colours by the training photos' a*b*
 prior (:mod:`dlnet.color.abbins`), computed once before training from up to ``prior_photos`` of them
@@ -22,7 +23,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -42,90 +42,52 @@ from dlnet.train.data import ColorDataModule, PhotoDataset, collate, make_split,
 from dlnet.train.losses import classification_loss, global_loss, local_loss, rebalanced_loss
 from dlnet.model.fast import native_bf16
 from dlnet.model.net import DLNet, ModelConfig
+from dlnet.train.config import LOSSES, TrainConfig
 from dlnet.train.packed import PackedDataModule, sample_packed
 from dlnet.train.precision import depthwise_in_float32
 
 __all__ = ["TrainConfig", "ColorizationModule", "fit", "LOSSES"]
 
-# global: Eq. 1; local: Eq. 2/21; local-sqrt: local with clusters weighted by sqrt(pixel share);
-# rebalanced: per-pixel MSE x the prior's weights; classification: Zhang et al.'s (see losses.py)
-LOSSES = ("global", "local", "local-sqrt", "rebalanced", "classification")
 _PRIOR_LOSSES = ("rebalanced", "classification")  # the losses that need the a*b* prior
 _GLOBAL_WEIGHTED = ("local", "local-sqrt", "rebalanced")  # the losses --global-weight adds to
-
-
-@dataclass
-class TrainConfig:
-    """A training run. Defaults are the paper's: Adam 1e-3, batch 32, 224 px, 40 epochs."""
-
-    data: list[str] = field(default_factory=list)  # folders split 80/20 per category
-    extra_train: list[str] = field(default_factory=list)  # folders used for training only
-    packed: str | None = None  # a .pack from `dlnet pack` instead of --data
-    out: str = "runs/dlnet"
-    encoder: str = "densenet121"
-    decoder: str = "plain"  # "plain" (the paper's Table 2) or "unet"
-    pretrained: bool | str = False
-    init: str | None = None  # start from these weights (shipped name or file), fresh optimiser
-    loss: str = "local"  # one of LOSSES
-    hints: bool = False  # a hint model (colour points as input), trained with hints simulated from the truth
-    clusters: int = 5
-    cluster_weights: list[float] | None = None
-    global_weight: float = 0.0  # local/rebalanced loss + this x global loss (0: the paper's pure local loss)
-    prior_photos: int = 2000  # training photos the a*b* prior is computed from (rebalanced, classification)
-    size: int = 224
-    batch_size: int = 32
-    epochs: int = 40
-    max_steps: int = -1
-    lr: float = 1e-3
-    encoder_lr_scale: float = 1.0  # the encoder's lr = lr x this (below 1 protects pretrained features)
-    schedule: str = "constant"  # "constant" (the paper) or "cosine"
-    warmup_steps: int = 0  # linear warm-up of the learning rate
-    max_time: str | None = None  # wall-clock limit "DD:HH:MM:SS"; the final state is saved; a cosine follows it
-    precision: str = "auto"  # bf16-mixed where the device runs bf16 natively, else 32-true (Lightning's names)
-    accelerator: str = "auto"
-    devices: str = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
-    workers: int = 2
-    seed: int = 0
-    test_fraction: float = 0.2
-    val_fraction: float = 0.05
-    val_every_steps: int | None = None  # None: validate once per epoch
-    limit_val_batches: int | None = None
-    resume: str | None = None  # a checkpoint path, or "last" for RUN/checkpoints/last.ckpt
-
-    def validate(self) -> None:
-        if not self.data and not self.packed:
-            raise ValueError("no training data: give at least one --data folder or a --packed file")
-        if self.data and self.packed:
-            raise ValueError("give --data folders or a --packed file, not both")
-        from dlnet.model.net import DECODERS
-
-        if self.decoder not in DECODERS:
-            raise ValueError(f"--decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.prior_photos < 1:
-            raise ValueError(f"--prior-photos must be at least 1, got {self.prior_photos}")
-        if self.cluster_weights is not None and len(self.cluster_weights) != self.clusters:
-            raise ValueError(f"--cluster-weights needs {self.clusters} values (one per cluster)")
-        if self.size % 32:
-            raise ValueError(f"--size must be a multiple of 32, got {self.size}")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"--schedule must be constant or cosine, got {self.schedule!r}")
+# The TrainConfig fields a checkpoint's hyper-parameters hold, between the model's config and
+# the a*b* prior, flat and in this order, as every dlnet checkpoint has held them: load_model
+# reads "model", a resumed run rebuilds the module from its config.yaml.
+HPARAMS = ("loss", "clusters", "cluster_weights", "lr", "schedule", "global_weight", "encoder_lr_scale", "warmup_steps")
 
 
 class ColorizationModule(L.LightningModule):
-    """DL-Net + the chosen loss. Batches arrive as uint8 RGB; Lab is computed on the device."""
+    """DL-Net + the chosen loss. Batches arrive as uint8 RGB; Lab is computed on the device.
 
-    def __init__(self, model: dict, loss: str = "local", clusters: int = 5,
-                 cluster_weights: list[float] | None = None, lr: float = 1e-3, schedule: str = "constant",
-                 global_weight: float = 0.0, encoder_lr_scale: float = 1.0, warmup_steps: int = 0,
-                 ab_prior: dict | None = None) -> None:
+    Args:
+        model: the network's :class:`ModelConfig` (or its dict).
+        config: the run's :class:`TrainConfig`; the module takes its loss, clusters and their
+            weights, global weight, learning rate, encoder scale, schedule and warm-up
+            (:data:`HPARAMS`). Default: ``TrainConfig()``.
+        ab_prior: the training photos' a*b* prior (:class:`ABPrior` or its dict), for the
+            rebalanced and classification losses.
+        **hparams: instead of ``config``, those fields by name, as a checkpoint's
+            hyper-parameters hold them (Lightning's ``load_from_checkpoint`` passes them so).
+
+    Example (a sketch: a model and a prior built first)::
+
+        module = ColorizationModule(ModelConfig(encoder="efficientnet_lite0"), TrainConfig(loss="global", lr=1e-4))
+    """
+
+    def __init__(self, model: ModelConfig | dict, config: TrainConfig | None = None,
+                 ab_prior: ABPrior | dict | None = None, **hparams) -> None:
         super().__init__()
-        self.save_hyperparameters()  # "model" holds the ModelConfig: a checkpoint rebuilds itself
+        if config is not None and hparams:
+            raise TypeError("give a TrainConfig or its fields, not both")
+        config = config if config is not None else TrainConfig(**hparams)
+        model = model.to_dict() if isinstance(model, ModelConfig) else model
+        ab_prior = ab_prior.to_dict() if isinstance(ab_prior, ABPrior) else ab_prior
+        # Plain values, flat, as every dlnet checkpoint holds them: "model" rebuilds the network
+        # (load_model reads checkpoints with weights_only, which refuses a TrainConfig object).
+        self.save_hyperparameters({"model": model, **{k: getattr(config, k) for k in HPARAMS}, "ab_prior": ab_prior})
         self.model = DLNet(ModelConfig.from_dict(model)).to(memory_format=torch.channels_last)
         depthwise_in_float32(self.model)  # bf16 depthwise backward is 3-18x slower on a CPU
+        loss = config.loss
         if (loss == "classification") != (self.model.config.head == "classification"):
             raise ValueError("the classification loss and a classification head go together")
         if loss in _PRIOR_LOSSES:
@@ -398,9 +360,7 @@ def fit(cfg: TrainConfig) -> Path:
     if cfg.global_weight and cfg.loss not in _GLOBAL_WEIGHTED:
         print(f"note: --global-weight adds to the {', '.join(_GLOBAL_WEIGHTED)} losses only; --loss {cfg.loss} ignores it",
               file=sys.stderr)
-    module = ColorizationModule(model_cfg.to_dict(), cfg.loss, cfg.clusters, cfg.cluster_weights, cfg.lr, cfg.schedule,
-                                cfg.global_weight, cfg.encoder_lr_scale, cfg.warmup_steps,
-                                prior.to_dict() if prior is not None else None)
+    module = ColorizationModule(model_cfg, cfg, prior)
     if cfg.init and not cfg.resume:
         loaded, total, module.images_seen = init_from(module.model, cfg.init)
         print(f"init: {loaded}/{total} tensors from {cfg.init} (trained on {module.images_seen} images)", file=sys.stderr)
