@@ -104,7 +104,7 @@ def test_cli_server_and_api_give_the_same_photo(tmp_path, monkeypatch, weights):
     ("serve", ["--weights", "m.safetensors"], "model", "m.safetensors"),
     ("export", ["-o", "x.onnx", "--model", "m"], "model", "m"),
     ("evaluate", ["--data", "d", "--out", "o", "--model", "a=x.ckpt", "--checkpoint", "b=y.ckpt"],
-     "checkpoint", ["a=x.ckpt", "b=y.ckpt"]),
+     "checkpoints", ["a=x.ckpt", "b=y.ckpt"]),
 ])
 def test_every_command_takes_the_same_model_word(command, args, dest, value):
     import argparse

@@ -19,7 +19,7 @@ The protocol (see docs/EVALUATION.md):
   keeps them); their rows say so in ``left_out``.
 
 Example:
-    >>> result = evaluate("RUN/split/test.txt", "reports/run1", checkpoints={"ours": "RUN/best.ckpt"})
+    >>> result = evaluate(EvaluationConfig("RUN/split/test.txt", "reports/run1", checkpoints={"ours": "RUN/best.ckpt"}))
     >>> result.summary["methods"]["ours"]["psnr"]["mean"]
 """
 
@@ -40,27 +40,21 @@ from torch.utils.data import DataLoader, Dataset
 
 import dlnet
 from dlnet.color import metrics
+from dlnet.errors import DLNetError
 from dlnet.evaluate import report
 from dlnet.color.lab import rgb_to_lab
-from dlnet.color.rebalance_config import RebalanceConfig
 from dlnet.color.fullres import lightness, merge_rgb8
-from dlnet.infer.options import DEFAULT_SIZE as DEFAULT_WORKING_SIZE
+from dlnet.evaluate.config import DEFAULT_SIZE, GREY_TRUTH_BELOW, EvaluationConfig
 from dlnet.io.photolist import DataError, find_photos, read_list
 from dlnet.io.imageio import IMAGE_SUFFIXES, ImageError, Photo, read_rgb8, resize_crop
 from dlnet.model.net import DLNet
 from dlnet.evaluate.report import GREY, TRUTH  # method names: the grey baseline (L, a* = b* = 0); the truth
 
-__all__ = ["evaluate", "find_truth", "match_files", "Evaluation", "EvaluationError", "Truth", "GREY", "TRUTH",
-           "GREY_TRUTH_BELOW"]
-
-DEFAULT_SIZE = 256  # the truth photos' crop, px (the paper's protocol)
-# A truth photo less colourful than this (Hasler & Suesstrunk M; a colour photo scores 15 or more)
-# is a black-and-white photo: the grey baseline matches it almost exactly (PSNR capped at 100 dB),
-# so it measures nothing about colour and inflates grey's means.
-GREY_TRUTH_BELOW = 1.0
+__all__ = ["evaluate", "find_truth", "match_files", "Evaluation", "EvaluationConfig", "EvaluationError", "Truth",
+           "GREY", "TRUTH", "GREY_TRUTH_BELOW", "DEFAULT_SIZE"]
 
 
-class EvaluationError(ValueError):
+class EvaluationError(DLNetError, ValueError):
     """Bad data, method or output folder: raised with a one-line reason before any work."""
 
 
@@ -263,23 +257,18 @@ def check_out(out: str | Path, overwrite: bool) -> Path:
     return out
 
 
-def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | Path | DLNet] | None = None,
-             preds: Mapping[str, str | Path] | None = None, size: int | None = DEFAULT_SIZE,
-             limit: int | None = None, grid: int = 6, grid_images: Sequence[str] | None = None,
-             table_rows: int = 10, seed: int = 0, device: str | torch.device | None = None,
-             batch_size: int = 8, precision: str = "fp32", rebalance: RebalanceConfig | bool | None = None,
-             n_resamples: int = 1000, workers: int | None = None, overwrite: bool = False,
-             keep_grey_truth: bool = False, progress: bool = False,
-             working_size: int | None = DEFAULT_WORKING_SIZE) -> Evaluation:
-    """Score the grey baseline, ``checkpoints`` and ``preds`` folders on the photos of ``data``
-    and write ``per_image.csv``, ``report.md``, ``summary.json`` and ``grid.png`` into ``out``.
+def evaluate(config: EvaluationConfig | str | Path, out: str | Path | None = None, **options) -> Evaluation:
+    """Score the grey baseline, the config's ``checkpoints`` and ``preds`` folders on the photos
+    of its ``data`` and write ``per_image.csv``, ``report.md``, ``summary.json`` and ``grid.png``
+    into its ``out``. ``evaluate(data, out, **options)`` is short for
+    ``evaluate(EvaluationConfig(data, out, **options))``.
 
-    Args:
+    The config (:class:`~dlnet.evaluate.config.EvaluationConfig`):
         data: folder, file list or image; see :func:`find_truth`.
         out: report folder; existing report files there are kept unless ``overwrite``.
         checkpoints: name -> ``.ckpt``/``.safetensors`` path, shipped model name or a DLNet.
         preds: name -> folder of images colorized by another method (see :func:`match_files`).
-        size: centre-crop side, px; None = full photos (the model then runs at full size too).
+        size: centre-crop side, px; None = full photos.
         limit: score only the first ``limit`` photos (sorted order).
         grid / grid_images: rows of the figure: ``grid`` random photos (seeded), or these names.
         table_rows: photos in the report's per-image tables.
@@ -295,48 +284,45 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
             (``--size``: so the score is that of the photo a user gets); None: the scored photo's
             own size.
 
-    Raises :class:`EvaluationError` (one line) for unusable data, methods or ``out``, before any
-    work; unreadable images are listed in ``Evaluation.failures`` and on stderr, and skipped.
+    A value out of range is an :class:`~dlnet.errors.OptionError` when the config is built;
+    unusable data, methods or ``out`` an :class:`EvaluationError` (one line), before any work.
+    Unreadable images are listed in ``Evaluation.failures`` and on stderr, and skipped.
     """
     from dlnet.infer.colorizer import Colorizer
     from dlnet.model.weights import WeightsError, load_model
 
-    checkpoints, preds = dict(checkpoints or {}), dict(preds or {})
-    rebalance = RebalanceConfig() if rebalance is True else rebalance or None
+    cfg = config if isinstance(config, EvaluationConfig) else EvaluationConfig(config, out, **options)
+    data, checkpoints, preds, rebalance = cfg.data, cfg.checkpoints, cfg.preds, cfg.rebalance
     methods = _check_names(checkpoints, preds, rebalance)
-    if size is not None and size <= 2 * (metrics.SSIM_WINDOW // 2):
-        raise EvaluationError(f"size {size} is too small for SSIM's {metrics.SSIM_WINDOW}px window")
-    out = check_out(out, overwrite)
-    if limit is not None and limit < 1:
-        raise EvaluationError(f"limit must be at least 1, got {limit}")
-    truths = find_truth(data)[:limit]
+    out = check_out(cfg.out, cfg.overwrite)
+    truths = find_truth(data)[:cfg.limit]
     pred_paths = {}
     for name, folder in preds.items():
         if not Path(folder).is_dir():
             raise EvaluationError(f"--pred {name}: {folder}: no such folder")
         pred_paths[name] = match_files(truths, folder)
-    grid_order = _grid_indices(truths, grid, grid_images, seed)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    grid_order = _grid_indices(truths, cfg.grid, cfg.grid_images, cfg.seed)
+    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     colorizers: dict[str, Colorizer] = {}
     for name, source in checkpoints.items():
         try:
             model = source if isinstance(source, DLNet) else load_model(source)
         except WeightsError as e:
             raise EvaluationError(str(e)) from e
-        work = working_size or size  # the size colour is predicted at; default: the photo's
-        colorizers[name] = Colorizer(model, device=device, size=work, precision=precision, batch_size=batch_size)
+        work = cfg.working_size or cfg.size  # the size colour is predicted at; default: the photo's
+        kw = {"device": device, "size": work, "precision": cfg.precision, "batch_size": cfg.batch_size}
+        colorizers[name] = Colorizer(model, **kw)
         if rebalance is not None:
-            colorizers[f"{name}+rebalance"] = Colorizer(model, device=device, size=work, precision=precision,
-                                                        rebalance=rebalance, batch_size=batch_size)
+            colorizers[f"{name}+rebalance"] = Colorizer(model, rebalance=rebalance, **kw)
 
-    workers = (0 if device.type == "cpu" else min(8, os.cpu_count() or 1)) if workers is None else workers
-    loader = DataLoader(_Photos(truths, pred_paths, size), batch_size=batch_size, num_workers=workers,
+    workers = (0 if device.type == "cpu" else min(8, os.cpu_count() or 1)) if cfg.workers is None else cfg.workers
+    loader = DataLoader(_Photos(truths, pred_paths, cfg.size), batch_size=cfg.batch_size, num_workers=workers,
                         collate_fn=list)
     rows: list[dict] = []
     failures: list[str] = []
     resized = dict.fromkeys(preds, 0)
     grid_cells: dict[int, dict[str, np.ndarray]] = {}
-    for items in report.progress(loader, enabled=progress):
+    for items in report.progress(loader, enabled=cfg.progress):
         for it in items:
             for msg in it["errors"]:
                 print(f"warning: skipping {msg}", file=sys.stderr)
@@ -359,7 +345,7 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
     for r in rows:
         r["image"] = truths[r.pop("index")].name
     grey_truth = list(dict.fromkeys(r["image"] for r in rows if r["colourfulness_truth"] < GREY_TRUTH_BELOW))
-    left_out = set() if keep_grey_truth else set(grey_truth)
+    left_out = set() if cfg.keep_grey_truth else set(grey_truth)
     for r in rows:
         r["left_out"] = "grey_truth" if r["image"] in left_out else ""
     kept = [r for r in rows if not r["left_out"]]
@@ -379,14 +365,15 @@ def evaluate(data: str | Path, out: str | Path, checkpoints: Mapping[str, str | 
     sources.update({f"{n}+rebalance": f"{s} + rebalance" for n, s in sources.items() if rebalance is not None})
     sources.update({n: str(p) for n, p in preds.items()})
     meta = {"data": str(data), "images": len(truths), "images_scored": len(scored),
-            "grey_truth": {"below": GREY_TRUTH_BELOW, "count": len(grey_truth), "kept": keep_grey_truth,
+            "grey_truth": {"below": GREY_TRUTH_BELOW, "count": len(grey_truth), "kept": cfg.keep_grey_truth,
                            "images": grey_truth},
-            "size": size, "working_size": working_size, "seed": seed, "precision": precision, "device": str(device),
+            "size": cfg.size, "working_size": cfg.working_size, "seed": cfg.seed, "precision": cfg.precision,
+            "device": str(device),
             "dlnet_version": dlnet.__version__}
     summary = report.summarize(kept, methods, kinds=kinds, sources=sources, missing=missing, meta=meta,
-                               n_resamples=n_resamples, seed=seed)
+                               n_resamples=cfg.n_resamples, seed=cfg.seed)
     grid_order = [i for i in grid_order if i in grid_cells]  # unreadable photos drop out
-    files = report.write_all(out, rows, summary, methods=methods, table_rows=table_rows,
+    files = report.write_all(out, rows, summary, methods=methods, table_rows=cfg.table_rows,
                              grid_names=[truths[i].name for i in grid_order],
                              grid_cells=[grid_cells[i] for i in grid_order])
     return Evaluation(rows, summary, files, failures)
