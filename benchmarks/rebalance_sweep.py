@@ -31,10 +31,10 @@ K1S = (4, 8)
 def load_photos(folder: Path, limit: int, size: int) -> torch.Tensor:
     """Up to ``limit`` photos under ``folder`` (or in a file list, e.g. a run's split/val.txt) as
     sRGB ``(N, 3, size, size)`` in 0..1, with the centre crop that training and evaluation use."""
-    from dlnet.train.data import find_images, read_list
+    from dlnet.io.photolist import find_photos, read_list
     from dlnet.io.imageio import read_rgb8, resize_crop
 
-    files = (read_list(folder) if folder.is_file() else find_images(folder))[:limit]
+    files = (read_list(folder) if folder.is_file() else find_photos(folder))[:limit]
     if not files:
         raise SystemExit(f"{folder}: no images found")
     arrays = [resize_crop(read_rgb8(f), size) for f in files]

@@ -78,9 +78,10 @@ def input_times(source: str, size: int, batch: int, batches: int = 8) -> list[fl
             idx = torch.randint(0, len(photos), (batch,), generator=gen)
             return augment(photos[idx], size, gen)
     else:
-        from dlnet.train.data import PhotoDataset, collate, find_images
+        from dlnet.io.photolist import find_photos
+        from dlnet.train.data import PhotoDataset, collate
 
-        files = find_images(source)
+        files = find_photos(source)
         data = PhotoDataset(files, size, train=True)
 
         def one_batch():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dlnet.train.data import find_images
+from dlnet.io.photolist import find_photos
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
     args = p.parse_args()
     train, check = [], []
     for folder in sorted(d for d in Path(args.people).iterdir() if d.is_dir()):
-        for i, f in enumerate(find_images(folder)):
+        for i, f in enumerate(find_photos(folder)):
             (check if i % args.every == 0 else train).append(f.resolve())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,12 +26,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dlnet.io.imageio import IMAGE_SUFFIXES, ImageError, read_rgb8, resize_crop
-from dlnet.io.photolist import DataError, find_photos as find_images, read_list  # the one scanner and list reader
+from dlnet.io.photolist import DataError, find_photos, read_list  # the one scanner and list reader
 
 __all__ = ["IMAGE_EXTENSIONS", "find_images", "make_split", "write_split", "read_list", "PhotoDataset",
            "ColorDataModule", "Split", "DataError"]
 
-IMAGE_EXTENSIONS = IMAGE_SUFFIXES  # one list of what counts as a photo, shared with colorize
+# Older names of dlnet.io's, kept for code that imports them from here (dlnet itself does not).
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
+find_images = find_photos
 GREY_TOLERANCE = 3  # a photo whose channels never differ by more than this (0..255) is grey
 
 
@@ -63,7 +65,7 @@ def make_split(roots: list[str | Path], test_fraction: float = 0.2, val_fraction
     rng = random.Random(seed)
     split = Split()
     for root in map(Path, roots):
-        files = find_images(root)
+        files = find_photos(root)
         if not files:
             raise DataError(f"{root}: no images found")
         for _, group in sorted(_categories(root, files).items()):
@@ -77,7 +79,7 @@ def make_split(roots: list[str | Path], test_fraction: float = 0.2, val_fraction
             split.val += group[n_test:n_test + n_val]
             split.train += group[n_test + n_val:]
     for root in map(Path, extra_train):
-        files = read_list(root) if root.suffix == ".txt" and root.is_file() else find_images(root)
+        files = read_list(root) if root.suffix == ".txt" and root.is_file() else find_photos(root)
         if not files:
             raise DataError(f"{root}: no images found")
         split.train += files

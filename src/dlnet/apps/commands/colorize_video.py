@@ -13,11 +13,8 @@ Example:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from dlnet.apps.commands import UsageError, one_line
-
-VIDEO = "video"  # the Job.fmt of a video
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -31,17 +28,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> None:
     if not 0.0 <= args.temporal < 1.0:
         raise UsageError(f"--temporal must lie in 0..1 (1 excluded), got {args.temporal:g}")
-
-
-def is_video(path: Path) -> bool:
-    from dlnet.infer.video import VIDEO_SUFFIXES
-
-    return path.suffix.lower() in VIDEO_SUFFIXES
-
-
-def planned_output(out_path: Path) -> tuple[Path, str]:
-    """``(path, Job.fmt)`` of a video whose output mirrors it at ``out_path``."""
-    return out_path.with_suffix(".mp4"), VIDEO
 
 
 def _rate_column():
@@ -66,7 +52,8 @@ def columns() -> tuple:
 
 
 def process(jobs: list, colorizer, args: argparse.Namespace, tally, advance, bar=None) -> None:
-    """Colorize each video job in turn (``Job(src, dst, VIDEO)``) and write it."""
+    """Colorize each video job in turn (``Job(src, dst, VIDEO)``, :mod:`dlnet.infer.batch` planned
+    them) and write it."""
     from dlnet.infer.video import VideoError, colorize_video, output_path
 
     for job in jobs:
