@@ -108,7 +108,7 @@ class ServeSettings:
         retry_after_s: the ``Retry-After`` sent with a 503.
         upload_timeout_s: time from a request's headers to the end of its upload (408 beyond).
         max_video_seconds: the longest video accepted (413 above); 0 refuses videos (415).
-        photo_cache_bytes: decoded pixels of recent uploads kept for requests that name a photo
+        photo_cache_bytes: decoded pixels (and their L*) of recent uploads kept for requests that name a photo
             by id (the page's colour hints); the least recently used go first; 0 keeps none.
     """
 

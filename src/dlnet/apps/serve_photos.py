@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -32,6 +33,7 @@ from collections import OrderedDict
 
 from fastapi import HTTPException
 
+from dlnet.color.fullres import lightness
 from dlnet.io.hints import MAX_HINTS
 from dlnet.io.imageio import ImageError, Photo, encode_image, read_image
 from dlnet.infer.options import HINT_METHODS, InferenceOptions, OptionError
@@ -105,7 +107,7 @@ def hints_info(photos, cache: PhotoCache) -> dict:
 
 
 def _nbytes(photo: Photo) -> int:
-    return photo.rgb.nbytes + (0 if photo.alpha is None else photo.alpha.nbytes)
+    return sum(a.nbytes for a in (photo.rgb, photo.alpha, photo.lightness) if a is not None)
 
 
 class PhotoCache:
@@ -186,6 +188,8 @@ def colorize_upload(runtime, cache: PhotoCache, data: bytes | None, photo_id: st
                 from dlnet.infer.video import colorize_video_bytes  # not a photo: perhaps a short video
 
                 return (*colorize_video_bytes(runtime.pytorch(), data, options, max_video_seconds), None)
+            # kept with its L*: a hint update then costs the model and the colour, not the L* (25 ms at 1 MP)
+            photo = dataclasses.replace(photo, lightness=lightness(photo.rgb))
             if not cache.put(photo_id, photo):
                 photo_id = None
         result = runtime.photos.colorize(photo, options)

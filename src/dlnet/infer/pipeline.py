@@ -140,7 +140,7 @@ class PhotoPipeline:
         method = self.hint_method(options)
         for p in photos:  # before any work: a hint off one photo fails the call
             _check_inside(options.hints, p.rgb.shape[:2])
-        ls = [lightness(p.rgb) for p in photos]  # (H, W) float32 L*, on the CPU
+        ls = [lightness(p.rgb) if p.lightness is None else p.lightness for p in photos]  # (H, W) float32 L*
         groups: dict[tuple[int, int], list[int]] = {}
         for i, l in enumerate(ls):
             groups.setdefault(working_shape(*l.shape, options.size), []).append(i)
