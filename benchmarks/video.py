@@ -8,7 +8,9 @@ fps (libx264 ``veryfast``, CRF 20: about 4.5 Mbit/s at 720p, 11 at 1080p).
 out`` in a fresh process, at 720p and 1080p (``--seconds`` of film each). With ``--baseline SRC``
 (a source tree, e.g. ``git archive COMMIT src | tar -x -C /tmp/base``) the same command runs on
 that code too, interleaved with this code's runs, so both see the same machine. Medians of
-``--repeats``: frames/s, CPU ms per frame (all threads), peak RSS.
+``--repeats``: frames/s, CPU ms per frame (all threads), peak RSS. ``--torch-free`` adds a fresh
+process that colorizes the film through the API on onnxruntime (``OnnxColorizer``, one thread),
+which never loads torch: the start-up the command would have if it chose onnxruntime for films.
 
 ``speed``: in-process ``Colorizer.colorize_video`` on the shipped default model (loaded and
 warmed first): frames/s, each stage's ms per frame, wall (stages overlap on three threads, and
@@ -35,7 +37,7 @@ scale at the working size (the model run once per clip): flicker on the still cl
 pans (mean absolute difference from the unsmoothed a*b*: colour trailing motion).
 
 Usage:
-    python benchmarks/video.py cli --baseline /tmp/base/src --seconds 30 --repeats 3
+    python benchmarks/video.py cli --baseline /tmp/base/src --seconds 30 --repeats 3 [--torch-free] [--films DIR]
     python benchmarks/video.py speed --frames 240 [--height 1080] [--exact | --baseline /tmp/base/src]
     python benchmarks/video.py accuracy
     python benchmarks/video.py flicker
@@ -62,6 +64,7 @@ from PIL import Image
 from skimage import data
 
 SIZES = {720: (1280, 720, 2), 1080: (1920, 1080, 3)}  # width, height, pan in px/frame
+TORCH_FREE = "torch-free"  # cli: the API on onnxruntime instead of the command
 
 
 def grey(photo: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -126,13 +129,15 @@ def speed_once(frames: int, height: int, exact: bool, folder: Path) -> dict:
     per_frame = lambda stages: {k: 1000 * v / result.frames for k, v in stages.items()}  # noqa: E731
     return {"frames": result.frames, "fps": result.frames / wall, "cpu_ms_per_frame": 1000 * cpu / result.frames,
             "wall_ms": per_frame(result.stage_s), "cpu_ms": per_frame(getattr(result, "stage_cpu_s", {})),
-            "frames_420": getattr(result, "frames_420", 0), "mbit_s": (folder / "out.mp4").stat().st_size * 8 / 1e6 / (frames / 24),
+            "frames_420": getattr(result, "frames_420", 0),
+            "mbit_s": (folder / "out.mp4").stat().st_size * 8 / 1e6 / (frames / 24),
             "peak_rss_gb": peak_rss_gb()}
 
 
 def child(args, baseline: str | None, frames: int, exact: bool = False) -> dict:
     env = {**os.environ, **({"PYTHONPATH": baseline} if baseline else {})}
-    cmd = [sys.executable, __file__, "child", "--frames", str(frames), "--height", str(args.height)] + (["--exact"] if exact else [])
+    cmd = [sys.executable, __file__, "child", "--frames", str(frames), "--height", str(args.height)]
+    cmd += ["--exact"] if exact else []
     return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout)
 
 
@@ -156,8 +161,14 @@ def run_cli(tree: str | None, clip: Path, folder: Path, flags: list[str]) -> dic
     env = {**os.environ, **({"PYTHONPATH": tree} if tree else {})}
     with open(folder / "cli-err.txt", "w") as err:
         t = time.perf_counter()
-        p = subprocess.Popen([str(Path(sys.executable).with_name("dlnet")), "colorize", str(clip), "-o", str(out), *flags],
-                             env=env, stdout=subprocess.DEVNULL, stderr=err)
+        command = [str(Path(sys.executable).with_name("dlnet")), "colorize", str(clip), "-o", str(out), *flags]
+        if tree == TORCH_FREE:  # the same film through the API on onnxruntime, torch never imported
+            out.mkdir()
+            command = [sys.executable, "-c", "import sys; from dlnet.infer.onnxrun import OnnxColorizer; "
+                       "from dlnet.infer.video import colorize_video; colorize_video(OnnxColorizer.from_pretrained("
+                       "batch_size=16, threads=1), sys.argv[1], sys.argv[2])", str(clip), str(out / clip.name)]
+            env = dict(os.environ)
+        p = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t
     if status != 0 or not list(out.rglob("*.mp4")):
@@ -169,14 +180,15 @@ def run_cli(tree: str | None, clip: Path, folder: Path, flags: list[str]) -> dic
 
 
 def cli(args) -> None:
-    trees = {"this code": None, **({"baseline": args.baseline} if args.baseline else {})}
+    trees = {"this code": None, **({"baseline": args.baseline} if args.baseline else {}),
+             **({"this code, onnxruntime API": TORCH_FREE} if args.torch_free else {})}
     frames = int(round(args.seconds * 24))
     flags = f" --runtime {args.runtime}" if args.runtime else ""
     print(f"dlnet colorize FILM -o OUT{flags}, fresh process each run; {args.seconds:g} s films ({frames} frames), "
           f"{args.repeats} runs each, interleaved; medians")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        clips = {h: speed_film(folder, frames, h) for h in args.heights}
+        clips = {h: speed_film(args.films or folder, frames, h) for h in args.heights}
         runs = {(name, h): [] for name in trees for h in clips}
         for _ in range(args.repeats):
             for h, clip in clips.items():
@@ -303,9 +315,12 @@ def main() -> None:
     parser.add_argument("--heights", type=int, nargs="+", choices=sorted(SIZES), default=sorted(SIZES), help="cli: films")
     parser.add_argument("--seconds", type=float, default=30, help="cli: seconds of film at 24 frames/s (default: 30)")
     parser.add_argument("--repeats", type=int, default=3, help="cli: runs of each (default: 3)")
+    parser.add_argument("--films", type=Path, help="cli: keep the films in this folder (made once, outside the timed runs)")
     parser.add_argument("--baseline", metavar="SRC", help="cli, speed: also (speed: instead) the code in this source tree")
     parser.add_argument("--exact", action="store_true", help="speed: every frame by the photo path")
     parser.add_argument("--runtime", choices=["torch", "onnx"], help="cli: dlnet colorize's --runtime")
+    parser.add_argument("--torch-free", action="store_true",
+                        help="cli: also a fresh process colorizing through the API on onnxruntime (torch never loaded)")
     parser.add_argument("--threads", type=int, default=1, help="flicker: torch threads (default: 1)")
     parser.add_argument("--rss-check", action="store_true", help="speed: also 1x and 4x frames in fresh processes")
     parser.add_argument("--sweep-only", action="store_true", help="flicker: only the sweep at the working size")

@@ -25,7 +25,7 @@ from _tiny_model import tiny_model_file
 from dlnet.apps.cli import main
 from dlnet.infer.colorizer import Colorizer
 from dlnet.infer.temporal import TemporalSmoother, flicker
-from dlnet.infer.video import VideoError, read_frames
+from dlnet.infer.video import VideoError, colorize_video, read_frames
 
 W, H, N = 96, 64, 24
 SCENE = np.asarray(Image.fromarray(data.astronaut()).convert("L").resize((2 * W, H)))  # wide: room to pan
@@ -315,8 +315,8 @@ def test_a_film_killed_mid_way_leaves_no_partial_file_after_the_next_run(tmp_pat
     clip = write_clip(tmp_path / "long.mp4", n=1500)
     out = tmp_path / "out"
     command = ["colorize", str(clip), "-o", str(out), "--weights", str(model_file), "--size", "64"]
-    child = subprocess.Popen([sys.executable, "-c", "import sys; from dlnet.apps.cli import main; sys.exit(main(sys.argv[1:]))",
-                              *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cli = "import sys; from dlnet.apps.cli import main; sys.exit(main(sys.argv[1:]))"
+    child = subprocess.Popen([sys.executable, "-c", cli, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = []
     deadline = time.monotonic() + 120
     while not partial and child.poll() is None and time.monotonic() < deadline:
@@ -352,3 +352,18 @@ def test_side_by_side_frames(tmp_path, size):
         assert np.abs(grey - grey.mean(axis=2, keepdims=True)).max() <= 2  # grey: R = G = B
         assert np.abs(colour - colour.mean(axis=2, keepdims=True)).mean() > 5  # in colour
         assert np.abs(lightness(grey.astype(np.uint8)) - lightness(before)).mean() < 1.0  # the film's own grey
+
+
+def test_a_film_runs_on_onnxruntime_as_on_pytorch(tmp_path, model_file, monkeypatch):
+    from dlnet.infer.onnxrun import OnnxColorizer
+    from dlnet.infer.options import InferenceOptions
+
+    monkeypatch.setenv("DLNET_CACHE", str(tmp_path / "cache"))
+    options = InferenceOptions(size=64)
+    onnx = OnnxColorizer.from_pretrained(str(model_file), batch_size=4, options=options, threads=1)
+    pytorch = Colorizer.from_pretrained(str(model_file), "cpu", precision="fp32", batch_size=4, options=options)
+    clip = write_clip(tmp_path / "pan.mp4", tiled, size=(192, 128))
+    films = [colorize_video(c, clip, tmp_path / f"{i}.mp4", crf=0) for i, c in enumerate((onnx, pytorch))]
+    assert [f.frames_420 for f in films] == [N, N]
+    for a, b in zip(*(read_frames(f.path) for f in films)):
+        assert np.abs(a.astype(np.int16) - b).max() <= 2

@@ -47,14 +47,15 @@ def blocks(rgb: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["grey", "grey full range", "colour 709", "colour 601"])
 def test_colour_is_the_photo_paths_as_closely_as_the_exact_path(kind):
     matrix, full = (601 if "601" in kind else 709), "full" in kind
-    rgb = PHOTO if kind.startswith("colour") else np.repeat(np.asarray(Image.fromarray(PHOTO).convert("L"))[..., None], 3, 2)
+    grey = kind.startswith("grey")
+    rgb = np.repeat(np.asarray(Image.fromarray(PHOTO).convert("L"))[..., None], 3, 2) if grey else PHOTO
     i420 = encode(rgb, matrix, full)
     shown = decode(i420, matrix, full)  # the frame as decoded: what the photo path colorizes
     y, cb, cr = planes(i420)
-    frame = Frame420(y.copy(), None, None, full) if kind.startswith("grey") else Frame420(y.copy(), cb.copy(), cr.copy(), full, matrix)
+    frame = Frame420(y.copy(), None, None, full) if grey else Frame420(y.copy(), cb.copy(), cr.copy(), full, matrix)
     block_l = lightness(shown).reshape(H // 2, 2, W // 2, 2).mean((1, 3))
     # Each 2 x 2 block's L*, as its pixels' mean (in colour, the decoder's interpolated chroma differs at edges).
-    assert np.abs(frame.lightness() - block_l).mean() < (0.5 if kind.startswith("grey") else 1.0)
+    assert np.abs(frame.lightness() - block_l).mean() < (0.5 if grey else 1.0)
 
     photo = merge_rgb8(lightness(shown), AB)
     fast = decode(frame.merge(AB))

@@ -8,8 +8,8 @@ Y'CbCr, each 2 x 2 block is worked out once, from its mean luma's L* and the a*b
 the chroma planes' size: its Cb and Cr, and how far the colour moves its luma (a colour of the
 same L* has a lower luma than grey, up to ~10 levels for strong colours). The frame's own luma
 plane is kept, shifted by that amount per block: the fine detail of a film is in its luma, which
-passes through untouched. A quarter of the pixels and no per-pixel RGB: the recombination costs
-about a fifth of the full-resolution one (benchmarks/README.md, video); how far its frames are
+passes through as it was. A quarter of the pixels and no per-pixel RGB: the recombination costs
+about a quarter of the full-resolution one (benchmarks/README.md, video); how far its frames are
 from the photo path's is measured there and checked by ``tests/test_yuv420.py``.
 
 Inputs may be grey (Cb = Cr = 128, the usual old film: L* through a table of the block's luma)
@@ -38,8 +38,8 @@ __all__ = ["Frame420", "LUMA_WEIGHTS", "block_sums", "grey_lightness", "planes",
 LUMA_WEIGHTS = {709: (0.2126, 0.0722), 601: (0.299, 0.114)}  # (Kr, Kb) of each matrix
 _KR, _KB = LUMA_WEIGHTS[709]  # the output's
 # linear RGB (0..1, quantised to 16 bits) -> sRGB-encoded R'G'B' (0..1), finer than 8 bits everywhere
-_GAMMA = np.where(np.linspace(0, 1, _LEVELS + 1) > 0.0031308, 1.055 * np.linspace(0, 1, _LEVELS + 1) ** (1 / 2.4) - 0.055,
-                  12.92 * np.linspace(0, 1, _LEVELS + 1)).astype(np.float32)
+_Q = np.linspace(0, 1, _LEVELS + 1)
+_GAMMA = np.where(_Q > 0.0031308, 1.055 * _Q ** (1 / 2.4) - 0.055, 12.92 * _Q).astype(np.float32)
 _STRIP = 1 << 16  # block pixels per strip: few NumPy calls (each costs microseconds), temporaries in the L2/L3 cache
 
 

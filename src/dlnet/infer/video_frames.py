@@ -9,9 +9,10 @@ lightness in one of two ways:
 
 - **4:2:0** (8-bit 4:2:0 frames of even width and height: H.264, VP9, MPEG films): the frame
   stays Y'CbCr. Its luma plane is kept and only the chroma planes are computed, at their quarter
-  resolution (:class:`dlnet.color.yuv420.Frame420`); the working-size L* is taken from the
-  blocks' L*. No full-resolution RGB exists: about a fifth of the photo path's recombination and
-  no colour conversion for the encoder (benchmarks/README.md, video).
+  resolution (:class:`dlnet.color.yuv420.Frame420`); the working-size L* is resized from the
+  blocks' L* where it is at most a quarter of their size. No full-resolution RGB exists: about a
+  quarter of the photo path's recombination and no colour conversion for the encoder
+  (benchmarks/README.md, video).
 - **exact** (other frames, a working size above the chroma planes', or ``exact=True``): the photo
   path, full-resolution L* and :func:`dlnet.color.fullres.merge_rgb8`, then the encoder's
   Y'CbCr conversion (4:4:4 for odd sizes).
@@ -100,7 +101,8 @@ class FramePipeline:
         """A decoded frame -> ``(Frame420 (4:2:0 path) or full-resolution L* (exact), working-size L*)``."""
         fmt, w, h = frame.format.name, frame.width, frame.height
         shape = working_shape(h, w, self.options.size)
-        if not self.exact and fmt in _YUV420 and w % 2 == 0 and h % 2 == 0 and shape[0] <= h // 2 and shape[1] <= w // 2:
+        even = w % 2 == 0 and h % 2 == 0
+        if not self.exact and fmt in _YUV420 and even and shape[0] <= h // 2 and shape[1] <= w // 2:
             y, u, v = _planes(frame)
             full = _YUV420[fmt] or frame.color_range == 2
             if _neutral(u, v):
