@@ -44,9 +44,13 @@ def _rows(manifest: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def ray_address():
     ray = pytest.importorskip("ray")
+    # ray.init puts its own SIGTERM handler (sys.exit(15)) in this process and shutdown leaves it
+    # there; a later test's training run would compose it with Lightning's and die mid-step.
+    handler = signal.getsignal(signal.SIGTERM)
     ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="ERROR")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+    signal.signal(signal.SIGTERM, handler)
 
 
 @pytest.fixture(scope="module")

@@ -253,10 +253,13 @@ def test_packed_weights_are_made_once_per_dtype_and_never_copied(monkeypatch):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             fused(y), fused(x)
         fused(x)
-        assert len(made) == 2  # and one for bf16, both kept
+        # and one for bf16, both kept, where the CPU runs bf16 natively; elsewhere bf16 runs the
+        # plain ops (oneDNN cannot pack it there) and makes none
+        packs = 2 if fast_module.native_bf16("cpu") else 1
+        assert len(made) == packs
         copied = copy.deepcopy(fused)  # oneDNN's opaque tensors cannot be copied: the packs are left behind
         assert copied._packs == {} and fused._packs
-        assert torch.equal(copied(x), fused(x)) and len(made) == 3
+        assert torch.equal(copied(x), fused(x)) and len(made) == packs + 1
     assert set(pickle.loads(pickle.dumps(copied)).state_dict()) == {"conv.weight", "conv.bias"}
 
 
