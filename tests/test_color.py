@@ -57,3 +57,18 @@ def test_module_twins_and_gradients():
     lab = RgbToLab()(x)
     LabToRgb()(lab).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_the_torch_free_path_uses_the_threads_omp_num_threads_asks_for(monkeypatch):
+    """Without torch loaded, the strips run on OMP_NUM_THREADS threads where it is set (a Ray
+    actor with one CPU), never more than the CPUs this process may use, and ignore nonsense."""
+    import os
+    import sys
+
+    from dlnet.color import fullres
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    cpus = len(os.sched_getaffinity(0))
+    for asked, expected in (("1", 1), (str(cpus + 7), cpus), ("0", cpus), ("two", cpus), ("", cpus)):
+        monkeypatch.setenv("OMP_NUM_THREADS", asked)
+        assert fullres.threads() == expected, asked

@@ -69,12 +69,15 @@ def _strips(h: int, w: int) -> list[slice]:
 
 
 def threads() -> int:
-    """The CPU threads to use: torch's setting once torch is loaded, else the CPUs this process
-    may run on (so the torch-free path never imports torch to ask)."""
+    """The CPU threads to use: torch's setting once torch is loaded, else ``OMP_NUM_THREADS``
+    where set (as torch and onnxruntime would read it: a Ray actor given one CPU has it at 1),
+    else the CPUs this process may run on (so the torch-free path never imports torch to ask)."""
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "get_num_threads"):
         return torch.get_num_threads()
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    asked = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return max(1, min(int(asked), cpus)) if asked.isdigit() and int(asked) > 0 else cpus
 
 
 def _parallel(fn, strips: list[slice]) -> None:
