@@ -249,3 +249,26 @@ def test_a_resumed_run_trains_on_the_batches_an_uninterrupted_one_would(folder, 
     assert len(seen) == 4
     assert main(["train", "--config", str(tmp_path / "stopped" / "config.yaml"), "--resume"]) == 0
     assert len(straight) == 10 and seen == straight
+
+
+def test_a_run_killed_without_warning_keeps_what_the_clock_saved(folder, tmp_path, monkeypatch):
+    """last.ckpt is also saved every --save-every-minutes: a run that dies mid-step (a crash, a
+    SIGKILL: no handler runs, nothing is saved on the way out) before its first validation still
+    leaves a checkpoint to resume from."""
+    from dlnet.train.training import ColorizationModule
+
+    pack = tmp_path / "p.pack"
+    pack_photos(make_split([folder], seed=0), pack, size=32)
+    step = ColorizationModule.training_step
+
+    def dies_at_step_3(self, batch, batch_idx):
+        if self.global_step == 3:
+            raise MemoryError("the machine went away")
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(ColorizationModule, "training_step", dies_at_step_3)
+    run = tmp_path / "run"
+    with pytest.raises(MemoryError):
+        main(["train", "--packed", str(pack), "--encoder", "efficientnet_lite0", "--size", "32", "--batch-size", "2",
+              "--max-steps", "10", "--val-every-steps", "100", "--save-every-minutes", "1e-6", "--out", str(run)])
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3

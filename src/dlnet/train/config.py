@@ -89,6 +89,8 @@ class TrainConfig:
     val_fraction: float = option(0.05, low=0, high=1, help="share of each category's training part held out for "
                                                            "validation")
     val_every_steps: int | None = option(None, low=1, none="once per epoch", help="validate every N steps")
+    save_every_minutes: float = option(20.0, positive=True, help="also save last.ckpt every N minutes of training: "
+                                                                 "a run killed without warning loses at most that")
     limit_val_batches: int | None = option(None, low=1, none="all", help="batches per validation")
     resume: str | None = option(None, cli={"nargs": "?", "const": "last"},
                                 help="continue a run: a checkpoint path, or bare flag for OUT/checkpoints/last.ckpt")

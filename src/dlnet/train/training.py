@@ -23,6 +23,7 @@ import math
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
@@ -371,10 +372,14 @@ def fit(cfg: TrainConfig) -> Path:
     last = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None, save_top_k=1,
                            every_n_train_steps=cfg.val_every_steps, enable_version_counter=False,
                            save_on_train_epoch_end=True)
+    # And by the clock: a run whose validations are far apart (or a --max-time run on a slow
+    # machine) that is killed without warning (SIGKILL, a lost machine) keeps all but the last minutes.
+    timed = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                            train_time_interval=timedelta(minutes=cfg.save_every_minutes), enable_version_counter=False)
     trainer = L.Trainer(
         default_root_dir=out, max_epochs=cfg.epochs, max_steps=cfg.max_steps, precision=_precision(cfg),
         accelerator=cfg.accelerator, devices=_devices(cfg.devices), num_nodes=cfg.num_nodes, strategy=cfg.strategy,
-        logger=_loggers(out), callbacks=[best, last, _progress_bar(), LearningRateMonitor("step")],
+        logger=_loggers(out), callbacks=[best, last, timed, _progress_bar(), LearningRateMonitor("step")],
         plugins=[AtomicCheckpointIO()], val_check_interval=cfg.val_every_steps,
         check_val_every_n_epoch=None if cfg.val_every_steps else 1, limit_val_batches=cfg.limit_val_batches,
         log_every_n_steps=10, deterministic=False, max_time=cfg.max_time,
