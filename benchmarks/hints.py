@@ -74,7 +74,7 @@ def colour_photos(data: str, limit: int | None) -> list[tuple[str, np.ndarray]]:
     out = []
     for truth in find_truth(data):
         rgb = resize_crop(read_rgb8(truth.path), SIDE)
-        m = float(colourfulness(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)[0])
+        m = float(colourfulness(torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255)[0])
         if m >= GREY_TRUTH_BELOW:
             out.append((truth.name, rgb))
         if limit and len(out) >= limit:
