@@ -6,6 +6,7 @@ Playwright. Saves a screenshot to ``artifacts/browser/`` (gitignored) for a pers
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from pathlib import Path
@@ -82,11 +83,11 @@ def test_upload_colorizes_and_downloads(page, server, grey_astronaut, tmp_path):
     requests = []
     page.on("request", lambda r: requests.append(r.url))
     page.goto(server)
-    page.wait_for_function("document.getElementById('model').textContent.startsWith('Model')")
+    _model_shown(page)
     page.set_input_files("#file", str(grey_astronaut))
     page.wait_for_selector("#download[aria-disabled='false']", timeout=60_000)
-    page.wait_for_function("document.getElementById('after').complete && "
-                           "document.getElementById('after').naturalWidth > 0")
+    _expect(page.locator("#after")).to_have_js_property("complete", True)
+    assert page.locator("#after").evaluate("img => img.naturalWidth") > 0
 
     with page.expect_download() as download:
         page.click("#download")
@@ -126,7 +127,7 @@ def test_non_image_shows_a_clear_error(page, server, tmp_path):
 
 def test_colour_amount_slider_at_zero_gives_grey(page, server, grey_astronaut, tmp_path):
     page.goto(server)
-    page.wait_for_function("document.getElementById('model').textContent.startsWith('Model')")
+    _model_shown(page)
     assert page.input_value("#saturation") == "1"  # the model's own gain, from /healthz
     from dlnet.infer.options import MAX_SATURATION
 
@@ -136,15 +137,28 @@ def test_colour_amount_slider_at_zero_gives_grey(page, server, grey_astronaut, t
     coloured_url = page.get_attribute("#download", "href")
 
     page.fill("#saturation", "0")  # fill() fires input and change: the page colorizes again
-    page.wait_for_function("(before) => { const link = document.getElementById('download'); "
-                           "return link.href !== before && link.getAttribute('aria-disabled') === 'false'; }",
-                           arg=coloured_url, timeout=60_000)
+    _expect(page.locator("#download")).not_to_have_attribute("href", coloured_url, timeout=60_000)
+    _expect(page.locator("#download")).to_have_attribute("aria-disabled", "false", timeout=60_000)
     assert page.inner_text("#saturation-value") == "0.00"
     with page.expect_download() as download:
         page.click("#download")
     saved = tmp_path / "grey.png"
     download.value.save_as(saved)
     assert mean_chroma(np.asarray(Image.open(saved).convert("RGB"))) < 1.5, "gain 0 must give grey"
+
+
+def _expect(locator):
+    """Playwright's auto-waiting assertion. Not page.wait_for_function: its predicate is a string
+    the page must eval, which the server's Content-Security-Policy (no 'unsafe-eval') refuses
+    whenever the first check is false (a loaded CI machine)."""
+    from playwright.sync_api import expect
+
+    return expect(locator)
+
+
+def _model_shown(page) -> None:
+    """Wait until the page has shown the model's name (from /healthz)."""
+    _expect(page.locator("#model")).to_have_text(re.compile(r"^Model"), timeout=30_000)
 
 
 def _settled(page) -> None:
@@ -180,7 +194,7 @@ def test_a_colour_point_colours_the_download_there(page, server, grey_astronaut,
     posts = []
     page.on("request", lambda r: posts.append(r.post_data_buffer or b"") if r.url.endswith("/v1/colorize") else None)
     page.goto(server)
-    page.wait_for_function("document.getElementById('model').textContent.startsWith('Model')")
+    _model_shown(page)
     page.set_input_files("#file", str(grey_astronaut))
     _settled(page)
     plain = _download(page, tmp_path / "plain.png")
