@@ -77,7 +77,7 @@ def threads() -> int:
         return torch.get_num_threads()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     asked = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return max(1, min(int(asked), cpus)) if asked.isdigit() and int(asked) > 0 else cpus
+    return min(int(asked), cpus) if asked.isdigit() and int(asked) > 0 else cpus
 
 
 def _parallel(fn, strips: list[slice]) -> None:
