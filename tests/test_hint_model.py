@@ -101,3 +101,58 @@ def test_a_hint_models_input_conv_learns_at_the_decoders_rate():
     assert stem.shape[1] == 4 and any(p is stem for p in dec["params"]) and not any(p is stem for p in enc["params"])
     assert (enc["lr"], dec["lr"]) == (1e-4, 1e-3)
     assert len(enc["params"]) + len(dec["params"]) == len(list(module.model.parameters()))
+
+
+# --- hints at the skip connections (hint_skips) ---------------------------------------------------
+
+def test_pool_hints_keeps_a_point_at_full_strength_at_every_scale():
+    from dlnet.model.net import pool_hints
+
+    h = torch.zeros(1, 3, 8, 8)
+    h[0, :, 1, 2] = torch.tensor([0.4, -0.2, 1.0])  # one hinted pixel
+    h[0, :, 1, 3] = torch.tensor([0.2, 0.0, 1.0])  # and its neighbour, another colour
+    p = pool_hints(h, 4)  # both fall in cell (0, 0): its mask 1, its a*b* their mean
+    assert p.shape == (1, 3, 2, 2)
+    torch.testing.assert_close(p[0, :, 0, 0], torch.tensor([0.3, -0.1, 1.0]))
+    assert p[0, :, 1].abs().sum() == 0 and p[0, :, 0, 1].abs().sum() == 0  # cells without hints: zero
+    assert torch.equal(pool_hints(h, 1), h)
+
+
+def test_hint_skips_start_at_zero_learn_at_the_decoders_rate_and_round_trip(tmp_path):
+    from dlnet.infer.export import export_onnx
+    from dlnet.infer.onnxrun import check_onnx
+    from dlnet.model.weights import load_model
+    from dlnet.train.training import ColorizationModule, TrainConfig
+
+    base = _hint_copy(tiny_model(), tmp_path)  # an input-only hint model, as trained before
+    cfg = ModelConfig.from_dict({**base.config.to_dict(), "decoder": "unet", "decoder_channels": (16, 16, 8, 8)})
+    unet = DLNet(cfg).eval()
+    skips = DLNet(ModelConfig.from_dict({**cfg.to_dict(), "hint_skips": True})).eval()
+    loaded, total, _ = init_from(skips, str(save_model(unet, tmp_path / "unet.safetensors")))
+    assert total - loaded == 10  # five 1x1 convs (weight, bias) are new
+    l = torch.rand(2, 1, 40, 56) * 100
+    hints = simulate_hints(torch.randn(2, 2, 40, 56) * 30, torch.Generator().manual_seed(0), points=10, side=3)
+    with torch.no_grad():
+        assert torch.equal(skips(l, hints=hints), unet(l, hints=hints))  # zero: the same model at first
+    module = ColorizationModule(skips.config, TrainConfig(loss="global", lr=1e-3, encoder_lr_scale=0.1))
+    enc, dec = module.configure_optimizers().param_groups
+    assert all(any(p is q for q in dec["params"]) for p in module.model.hint_convs.parameters())
+    assert len(enc["params"]) + len(dec["params"]) == len(list(module.model.parameters()))
+    with torch.no_grad():  # as if trained: hints now change the colour, in PyTorch and ONNX alike
+        for conv in skips.hint_convs:
+            conv.weight.normal_(std=0.5)
+        assert (skips(l, hints=hints) - unet(l, hints=hints)).abs().max() > 1
+    path = save_model(skips, tmp_path / "skips.safetensors")
+    again = load_model(path)
+    assert again.config.hint_skips and "hint_skips" not in unet.config.to_dict()
+    assert check_onnx(export_onnx(again, tmp_path / "skips.onnx"), again) < 1e-3
+
+
+def test_hint_skips_need_a_hint_unet(tmp_path):
+    from dlnet.infer.options import OptionError
+    from dlnet.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="hint_skips needs hints=True and a decoder with skip connections"):
+        DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="plain", hints=True, hint_skips=True))
+    with pytest.raises(OptionError, match="hint_skips"):
+        TrainConfig(data=[str(tmp_path)], hints=False, hint_skips=True, decoder="unet").validate()

@@ -135,7 +135,7 @@ def test_healthz_says_whether_the_model_takes_hints(client, hint_model_file):
         "photo_cache_bytes": ServeSettings().photo_cache_bytes}
     learner = make_client(Colorizer.from_pretrained(str(hint_model_file), device="cpu", precision="fp32"))
     info = learner.get("/healthz").json()["hints"]
-    assert info["learned"] and info["methods"] == ["learned", "propagate"] and info["default_method"] == "learned"
+    assert info["learned"] and info["methods"] == ["learned", "propagate"] and info["default_method"] == "propagate"
     hints = '[{"x": 20, "y": 30, "color": "#a03020", "radius": 8}]'
     plain, hinted = (np.asarray(Image.open(io.BytesIO(post(learner, two_regions(), **form).content)), int)
                      for form in ({}, {"hints": hints}))

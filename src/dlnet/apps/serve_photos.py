@@ -36,7 +36,7 @@ from fastapi import HTTPException
 from dlnet.color.fullres import lightness
 from dlnet.io.hints import MAX_HINTS
 from dlnet.io.imageio import ImageError, Photo, encode_image, read_image
-from dlnet.infer.options import HINT_METHODS, InferenceOptions, OptionError
+from dlnet.infer.options import DEFAULT_HINT_METHOD, HINT_METHODS, InferenceOptions, OptionError
 
 __all__ = ["PhotoCache", "Rejected", "colorize_upload", "form_hints", "request_options", "hints_info", "MEDIA_TYPES",
            "STATUS_OF_KIND", "PHOTO_ID_PATTERN"]
@@ -102,7 +102,7 @@ def hints_info(photos, cache: PhotoCache) -> dict:
     (the learned method), the methods it offers, its default, the limits."""
     learned = bool(getattr(photos, "takes_hints", False))
     return {"learned": learned, "methods": list(HINT_METHODS) if learned else ["propagate"],
-            "default_method": "learned" if learned else "propagate", "max_hints": MAX_HINTS,
+            "default_method": DEFAULT_HINT_METHOD, "max_hints": MAX_HINTS,
             "photo_cache_bytes": cache.max_bytes}
 
 

@@ -34,7 +34,7 @@ from dlnet.io.imageio import DEFAULT_MAX_PIXELS
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT, RebalanceConfig
 
 __all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS", "MAX_SATURATION", "MIN_TEMPERATURE",
-           "MAX_TEMPERATURE", "HINT_METHODS"]
+           "MAX_TEMPERATURE", "HINT_METHODS", "DEFAULT_HINT_METHOD"]
 
 DEFAULT_SIZE = 128  # the working size's longer side, px: chosen on the validation photos (docs/RESULTS.md)
 MIN_SIZE = 32  # the model works on multiples of 32 px
@@ -46,6 +46,10 @@ MIN_TEMPERATURE = 0.01  # annealed mean; below this it is the mode, with float32
 MAX_TEMPERATURE = 1.0  # the plain mean of the colour distribution
 _FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
 HINT_METHODS = ("learned", "propagate")  # a hint model's own inputs; Levin et al.'s propagation (any model)
+# Propagation is the default on every model: on held-out photos it gains far more than a hint
+# model's inputs alone (benchmarks/hints.py, docs/RESULTS.md), and on a hint model it starts from
+# the prediction that has already seen the hints, so it keeps what they taught the network.
+DEFAULT_HINT_METHOD = "propagate"
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,9 @@ class InferenceOptions:
         hints: colour points, :class:`~dlnet.io.hints.Hint` objects or dicts ``{"x", "y",
             "color"[, "radius"]}`` (stored as Hints): pixels of the photo as displayed, only
             their a*b* count. At most 1,000; a hint outside a photo fails that photo.
-        hint_method: ``"learned"`` (the model's own hint inputs) or ``"propagate"`` (Levin et
-            al.'s optimisation on the model's prediction, any model); None = learned where the
-            model has hint inputs, else propagate.
+        hint_method: ``"propagate"`` (Levin et al.'s optimisation on the model's prediction,
+            any model; on a hint model that prediction has seen the hints) or ``"learned"`` (a
+            hint model's own inputs alone); None = :data:`DEFAULT_HINT_METHOD` (propagate).
     """
 
     size: int | None = option(DEFAULT_SIZE, help="working size: the longer side (px) at which colour is predicted",
@@ -94,10 +98,9 @@ class InferenceOptions:
                                             "vivid, riskier colour")
     hints: tuple[Hint, ...] = option((), help="colour points (the command line reads them from --hints FILE "
                                               "and --hint; the server from a JSON form field)")
-    hint_method: str | None = option(None, choices=HINT_METHODS, none="learned where the model has hint inputs, "
-                                                                       "else propagate",
-                                     help="learned: the model's own hint inputs; propagate: spread the hints "
-                                          "along similar grey levels (any model)")
+    hint_method: str | None = option(None, choices=HINT_METHODS, none=DEFAULT_HINT_METHOD,
+                                     help="propagate: spread the hints along similar grey levels (any model); "
+                                          "learned: a hint model's own hint inputs alone")
 
     def __post_init__(self) -> None:
         if isinstance(self.rebalance, bool):

@@ -25,7 +25,7 @@ from dlnet.color.fullres import lightness, merge_rgb8, resize_l
 from dlnet.color.propagate import hint_map, propagate
 from dlnet.io.hints import Hint
 from dlnet.io.imageio import Photo, read_image
-from dlnet.infer.options import InferenceOptions, OptionError
+from dlnet.infer.options import DEFAULT_HINT_METHOD, InferenceOptions, OptionError
 
 __all__ = ["PhotoPipeline", "working_shape", "without_gain"]
 
@@ -81,11 +81,12 @@ class PhotoPipeline:
         self.hint_method(options)
 
     def hint_method(self, options: InferenceOptions) -> str | None:
-        """How ``options.hints`` are honoured: ``"learned"`` (the model's hint inputs; the
-        default where it has them), ``"propagate"`` (any model), None without hints."""
+        """How ``options.hints`` are honoured: ``"propagate"`` (the default, any model; a hint
+        model's prediction it starts from has seen the hints too), ``"learned"`` (the model's
+        hint inputs alone), None without hints."""
         if not options.hints:
             return None
-        method = options.hint_method or ("learned" if self.takes_hints else "propagate")
+        method = options.hint_method or DEFAULT_HINT_METHOD
         if method == "learned" and not self.takes_hints:
             raise OptionError("hint_method", "learned needs a model with hint inputs, and this one has none "
                                              "(use propagate, or a hint model)")
@@ -149,7 +150,7 @@ class PhotoPipeline:
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
                 maps = [hint_map(options.hints, ls[i].shape, shape) for i in chunk] if method else None
-                learned = {"hints": np.stack(maps)} if method == "learned" else {}  # only hint models take them
+                learned = {"hints": np.stack(maps)} if method and self.takes_hints else {}  # only hint models take them
                 ab = self._predict_batch([ls[i] for i in chunk], shape, options, **learned)
                 if method == "propagate":  # at the working size, as the model predicts
                     ab = [propagate(resize_l(ls[i], shape), _numpy(ab[j]), maps[j]) for j, i in enumerate(chunk)]

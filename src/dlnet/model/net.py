@@ -33,7 +33,11 @@ gives the encoder three more input channels, a hint map ``(B, 3, H, W)``: the ra
 asked for at some pixels and a 0/1 mask of those pixels (:data:`HINT_CHANNELS`). Their weights
 start at zero, so a hint model made from a trained one computes exactly what that one did until
 it is trained with simulated hints; with no hints (``hints=None``: an all-zero map) it is an
-automatic colorizer like any other.
+automatic colorizer like any other. ``hint_skips=True`` (U-Net only) also adds the hint map to
+each of the encoder's five maps on their way to the decoder (:func:`pool_hints` to that map's
+size, then a zero-initialised 1x1 conv): through the encoder's input alone a few points of
+colour reach the decoder only after thousands of training steps, while at the decoder's own
+scales a point's colour is one layer from the output.
 
 Example:
     >>> model = DLNet(ModelConfig(encoder="densenet121")).eval()
@@ -55,7 +59,8 @@ from torch import nn
 from dlnet.color.abbins import TEMPERATURE, annealed_mean, gamut_bins
 from dlnet.model.encoders import Pretrained, create_encoder
 
-__all__ = ["ModelConfig", "DLNet", "DECODERS", "HINT_CHANNELS", "PlainDecoder", "UNetDecoder", "UpsampleConcat", "upsample_concat"]
+__all__ = ["ModelConfig", "DLNet", "DECODERS", "HINT_CHANNELS", "PlainDecoder", "UNetDecoder", "UpsampleConcat",
+           "pool_hints", "upsample_concat"]
 
 # Where the decoder upsamples: after these conv indices (0-based) of decoder_channels.
 _UPSAMPLE_AFTER = (0, 1, 3, 5, 6)
@@ -78,6 +83,7 @@ class ModelConfig:
     temperature: float = TEMPERATURE  # classification: annealed-mean temperature (inference option)
     saturation: float = 1.0  # a*b* gain at the output (inference option; 1 = as trained)
     hints: bool = False  # the encoder also takes a hint map (user colour points), see the module doc
+    hint_skips: bool = False  # hints: the map also joins each skip connection (U-Net), see the module doc
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -88,6 +94,8 @@ class ModelConfig:
             del d["saturation"]
         if not self.hints:  # likewise before hint inputs existed
             del d["hints"]
+        if not self.hint_skips:
+            del d["hint_skips"]
         return d
 
     @classmethod
@@ -104,6 +112,24 @@ class ModelConfig:
         if d.get("head", "regression") not in HEADS:
             raise ValueError(f"unknown head {d['head']!r}; available: {', '.join(HEADS)}")
         return cls(**d)
+
+
+def pool_hints(hints: torch.Tensor, factor: int) -> torch.Tensor:
+    """A hint map ``(B, 3, H, W)`` (a*, b*, mask) at ``1/factor`` of its size: the mask is 1
+    where any pixel of a cell is hinted and a*b* the mean of the cell's hinted pixels, so a
+    3-pixel point is as strong at 1/32 as at full size. H and W must be multiples of ``factor``.
+
+    Example:
+        >>> h = torch.zeros(1, 3, 4, 4); h[0, :, 0, 0] = torch.tensor([0.5, -0.5, 1.0])
+        >>> pool_hints(h, 2)[0, :, 0, 0].tolist(), pool_hints(h, 2)[0, 2].sum().item()
+        ([0.5, -0.5, 1.0], 1.0)
+    """
+    if factor == 1:
+        return hints
+    ab, mask = hints[:, :2], hints[:, 2:]
+    share = F.avg_pool2d(mask, factor)
+    ab = F.avg_pool2d(ab * mask, factor) / share.clamp_min(1e-6)
+    return torch.cat([ab, (share > 0).to(hints.dtype)], dim=1)
 
 
 def _conv_relu(cin: int, cout: int) -> nn.Sequential:
@@ -222,6 +248,13 @@ class DLNet(nn.Module):
             self.encoder.widen_input(HINT_CHANNELS)
         if self.config.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {self.config.decoder!r}; available: {', '.join(DECODERS)}")
+        if config.hint_skips and not (config.hints and DECODERS[config.decoder].uses_skips):
+            raise ValueError("hint_skips needs hints=True and a decoder with skip connections (unet)")
+        if config.hint_skips:  # zero: the model starts out computing what it did without them
+            self.hint_convs = nn.ModuleList(nn.Conv2d(HINT_CHANNELS, c, 1) for c in self.encoder.feature_channels)
+            for conv in self.hint_convs:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
         channels = self.config.decoder_channels
         out_channels = 2 if config.head == "regression" else len(config.bins)
         self.decoder = DECODERS[self.config.decoder](self.encoder.feature_channels, channels and tuple(channels),
@@ -265,10 +298,14 @@ class DLNet(nn.Module):
             # Replicate (not zero) padding: a black border would read as a dark object.
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         if self.config.hints:
-            x = torch.cat([x, self._hint_input(hints, l, pad_h, pad_w).to(x.dtype)], dim=1)
+            h = self._hint_input(hints, l, pad_h, pad_w).to(x.dtype)
+            x = torch.cat([x, h], dim=1)
         elif hints is not None:
             raise ValueError("this model takes no hints (ModelConfig.hints is False)")
         features = self.encoder.forward_features(x) if self.decoder.uses_skips else self.encoder(x)
+        if self.config.hint_skips:  # each map plus its hints, pooled to its size
+            features = [f + conv(pool_hints(h, x.shape[-1] // f.shape[-1]))
+                        for f, conv in zip(features, self.hint_convs)]
         return self.decoder(features, upsample)
 
     def _hint_input(self, hints: torch.Tensor | None, l: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:

@@ -59,6 +59,8 @@ class TrainConfig:
                             "their pixel share), rebalanced (MSE x inverse colour prior), classification (Zhang et "
                             "al.'s rebalanced a*b* bins); see docs/LOSSES.md")
     hints: bool = option(False, help="a hint model: colour points as input, trained with hints simulated from the truth")
+    hint_skips: bool = option(False, help="hint models (unet): the hints also join each skip connection, "
+                                          "one layer from the colour")
     clusters: int = option(5, low=1, help="k of the local loss")
     cluster_weights: list[float] | None = option(None, cli={"nargs": "+"},
                                                  help="one weight per cluster, least to most saturated")
@@ -115,3 +117,5 @@ class TrainConfig:
 
         if self.decoder not in DECODERS:
             raise OptionError("decoder", f"must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
+        if self.hint_skips and not (self.hints and DECODERS[self.decoder].uses_skips):
+            raise OptionError("hint_skips", "needs --hints and a decoder with skip connections (unet)")

@@ -207,6 +207,7 @@ class ColorizationModule(L.LightningModule):
         # rate (a tenth of it would leave the hints unused for thousands of steps; Adam's step does
         # not grow with the gradient), the rest of the encoder at its own.
         fast = [self.model.encoder.input_conv().weight] if self.model.config.hints else []
+        fast += list(self.model.hint_convs.parameters()) if self.model.config.hint_skips else []
         opt = torch.optim.Adam([
             {"params": [p for p in self.model.encoder.parameters() if all(p is not f for f in fast)], "lr": lr * scale},
             {"params": [*self.model.decoder.parameters(), *fast], "lr": lr},
@@ -357,7 +358,7 @@ def fit(cfg: TrainConfig) -> Path:
     prior = run_prior(cfg, out, train_files, write=rank0) if cfg.loss in _PRIOR_LOSSES else None
     head = {"head": "classification", "bins": prior.bins.tolist()} if cfg.loss == "classification" else {}
     model_cfg = ModelConfig(encoder=cfg.encoder, decoder=cfg.decoder, pretrained=cfg.pretrained and not cfg.init,
-                            hints=cfg.hints, **head)
+                            hints=cfg.hints, hint_skips=cfg.hint_skips, **head)
     if cfg.global_weight and cfg.loss not in _GLOBAL_WEIGHTED:
         print(f"note: --global-weight adds to the {', '.join(_GLOBAL_WEIGHTED)} losses only; --loss {cfg.loss} ignores it",
               file=sys.stderr)
