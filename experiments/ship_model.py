@@ -27,6 +27,9 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("--description", help="one line for the model's record (required when shipping)")
     p.add_argument("--to", help="write only the fp16 model file to this path")
+    p.add_argument("--licence", default="weights trained on Places photos: non-commercial research and education use "
+                                         "(see MODEL_CARD.md)",
+                   help="the terms the training photos pass on to the weights (one line)")
     p.add_argument("--saturation", type=float,
                    help="the model's a*b* gain (ModelConfig.saturation; default: the checkpoint's, 1 for a training run)")
     args = p.parse_args()
@@ -52,7 +55,7 @@ def main() -> None:
             "images_seen": seen,
             "saturation": model.saturation,
             **training,
-            "licence": "weights trained on Places photos: non-commercial research and education use (see MODEL_CARD.md)",
+            "licence": args.licence,
         }
         path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     # fp16 storage must not change what the model does beyond rounding: check on a test input.
