@@ -123,9 +123,12 @@ def stages(colorizer, photo: bytes, hints: list[dict], repeats: int) -> dict[str
         "decode JPEG": lambda: state.update(p=read_image(photo)),
         "L* (full size)": lambda: state.update(l=lightness(state["p"].rgb)),
         "L* (working size)": lambda: state.update(s=resize_l(state["l"], working_shape(*state["l"].shape, 128))),
-        "model": lambda: state.update(ab=colorizer(state["s"][None, None])[0] * colorizer.model_saturation),
+        "model": lambda: state.update(p0=colorizer(state["s"][None, None])[0] * colorizer.model_saturation),
         "hint map": lambda: state.update(m=hint_map(hs, state["l"].shape, state["s"].shape)),
-        "propagate": lambda: state.update(ab=propagate(state["s"], state["ab"], state["m"])),
+        "propagate": lambda: state.update(ab=propagate(state["s"], state["p0"], state["m"])),
+        # beside it, the same solve on the working size's own grid (what propagate did before
+        # it solved at half of it); not part of the update
+        "(propagate solved at the working size)": lambda: propagate(state["s"], state["p0"], state["m"], coarsen=1),
         "a*b* up + sRGB (full size)": lambda: state.update(rgb=merge_rgb8(state["l"], state["ab"])),
         "encode JPEG": lambda: encode_image(Image.fromarray(state["rgb"]), "jpeg"),
         "encode PNG": lambda: encode_image(Image.fromarray(state["rgb"]), "png"),

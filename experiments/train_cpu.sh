@@ -12,9 +12,10 @@
 # (a session's worth) of rebalanced + GW x global, fresh Adam. The tenth session's cosine of it
 # (../runs/s27-reb, 288,000 images) did not beat the shipped model: more of the same recipe has
 # stopped paying on these photos (docs/NOTEBOOK.md, tenth session); change data, encoder or recipe first.
-# Since the eleventh session the long run is on the new photo set (issue 30) with hint inputs,
-# continued every session:  RUN=RUNS/long-new PACK=NEWPACK bash experiments/train_cpu.sh
-# (NEWPACK and how it was made: docs/RESULTS.md; its start: docs/NOTEBOOK.md, eleventh session).
+# Since the eleventh session the long run is on the new photo set (issue 30) with hint inputs; since
+# the twelfth with the hints at the skip connections too (--hint-skips), continued every session:
+#   RUN=RUNS/long-hs PACK=NEWPACK bash experiments/train_cpu.sh
+# (NEWPACK and how it was made: docs/RESULTS.md; its start: docs/NOTEBOOK.md, twelfth session).
 #
 # Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, STEPS, SEED, THREADS may be set;
 #        EXTRA: more flags for a new run, e.g. EXTRA="--hints --max-time 00:02:30:00")

@@ -116,15 +116,28 @@ def test_propagation_fills_the_hinted_region_and_leaves_the_model_alone_without_
     pred = np.full((2, 32, 32), 5.0, np.float32)
     assert propagate(l, pred, np.zeros((3, 32, 32), np.float32)) is pred  # no hints: the model's own
     hints = hint_map([Hint(4, 4, RED, 1)], (32, 32), (32, 32))
-    out = propagate(l, pred, hints, decay=1e-3)
-    np.testing.assert_allclose(out[:, 3:5, 3:5].reshape(2, -1).mean(1), _ab(RED), atol=1e-3)  # exact at the hint
-    far_same = out[:, 28, 12] - pred[:, 28, 12]
-    far_other = out[:, 28, 28] - pred[:, 28, 28]
-    assert np.linalg.norm(far_same) > 2 * np.linalg.norm(far_other)  # more along L* than across the edge
+    # solved at the working size and (the default) at half of it, where a decay per pixel reaches
+    # twice as far: 4x the decay is the same reach
+    for out in (propagate(l, pred, hints, decay=1e-3, coarsen=1), propagate(l, pred, hints, decay=4e-3)):
+        np.testing.assert_allclose(out[:, 3:5, 3:5].reshape(2, -1).mean(1), _ab(RED), atol=1e-3)  # exact at the hint
+        far_same = out[:, 28, 12] - pred[:, 28, 12]
+        far_other = out[:, 28, 28] - pred[:, 28, 28]
+        assert np.linalg.norm(far_same) > 2 * np.linalg.norm(far_other)  # more along L* than across the edge
     # the default decay (chosen on validation photos) lets one hint's correction reach almost everything
     spread = propagate(l, pred, hints)
     assert np.linalg.norm(spread[:, 28, 28] - pred[:, 28, 28]) > 0.8 * np.linalg.norm(_ab(RED) - pred[:, 0, 0])
 
+
+
+def test_propagation_on_an_odd_working_size_keeps_its_shape_and_the_hints():
+    rng = np.random.default_rng(0)
+    l = rng.uniform(0, 100, (33, 31)).astype(np.float32)
+    pred = rng.normal(0, 10, (2, 33, 31)).astype(np.float32)
+    hints = hint_map([Hint(30.5, 32.5, RED, 1), Hint(0.5, 0.5, (0, 0, 255), 1)], (33, 31), (33, 31))
+    out = propagate(l, pred, hints)
+    assert out.shape == (2, 33, 31) and out.dtype == np.float32 and np.isfinite(out).all()
+    np.testing.assert_allclose(out[:, 32, 30], _ab(RED), atol=1e-3)  # in the padded last row and column
+    np.testing.assert_allclose(out[:, 0, 0], _ab((0, 0, 255)), atol=1e-3)
 
 # --- the inference path ---------------------------------------------------------------------------
 

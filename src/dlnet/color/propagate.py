@@ -14,15 +14,23 @@ other pixel's equation, so that far from any hint the correction fades and the m
 colour stays. How far is a choice: the default (:data:`DECAY`, the best on validation photos)
 is small, so a lone hint's correction reaches most of the photo, as in Levin et al. (a red
 point on a dress also warms the rest a little: on average that fixes the model's overall cast);
-larger decays keep corrections near their hints and their regions. The system is sparse (9 entries per row) and solved directly (SciPy's SuperLU),
-once for a* and b* together. No hints: the model's a*b* unchanged.
+larger decays keep corrections near their hints and their regions. The system is sparse (9
+entries per row) and solved directly (SciPy's SuperLU), once for a* and b* together, at half the
+working size (``coarsen=2``: 2 x 2 means of L*, of the prediction and of the hints): the U-Net
+predicts a*b* at half the working size anyway, and a quarter of the unknowns factorises about 4x
+faster (a 1-MP photo's update, benchmarks/README.md) at the same accuracy on validation photos
+(docs/RESULTS.md). The correction is upsampled bilinearly and the hint pixels are set exactly.
+No hints: the model's a*b* unchanged.
 
 Example:
     >>> from dlnet.io.hints import Hint
     >>> l = np.zeros((8, 8), np.float32); l[:, 4:] = 80          # a dark and a light region
     >>> hints = hint_map([Hint(1, 1, (200, 30, 30)), Hint(6.5, 6.5, (30, 30, 200))], (8, 8), (8, 8))
     >>> out = propagate(l, np.zeros((2, 8, 8), np.float32), hints)    # the model said grey
-    >>> bool((out[0, :, :4] > 50).all()), bool((out[1, :, 4:] < -60).all())   # each fills its region
+    >>> bool((out[0, :, :3] > 50).all()), bool((out[1, :, 5:] < -60).all())   # each fills its region
+    (True, True)
+    >>> exact = propagate(l, np.zeros((2, 8, 8), np.float32), hints, coarsen=1)  # solved at 8 x 8: sharp
+    >>> bool((exact[0, :, :4] > 50).all()), bool((exact[1, :, 4:] < -60).all())
     (True, True)
 """
 
@@ -31,13 +39,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
 from dlnet.color.fullres import srgb_to_lab
 
-__all__ = ["hint_map", "propagate", "DEFAULT_RADIUS", "DECAY"]
+__all__ = ["hint_map", "propagate", "DEFAULT_RADIUS", "DECAY", "COARSEN"]
 
 DEFAULT_RADIUS = 1.5  # a hint without a radius covers 3 x 3 working-size pixels around its own
-DECAY = 1e-5  # how fast a correction fades away from its hints (chosen on validation photos: docs/RESULTS.md)
+DECAY = 4e-5  # how fast a correction fades away from its hints, per pixel of the solve (validation photos: docs/RESULTS.md)
+COARSEN = 2  # the solve's grid: the working size / COARSEN, the U-Net's own output grid
 
 
 def hint_map(hints: Sequence, photo_hw: tuple[int, int], work_hw: tuple[int, int]) -> np.ndarray:
@@ -101,7 +111,8 @@ def _weights(l: np.ndarray):
     return sp.csr_matrix((vals / sums[rows], (rows, cols)), shape=(n, n))
 
 
-def propagate(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float | None = None) -> np.ndarray:
+def propagate(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float | None = None,
+              coarsen: int = COARSEN) -> np.ndarray:
     """Spread hints over the model's a*b* along L* (see the module doc).
 
     Args:
@@ -109,19 +120,43 @@ def propagate(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float | N
         ab: the model's raw a*b* ``(2, h, w)`` at that size.
         hints: ``(3, h, w)`` from :func:`hint_map`.
         decay: > 0; larger keeps corrections closer to their hints (None: :data:`DECAY`).
+        coarsen: solve on a grid this many times coarser (1: at the working size itself).
 
     Returns:
         ``(2, h, w)`` float32: the hints at their pixels, the model's colour far from them.
     """
+    mask = hints[2] > 0
+    if not mask.any():
+        return ab
+    if coarsen == 1:
+        return ab + _correction(l, ab, hints, DECAY if decay is None else decay)
+    h, w = l.shape
+    ph, pw = -h % coarsen, -w % coarsen  # odd sizes: edge rows and columns repeated
+
+    def pooled(x: np.ndarray) -> np.ndarray:  # (..., h, w) -> 2 x 2 (coarsen x coarsen) means
+        x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode="edge")
+        return x.reshape(*x.shape[:-2], x.shape[-2] // coarsen, coarsen, x.shape[-1] // coarsen, coarsen).mean((-3, -1))
+
+    share = pooled(mask.astype(np.float64))
+    small = np.concatenate([pooled(hints[:2] * mask) / np.maximum(share, 1e-12), (share > 0)[None]]).astype(np.float32)
+    d = _correction(pooled(l).astype(np.float32), pooled(ab).astype(np.float32), small, DECAY if decay is None else decay)
+    size = ((h + ph), (w + pw))
+    d = np.stack([np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize(size[::-1], Image.Resampling.BILINEAR))
+                  for c in d])[:, :h, :w]
+    out = ab + d
+    out[:, mask] = hints[:2][:, mask]  # the hints exactly where they are
+    return out.astype(np.float32)
+
+
+def _correction(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float) -> np.ndarray:
+    """The solve: ``D = U - P`` ``(2, h, w)`` for working-size (or coarsened) inputs."""
     import scipy.sparse as sp
     from scipy.sparse.linalg import splu
 
     mask = hints[2].ravel() > 0
-    if not mask.any():
-        return ab
     h, w = l.shape
     n = h * w
-    free = (1.0 + (DECAY if decay is None else decay)) * sp.identity(n, format="csr") - _weights(l)
+    free = (1.0 + decay) * sp.identity(n, format="csr") - _weights(l)
     # hint rows become identity rows: D_r = hint - prediction there
     keep = sp.diags((~mask).astype(np.float64))
     a = (keep @ free + sp.diags(mask.astype(np.float64))).tocsc()
@@ -129,6 +164,6 @@ def propagate(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float | N
     rhs[mask] = (hints[:2].reshape(2, -1)[:, mask] - ab.reshape(2, -1)[:, mask]).T
     # Every free row's diagonal (1 + decay) outweighs its neighbours' weights (they sum to 1) and
     # hint rows are identity rows: no pivoting is needed, and a symmetric ordering of A + A^T
-    # halves the factorisation time (98-119 ms against 168-216 for a 1-MP photo's 128 x 96 system).
+    # halves the factorisation time (98-119 ms against 168-216 for a 128 x 96 system).
     d = splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}).solve(rhs)
-    return (ab + d.T.reshape(2, h, w)).astype(np.float32)
+    return d.T.reshape(2, h, w).astype(np.float32)
