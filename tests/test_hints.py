@@ -223,7 +223,7 @@ def test_the_command_line_takes_sidecars_and_flags_and_says_which_hints_failed(t
     assert code == 2  # the user's hints were at fault: a usage error, but the batch went on
     assert sorted(p.name for p in (tmp_path / "out" / "album").iterdir()) == ["a.png", "d.png"]
     assert "album/b.png: album/b.hints.json: not a JSON list of hints" in err
-    assert "album/c.png: hints hint 1 at (500, 10) is outside the 96x64 photo" in err
+    assert "album/c.png: hint 1 at (500, 10) is outside the 96x64 photo" in err
     assert "album/lost.hints.json: a hints sidecar beside no photo of that name" in err
     assert all(len(line) < 200 and "Traceback" not in line for line in err.splitlines())
     a, d = (np.asarray(Image.open(tmp_path / "out" / "album" / f"{n}.png")) for n in ("a", "d"))

@@ -48,4 +48,7 @@ class OptionError(DLNetError, ValueError):
 
     def __init__(self, field: str | None, reason: str) -> None:
         self.field, self.reason = field, reason
-        super().__init__(f"{field} {reason}" if field else reason)
+        # a reason that names one item of the option ("hint 2 at (5, 9) is outside ...") says
+        # which option it is already: "hints hint 2 ..." would say it twice
+        named = field and reason.startswith(f"{field.removesuffix('s')} ")
+        super().__init__(f"{field} {reason}" if field and not named else reason)
