@@ -156,3 +156,20 @@ def test_hint_skips_need_a_hint_unet(tmp_path):
         DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="plain", hints=True, hint_skips=True))
     with pytest.raises(OptionError, match="hint_skips"):
         TrainConfig(data=[str(tmp_path)], hints=False, hint_skips=True, decoder="unet").validate()
+
+
+def test_train_with_hint_skips_from_an_input_only_hint_model_end_to_end(tmp_path):
+    from dlnet.model.weights import load_model
+
+    write_photo_folder(tmp_path / "photos", categories=2, per_category=8, size=40)
+    base = DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="unet", decoder_channels=(16, 16, 8, 8), hints=True))
+    src = save_model(base.eval(), tmp_path / "src.safetensors")
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(tmp_path / "photos"), "--init", str(src), "--hints", "--hint-skips",
+                 "--encoder", "efficientnet_lite0", "--decoder", "unet", "--size", "32", "--batch-size", "4",
+                 "--workers", "0", "--max-steps", "2", "--val-every-steps", "2", "--limit-val-batches", "1",
+                 "--loss", "global", "--out", str(out)])
+    assert code == 0
+    model = load_model(out / "checkpoints" / "last.ckpt")
+    assert model.config.hint_skips and len(model.hint_convs) == 5
+    assert any(conv.weight.abs().sum() > 0 for conv in model.hint_convs)  # trained away from zero
