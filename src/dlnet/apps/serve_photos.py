@@ -63,7 +63,7 @@ def option_rejected(e: OptionError) -> Rejected:
     """A 422 for an option the model or the photo cannot take: ``"Hint 2 at (500, 3) is outside
     the 48x40 photo."``, ``"Hints are not usable: hint 1: ..."``, ``"temperature is fixed ..."``."""
     if e.field == "hints":
-        return Rejected(422, _sentence(e.reason if e.reason.startswith("hint ") else str(e)))
+        return Rejected(422, _sentence(str(e)))
     return Rejected(422, f"{e}.")
 
 

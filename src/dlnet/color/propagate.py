@@ -39,9 +39,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
 
-from dlnet.color.fullres import srgb_to_lab
+from dlnet.color.fullres import resize_l, srgb_to_lab
 
 __all__ = ["hint_map", "propagate", "DEFAULT_RADIUS", "DECAY", "COARSEN"]
 
@@ -128,8 +127,9 @@ def propagate(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float | N
     mask = hints[2] > 0
     if not mask.any():
         return ab
+    decay = DECAY if decay is None else decay
     if coarsen == 1:
-        return ab + _correction(l, ab, hints, DECAY if decay is None else decay)
+        return ab + _correction(l, ab, hints, decay)
     h, w = l.shape
     ph, pw = -h % coarsen, -w % coarsen  # odd sizes: edge rows and columns repeated
 
@@ -139,10 +139,8 @@ def propagate(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float | N
 
     share = pooled(mask.astype(np.float64))
     small = np.concatenate([pooled(hints[:2] * mask) / np.maximum(share, 1e-12), (share > 0)[None]]).astype(np.float32)
-    d = _correction(pooled(l).astype(np.float32), pooled(ab).astype(np.float32), small, DECAY if decay is None else decay)
-    size = ((h + ph), (w + pw))
-    d = np.stack([np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize(size[::-1], Image.Resampling.BILINEAR))
-                  for c in d])[:, :h, :w]
+    d = _correction(pooled(l).astype(np.float32), pooled(ab).astype(np.float32), small, decay)
+    d = np.stack([resize_l(c, (h + ph, w + pw)) for c in d])[:, :h, :w]  # bilinear, as the a*b* are
     out = ab + d
     out[:, mask] = hints[:2][:, mask]  # the hints exactly where they are
     return out.astype(np.float32)

@@ -150,8 +150,8 @@ class PhotoPipeline:
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
                 maps = [hint_map(options.hints, ls[i].shape, shape) for i in chunk] if method else None
-                learned = {"hints": np.stack(maps)} if method and self.takes_hints else {}  # only hint models take them
-                ab = self._predict_batch([ls[i] for i in chunk], shape, options, **learned)
+                model_hints = {"hints": np.stack(maps)} if method and self.takes_hints else {}  # only hint models take them
+                ab = self._predict_batch([ls[i] for i in chunk], shape, options, **model_hints)
                 if method == "propagate":  # at the working size, as the model predicts
                     ab = [propagate(resize_l(ls[i], shape), _numpy(ab[j]), maps[j]) for j, i in enumerate(chunk)]
                 for j, i in enumerate(chunk):
