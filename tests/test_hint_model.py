@@ -8,7 +8,7 @@ from dlnet.color.hints import patch_hints, simulate_hints
 from dlnet.model.net import DLNet, ModelConfig
 from dlnet.model.weights import save_model
 from dlnet.train.data import make_split
-from dlnet.train.training import init_from
+from dlnet.model.weights import init_from
 
 from _tiny_model import tiny_model
 from conftest import write_photo_folder

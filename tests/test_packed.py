@@ -9,7 +9,7 @@ from dlnet.apps.cli import main
 from dlnet.train.data import make_split
 from dlnet.io.imageio import read_rgb8, resize_crop
 from dlnet.train.packed import augment, load_packed, pack_names, pack_photos
-from dlnet.train.training import init_from
+from dlnet.model.weights import init_from
 from dlnet.model.net import DLNet, ModelConfig
 from dlnet.model.weights import images_seen, save_model
 

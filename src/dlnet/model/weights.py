@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # torch and the model are imported where a model is built (na
 
     from dlnet.model.net import DLNet
 
-__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "WeightsError", "available_models", "images_seen", "load_model",
+__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "WeightsError", "available_models", "images_seen", "init_from", "load_model",
            "model_digest", "resolve", "save_model", "sha256_file"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -179,3 +179,29 @@ def model_digest(name_or_path: str | Path | None = None) -> str:
     if not path.is_file():
         raise WeightsError(f"{path}: no such model file")
     return sha256_file(path)
+
+
+def init_from(model: DLNet, source: str) -> tuple[int, int, int]:
+    """Copy into ``model`` every tensor of ``source`` (a shipped model's name, a ``.safetensors``
+    or a ``.ckpt``) whose name and shape match; returns (copied, tensors in model, images the
+    source was trained on).
+
+    Nothing matching at all is an error (a different encoder); a new decoder on a trained
+    encoder is the intended partial case. A convolution with more input channels than the
+    source's (a hint model made from an automatic one) takes the source's weights for the first
+    channels and zero for the rest: it starts out computing exactly what the source did.
+    """
+    import torch
+
+    src = load_model(source).state_dict()
+    dst = model.state_dict()
+    same = {k: v for k, v in src.items() if k in dst and dst[k].shape == v.shape}
+    for k, v in src.items():
+        d = dst.get(k)
+        if d is not None and v.dim() == 4 and d.shape[1] > v.shape[1] and d.shape[0] == v.shape[0] \
+                and d.shape[2:] == v.shape[2:]:
+            same[k] = torch.cat([v.to(d.dtype), d.new_zeros(d.shape[0], d.shape[1] - v.shape[1], *d.shape[2:])], 1)
+    if not any(k.startswith("encoder.") for k in same):  # decoder shapes alone can match by chance
+        raise ValueError(f"--init {source}: no encoder tensor fits this model (a different encoder?)")
+    model.load_state_dict(same, strict=False)
+    return len(same), len(dst), images_seen(source)

@@ -43,6 +43,7 @@ from dlnet.train.data import ColorDataModule, PhotoDataset, collate, make_split,
 from dlnet.train.losses import classification_loss, global_loss, local_loss, rebalanced_loss
 from dlnet.model.fast import native_bf16
 from dlnet.model.net import DLNet, ModelConfig
+from dlnet.model.weights import init_from
 from dlnet.train.config import LOSSES, TrainConfig
 from dlnet.train.packed import PackedDataModule, sample_packed
 from dlnet.train.precision import depthwise_in_float32
@@ -258,32 +259,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         get_filesystem(path).makedirs(str(path.parent), exist_ok=True)
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
-
-
-def init_from(model: DLNet, source: str) -> tuple[int, int, int]:
-    """Copy into ``model`` every tensor of ``source`` (a shipped model's name, a ``.safetensors``
-    or a ``.ckpt``) whose name and shape match; returns (copied, tensors in model, images the
-    source was trained on).
-
-    Nothing matching at all is an error (a different encoder); a new decoder on a trained
-    encoder is the intended partial case. A convolution with more input channels than the
-    source's (a hint model made from an automatic one) takes the source's weights for the first
-    channels and zero for the rest: it starts out computing exactly what the source did.
-    """
-    from dlnet.model.weights import images_seen, load_model
-
-    src = load_model(source).state_dict()
-    dst = model.state_dict()
-    same = {k: v for k, v in src.items() if k in dst and dst[k].shape == v.shape}
-    for k, v in src.items():
-        d = dst.get(k)
-        if d is not None and v.dim() == 4 and d.shape[1] > v.shape[1] and d.shape[0] == v.shape[0] \
-                and d.shape[2:] == v.shape[2:]:
-            same[k] = torch.cat([v.to(d.dtype), d.new_zeros(d.shape[0], d.shape[1] - v.shape[1], *d.shape[2:])], 1)
-    if not any(k.startswith("encoder.") for k in same):  # decoder shapes alone can match by chance
-        raise ValueError(f"--init {source}: no encoder tensor fits this model (a different encoder?)")
-    model.load_state_dict(same, strict=False)
-    return len(same), len(dst), images_seen(source)
 
 
 def _loggers(out: Path) -> list:
