@@ -172,6 +172,27 @@ def test_the_learned_method_feeds_the_hint_map_to_the_model_and_onnx_agrees(tmp_
         assert np.abs(with_hints.astype(int) - without).max() > 5  # the hints reached the network
 
 
+@pytest.mark.parametrize("saturation, seen_as", [(None, 1 / 0.8), (0.5, 2.0), (1.0, 1.0), (0.0, 1.0)])
+def test_the_network_sees_a_hints_colour_in_its_own_units_before_the_gain(monkeypatch, saturation, seen_as):
+    # A model saved with gain 0.8 predicts at gain 1 and the pipeline multiplies by the gain after
+    # it: a hint must reach the network as colour / gain, or a learned hint comes out a fifth paler
+    # than the colour chosen. (Gain 0, a grey photo, gives the hints as they are.)
+    import dataclasses
+
+    model = _hint_model()
+    model.config = dataclasses.replace(model.config, saturation=0.8)
+    colorizer = Colorizer(model, "cpu", size=64, precision="fp32")
+    seen = []
+    real = Colorizer.predict_ab
+    monkeypatch.setattr(Colorizer, "predict_ab", lambda self, small, t, hints: seen.append(hints) or real(self, small, t, hints))
+    hint = Hint(20, 48, "#a03020", radius=8)
+    colorizer.colorize(_two_regions(), InferenceOptions(size=64, hints=[hint], hint_method="learned", saturation=saturation))
+    got = seen[0][0].numpy()
+    want = hint_map([hint], (96, 128), got.shape[1:])
+    np.testing.assert_allclose(got[:2], want[:2] * seen_as, rtol=1e-6)
+    np.testing.assert_array_equal(got[2], want[2])  # the mask is a mask
+
+
 def test_propagation_on_a_hint_model_starts_from_the_prediction_that_saw_the_hints(monkeypatch):
     from dlnet.infer import pipeline
 

@@ -69,11 +69,26 @@ class PhotoPipeline:
     model_saturation: float = 1.0  # the a*b* gain the model was saved with (its ModelConfig's)
     takes_hints: bool = False  # the model has hint inputs (ModelConfig.hints): the learned hint method
 
+    def _gain(self, options: InferenceOptions) -> float:
+        return self.model_saturation if options.saturation is None else options.saturation
+
     def _saturate(self, ab, options: InferenceOptions):
         """The network's a*b* (array or tensor, at gain 1) times the gain: ``options.saturation``,
         else the model's own. The one place a gain is applied (see :func:`without_gain`)."""
-        gain = self.model_saturation if options.saturation is None else options.saturation
+        gain = self._gain(options)
         return ab if gain == 1.0 else ab * gain
+
+    def _network_hints(self, maps: list[np.ndarray], options: InferenceOptions) -> np.ndarray:
+        """Hint maps ``(3, h, w)`` as the network takes them ``(B, 3, h, w)``: in its own units.
+        The network predicts at gain 1 and :meth:`_saturate` multiplies by the gain after it, so a
+        hint's colour ``c`` is given as ``c / gain``: the network, trained to carry a hint's colour
+        into its region, then puts ``c`` there after the gain, not the gain times ``c`` (at the
+        shipped gain of 0.8, a fifth less than the colour the user chose)."""
+        stack = np.stack(maps)
+        gain = self._gain(options)
+        if gain > 0 and gain != 1.0:
+            stack[:, :2] /= gain
+        return stack
 
     def check_options(self, options: InferenceOptions) -> None:
         """Raise :class:`~dlnet.infer.options.OptionError` for options this model cannot honour
@@ -150,7 +165,7 @@ class PhotoPipeline:
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start:start + self.batch_size]
                 maps = [hint_map(options.hints, ls[i].shape, shape) for i in chunk] if method else None
-                model_hints = {"hints": np.stack(maps)} if method and self.takes_hints else {}  # only hint models take them
+                model_hints = {"hints": self._network_hints(maps, options)} if method and self.takes_hints else {}
                 ab = self._predict_batch([ls[i] for i in chunk], shape, options, **model_hints)
                 if method == "propagate":  # at the working size, as the model predicts
                     ab = [propagate(resize_l(ls[i], shape), _numpy(ab[j]), maps[j]) for j, i in enumerate(chunk)]
