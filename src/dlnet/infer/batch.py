@@ -40,10 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlnet.infer.options import InferenceOptions, OptionError
-from dlnet.infer.video import VIDEO_SUFFIXES
 from dlnet.io.hints import SIDECAR_SUFFIX, Hint, HintError, load_hints, sidecar_path
-from dlnet.io.imageio import IMAGE_SUFFIXES, ImageError, output_format, read_image, save_image
-from dlnet.io.photolist import find_photos, is_hidden
+from dlnet.io.imageio import IMAGE_SUFFIXES, ImageError, output_format, read_image, save_image, suffix_format
+from dlnet.io.photolist import VIDEO_SUFFIXES, find_photos, is_hidden
 
 __all__ = ["Job", "Failure", "Plan", "Outcome", "plan_jobs", "colorize_jobs", "is_video", "VIDEO"]
 
@@ -186,10 +185,8 @@ def _planned(src: Path, out_path: Path, fmt: str | None) -> tuple[Path, str]:
     """An input's output path and format before any collision is resolved."""
     if is_video(src):
         return out_path.with_suffix(".mp4"), VIDEO
-    from PIL import Image
-
     # The source format is only known once decoded; the suffix gives the planned one.
-    return output_format(out_path, Image.registered_extensions().get(src.suffix.lower()), fmt)
+    return output_format(out_path, suffix_format(src.suffix), fmt)
 
 
 def plan_jobs(paths: Iterable[str | Path], output_dir: str | Path, options: InferenceOptions | None = None,

@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 from dlnet.infer.batch import Failure, Job, Plan
 from dlnet.infer.options import InferenceOptions
 from dlnet.io.atomic import atomic_path
-from dlnet.io.imageio import IMAGE_SUFFIXES, output_format
+from dlnet.io.imageio import IMAGE_SUFFIXES, output_format, suffix_format
 from dlnet.io.photolist import is_hidden
 
 __all__ = ["is_uri", "plan_uris", "staged", "Staging"]
@@ -81,7 +81,6 @@ def plan_uris(paths: Iterable[str | Path], output_dir: str | Path, options: Infe
     """Jobs for ``paths`` (URIs or local folders and files) writing under ``output_dir`` (a URI or
     a local folder): see the module docstring. Nothing is read or written but two listings."""
     from pyarrow import fs
-    from PIL import Image
 
     fmt = (options or InferenceOptions()).format
     out_fs, out_root, out_prefix = _open(output_dir)
@@ -99,7 +98,7 @@ def plan_uris(paths: Iterable[str | Path], output_dir: str | Path, options: Infe
             plan.failures.append(Failure(arg, "no such file or folder" if found is None else "no image files here"))
             continue
         for path, rel in found:
-            guess = Image.registered_extensions().get(rel.suffix.lower())
+            guess = suffix_format(rel.suffix)
             dst, out_fmt = output_format(PurePosixPath(out_root) / rel, guess, fmt)
             src, key = prefix + path, dst.as_posix()
             if key in taken:

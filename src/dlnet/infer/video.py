@@ -40,12 +40,11 @@ from dlnet.infer.temporal import DEFAULT_TEMPORAL, TemporalSmoother
 from dlnet.infer.video_frames import FramePipeline, TooLong
 from dlnet.io.atomic import atomic_path
 from dlnet.io.imageio import ImageError
+from dlnet.io.photolist import VIDEO_SUFFIXES
 
 __all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoResult", "colorize_video", "colorize_video_bytes", "output_path",
            "read_frames"]
 
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpeg", ".mpg", ".m2v", ".ts", ".mts",
-                  ".m2ts", ".wmv", ".flv", ".ogv", ".3gp", ".vob", ".dv"}
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # The demuxers FFmpeg may pick for an input (of the suffixes above): never playlists or
 # concatenation lists, which would make FFmpeg open other files or URLs they name.

@@ -22,7 +22,11 @@ from pathlib import Path
 from dlnet.errors import DLNetError
 from dlnet.io.imageio import IMAGE_SUFFIXES
 
-__all__ = ["DataError", "find_photos", "is_hidden", "read_list"]
+__all__ = ["DataError", "VIDEO_SUFFIXES", "find_photos", "is_hidden", "read_list"]
+
+# The suffixes planned as videos (dlnet.infer.video reads them with PyAV), beside IMAGE_SUFFIXES
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpeg", ".mpg", ".m2v", ".ts", ".mts",
+                  ".m2ts", ".wmv", ".flv", ".ogv", ".3gp", ".vob", ".dv"}
 
 
 class DataError(DLNetError, ValueError):

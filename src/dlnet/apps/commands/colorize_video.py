@@ -1,6 +1,6 @@
 """The video half of ``dlnet colorize``: its flag, output names and the per-video job.
 
-``dlnet colorize`` finds videos next to photos (by suffix, :data:`dlnet.infer.video.VIDEO_SUFFIXES`);
+``dlnet colorize`` finds videos next to photos (by suffix, :data:`dlnet.io.photolist.VIDEO_SUFFIXES`);
 each ``x.avi`` is written to ``OUT_DIR/<relative path>/x.mp4`` (``x.mkv`` when MP4 cannot hold its
 audio) by :func:`dlnet.infer.video.colorize_video`, one at a time, with a progress line of its own
 (frames, frames/s, time left); ``--side-by-side`` makes grey | colour films as it makes photos.
@@ -54,6 +54,8 @@ def columns() -> tuple:
 def process(jobs: list, colorizer, args: argparse.Namespace, tally, advance, bar=None) -> None:
     """Colorize each video job in turn (``Job(src, dst, VIDEO)``, :mod:`dlnet.infer.batch` planned
     them) and write it."""
+    if not jobs:  # a run of photos never loads the film pipeline (PyAV and its planes)
+        return
     from dlnet.infer.video import VideoError, colorize_video, output_path
 
     for job in jobs:
