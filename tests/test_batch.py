@@ -75,3 +75,32 @@ def test_colorize_jobs_writes_each_photo_and_fails_one_at_a_time(tmp_path):
     out = np.asarray(Image.open(outcomes["0.png"].job.dst))
     assert out.shape == (24, 40, 3) and (out[..., 0].astype(int) - out[..., 2]).mean() > 5  # a*b* > 0: warm
     assert not list((tmp_path / "out").rglob(".*"))  # no temporary file left behind
+
+
+def test_a_folder_of_jpegs_loads_neither_every_pillow_plugin_nor_the_film_pipeline(tmp_path):
+    """Start-up a short run pays for nothing it does not use: looking up a suffix used to import
+    all of Pillow's ~40 format plugins, and the video step PyAV's pipeline, with no video there."""
+    import subprocess
+    import sys
+    import textwrap
+
+    for name in ("a.jpg", "b.jpeg"):
+        _photo(tmp_path / "in" / name)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from types import SimpleNamespace
+        from test_batch import FlatColour
+        from dlnet.apps.commands.colorize import Tally, process
+        from dlnet.infer.batch import plan_jobs
+        plan = plan_jobs([{str(tmp_path / "in")!r}], {str(tmp_path / "out")!r})
+        tally = Tally()
+        process(plan.jobs, FlatColour(), SimpleNamespace(side_by_side=False), tally, lambda: None)
+        assert tally.done == 2, tally
+        plugins = sorted(m for m in sys.modules if m.startswith("PIL.") and m.endswith("ImagePlugin"))
+        print(plugins, "dlnet.infer.video" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['PIL.BmpImagePlugin', 'PIL.GifImagePlugin', 'PIL.JpegImagePlugin', " \
+                          "'PIL.PngImagePlugin', 'PIL.PpmImagePlugin'] False"
+    assert sorted(p.name for p in (tmp_path / "out" / "in").iterdir()) == ["a.jpg", "b.jpeg"]
