@@ -48,3 +48,30 @@ def test_a_soup_never_overwrites_and_refuses_other_architectures(tmp_path):
     r = _run(f"{fa}=1", f"{fb}=1", "-o", str(tmp_path / "mixed.safetensors"))
     assert r.returncode == 2 and "differ in architecture" in r.stderr and r.stderr.count("\n") <= 3
     assert not (tmp_path / "mixed.safetensors").exists()
+
+
+def test_a_fine_tune_that_added_layers_soups_with_its_start(tmp_path):
+    """The hint convs at the skips exist only in the fine-tune: kept as they are, the rest averaged."""
+    from dlnet.model.net import DLNet, ModelConfig
+
+    def hint_model(skips: bool, seed: int) -> DLNet:
+        torch.manual_seed(seed)
+        return DLNet(ModelConfig(encoder="efficientnet_lite0", decoder="unet", hints=True, hint_skips=skips,
+                                 decoder_channels=(32, 16, 16, 8)))
+
+    start, tuned = hint_model(False, 0), hint_model(True, 1)
+    for conv in tuned.hint_convs:  # trained away from their zero start
+        torch.nn.init.normal_(conv.weight)
+    start.saturation = 0.8
+    fs = save_model(start, tmp_path / "start.safetensors")
+    ft = save_model(tuned, tmp_path / "tuned.safetensors")
+    r = _run(f"{fs}=1", f"{ft}=1", "-o", str(tmp_path / "soup.safetensors"), "--saturation", "0.9")
+    assert r.returncode == 0, r.stderr
+    soup = load_model(tmp_path / "soup.safetensors")
+    assert soup.config.hint_skips and soup.saturation == 0.9
+    got, a, b = soup.state_dict(), start.state_dict(), tuned.state_dict()
+    assert torch.allclose(got["hint_convs.0.weight"], b["hint_convs.0.weight"], atol=2e-3)
+    name = next(k for k, v in a.items() if v.is_floating_point() and v.numel() > 1)
+    assert torch.allclose(got[name], (a[name] + b[name]) / 2, atol=2e-3)
+    r = _run(f"{fs}=1", f"{ft}=1", "-o", str(tmp_path / "bad.safetensors"), "--saturation", "-1")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
