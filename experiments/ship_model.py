@@ -46,6 +46,12 @@ def main() -> None:
         if args.checkpoint.endswith(".ckpt"):
             ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
             training = {"trained_steps": ckpt["global_step"], "training": ckpt["hyper_parameters"]}
+        elif args.checkpoint.endswith(".safetensors"):  # a model file: keep a soup's recipe
+            from safetensors import safe_open
+
+            with safe_open(args.checkpoint, framework="pt") as f:
+                meta = f.metadata() or {}
+            training = {"soup": json.loads(meta["soup"])} if "soup" in meta else {}
         record = {
             "description": args.description,
             "sha256": sha256_file(path),
