@@ -13,9 +13,13 @@
 # (../runs/s27-reb, 288,000 images) did not beat the shipped model: more of the same recipe has
 # stopped paying on these photos (docs/NOTEBOOK.md, tenth session); change data, encoder or recipe first.
 # Since the eleventh session the long run is on the new photo set (issue 30) with hint inputs; since
-# the twelfth with the hints at the skip connections too (--hint-skips), continued every session:
-#   RUN=RUNS/long-hs PACK=NEWPACK bash experiments/train_cpu.sh
-# (NEWPACK and how it was made: docs/RESULTS.md; its start: docs/NOTEBOOK.md, twelfth session).
+# the twelfth with the hints at the skip connections too (--hint-skips). Since the fourteenth the
+# shipped model is the mean of the default and such a run's end (a weight soup, experiments/soup.py):
+# a session's run starts from the shipped model and ends in a cosine fitted to the session, then
+# its soups with the shipped model are scored on validation (docs/NOTEBOOK.md, fourteenth session):
+#   RUN=RUNS/NAME PACK=NEWPACK EXTRA="--hints --hint-skips --val-every-steps 200 --max-time 00:01:40:00" \
+#     bash experiments/train_cpu.sh
+# (NEWPACK and how it was made: docs/RESULTS.md).
 #
 # Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, STEPS, SEED, THREADS may be set;
 #        EXTRA: more flags for a new run, e.g. EXTRA="--hints --max-time 00:02:30:00")
