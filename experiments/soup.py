@@ -5,8 +5,9 @@ two is a family of models that costs no training: ``A=0.5 B=0.5`` is the midpoin
 must have the same architecture; use it on models where one was trained from the other (for
 unrelated runs the average is noise). A fine-tune may add layers its start lacks (the hint
 inputs at the skip connections, ``--hint-skips``): such a tensor is averaged over the
-ingredients that have it, and the soup takes the architecture of the ingredient that has them all. The soup has seen the images of its largest ingredient,
-which, for a fine-tune and its start, is all the training that went into either.
+ingredients that have it, and the soup takes the architecture of the ingredient that has them
+all. The soup has seen the images of its largest ingredient, which, for a fine-tune and its
+start, is all the training that went into either.
 
     python experiments/soup.py dlnet-effnet-unet=0.5 RUN/checkpoints/last.ckpt=0.5 -o soup.safetensors
     python experiments/compare_runs.py ../runs/places128.pack soup=soup.safetensors
@@ -39,10 +40,11 @@ def soup(models: list[torch.nn.Module], weights: list[float]) -> tuple[int, dict
         raise ValueError(f"the weights must be >= 0 with a positive sum, got {list(weights)}")
     states = [m.state_dict() for m in models]
     widest = max(range(len(states)), key=lambda i: len(states[i]))
-    if any(k not in states[widest] or states[widest][k].shape != v.shape for s in states for k, v in s.items()):
+    wide = states[widest]
+    if any(k not in wide or wide[k].shape != v.shape for s in states for k, v in s.items()):
         raise ValueError("the models differ in architecture (their parameters do not match)")
     out = {}
-    for k, v in states[widest].items():
+    for k, v in wide.items():
         held = [(s[k], w) for s, w in zip(states, weights) if k in s]
         total = sum(w for _, w in held)
         if not v.is_floating_point() or total <= 0:
