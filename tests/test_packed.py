@@ -126,10 +126,12 @@ def test_packed_and_data_together_is_a_usage_error(folder, tmp_path, capsys):
     assert "no such pack file" in capsys.readouterr().err
 
 
-def test_gpu_training_script_runs_on_the_cpu_at_tiny_size(folder, tmp_path):
+@pytest.mark.parametrize("start", ["file", "imagenet"])
+def test_gpu_training_script_runs_on_the_cpu_at_tiny_size(folder, tmp_path, start):
     """experiments/train_gpu.sh as the device runs it (dlnet from src/ on PYTHONPATH), on the CPU:
     what comes back is a loadable fp16 U-Net model, the log with images/s, the CSV and the config,
-    within the device's limits (at most 8 files of 16 MiB)."""
+    within the device's limits (at most 8 files of 16 MiB); from a model file or (a new lineage)
+    from the encoder's ImageNet weights."""
     import os
     import subprocess
     import sys
@@ -143,7 +145,8 @@ def test_gpu_training_script_runs_on_the_cpu_at_tiny_size(folder, tmp_path):
     init = save_model(DLNet(ModelConfig(encoder="efficientnet_lite0")), tmp_path / "init.safetensors",
                       extra={"images_seen": 50})
     root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PACK=str(pack), INIT=str(init), MAX_TIME="00:00:00:06", BATCH="4", OUT=str(out),
+    env = dict(os.environ, PACK=str(pack), INIT=str(init) if start == "file" else "imagenet", MAX_TIME="00:00:00:06",
+               BATCH="4", OUT=str(out),
                PYTHON=sys.executable, EXTRA="--limit-val-batches 1")
     r = subprocess.run(["bash", str(root / "experiments" / "train_gpu.sh")], env=env, capture_output=True,
                        text=True, timeout=300)
@@ -153,7 +156,9 @@ def test_gpu_training_script_runs_on_the_cpu_at_tiny_size(folder, tmp_path):
     assert len(files) <= 8 and all((out / f).stat().st_size < 16 * 2**20 for f in files)
     assert {"config.yaml", "metrics.csv", "train.log"} <= set(files)
     model_file = next(out.glob("gpu-*.safetensors"))
-    assert load_model(model_file).config.decoder == "unet" and images_seen(model_file) > 50
+    assert load_model(model_file).config.decoder == "unet"
+    assert images_seen(model_file) > (50 if start == "file" else 0)
+    assert ("pretrained: true" in (out / "config.yaml").read_text()) == (start == "imagenet")
 
 
 def _sigterm() -> None:
