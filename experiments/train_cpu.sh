@@ -21,7 +21,12 @@
 #     bash experiments/train_cpu.sh
 # (NEWPACK and how it was made: docs/RESULTS.md).
 #
-# Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, DATA, LOSS, GW, STEPS, SEED, THREADS may be set;
+# Since the fifteenth session a Lite2 lineage may run instead (the encoder probe's winner at equal
+# images, docs/RESULTS.md), from the probe's end:
+#   RUN=RUNS/lite2 ENCODER=efficientnet_lite2 INIT=RUNS/probe-efficientnet_lite2/checkpoints/last.ckpt \
+#     PACK=NEWPACK STEPS=30000 EXTRA="--hints --hint-skips --val-every-steps 500" bash experiments/train_cpu.sh
+#
+# Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, ENCODER, DATA, LOSS, GW, STEPS, SEED, THREADS may be set;
 #        EXTRA: more flags for a new run, e.g. EXTRA="--hints --max-time 00:02:30:00")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +48,7 @@ else
   # a tenth of the decoder's learning rate, the rebalanced loss (the only one that moved hue
   # spread) anchored by 0.25 x global (accuracy), a cosine per session ending at rate zero (the
   # checkpoint at its end is the one to ship; a constant rate never ends on a shippable model).
-  start=(--packed "$PACK" --init "${INIT:-dlnet-effnet-unet}" --encoder efficientnet_lite0 --decoder unet
+  start=(--packed "$PACK" --init "${INIT:-dlnet-effnet-unet}" --encoder "${ENCODER:-efficientnet_lite0}" --decoder unet
          --size 128 --batch-size 32 --lr 1e-3 --encoder-lr-scale 0.1 --schedule cosine --warmup-steps 50
          --max-steps "${STEPS:-9000}" --loss "${LOSS:-rebalanced}" --global-weight "${GW:-0.25}"
          --seed "${SEED:-5}" --val-every-steps 625 ${EXTRA:-})
