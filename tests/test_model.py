@@ -240,26 +240,31 @@ def test_convolutions_the_fused_call_cannot_run_are_left_as_they_are():
     assert [type(m) for m in same] == [torch.nn.Conv2d, torch.nn.ReLU, ConvAct]
 
 
-def test_packed_weights_are_made_once_per_dtype_and_never_copied(monkeypatch):
+def test_packed_weights_are_made_once_per_dtype_and_shape_kept_bounded_and_never_copied(monkeypatch):
     conv = torch.nn.Conv2d(3, 5, 3, padding=1)
     fused, made = ConvAct(conv, torch.nn.ReLU()), []
     reorder = torch._C._nn.mkldnn_reorder_conv2d_weight
-    monkeypatch.setattr(torch._C._nn, "mkldnn_reorder_conv2d_weight", lambda *a: made.append(1) or reorder(*a))
+    monkeypatch.setattr(torch._C._nn, "mkldnn_reorder_conv2d_weight", lambda *a: made.append(a[-1]) or reorder(*a))
     x, y = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 6, 8)
     with torch.no_grad():
-        for t in (x, x, y, x):
+        for t in (x, x, y, x, y):
             assert torch.allclose(fused(t), torch.relu(conv(t)), atol=1e-5)
-        assert len(made) == 1  # one reorder, not one per call or per input shape
+        # one reorder per input shape, made for that shape (oneDNN's layout depends on it), not per call
+        assert made == [[2, 3, 8, 8], [2, 3, 6, 8]]
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            fused(y), fused(x)
+            fused(y), fused(x), fused(y)
         fused(x)
-        # and one for bf16, both kept, where the CPU runs bf16 natively; elsewhere bf16 runs the
-        # plain ops (oneDNN cannot pack it there) and makes none
-        packs = 2 if fast_module.native_bf16("cpu") else 1
+        # and one per shape for bf16, all kept, where the CPU runs bf16 natively; elsewhere bf16
+        # runs the plain ops (oneDNN cannot pack it there) and makes none
+        packs = 4 if fast_module.native_bf16("cpu") else 2
         assert len(made) == packs
         copied = copy.deepcopy(fused)  # oneDNN's opaque tensors cannot be copied: the packs are left behind
         assert copied._packs == {} and fused._packs
         assert torch.equal(copied(x), fused(x)) and len(made) == packs + 1
+        # a stream of new shapes keeps only the last MAX_SHAPES packs
+        for w in range(1, 2 * ConvAct.MAX_SHAPES):
+            fused(torch.randn(1, 3, 4, w))
+        assert list(k[1] for k in fused._packs) == [(1, 3, 4, w) for w in range(ConvAct.MAX_SHAPES, 2 * ConvAct.MAX_SHAPES)]
     assert set(pickle.loads(pickle.dumps(copied)).state_dict()) == {"conv.weight", "conv.bias"}
 
 

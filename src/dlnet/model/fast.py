@@ -82,23 +82,33 @@ def _packable(conv: nn.Module) -> bool:
 class _Packed(nn.Module):
     """Base of the fused modules: each convolution's weight cast and reordered once into the
     blocked layout oneDNN computes in, instead of on every call (a plain weight pays that reorder
-    per call: 24% of one photo's model call, 6% of a batch's). One pack per dtype, made for the
-    first input's shape: the layout does not depend on the input's size here (a pack made for
-    16 x 224 x 224 runs a 256 x 192 photo as fast as its own), and where it would, oneDNN
-    reorders on the fly, correct as before; repacking per shape would cost 7 ms a change.
+    per call: 24% of one photo's model call, 6% of a batch's). One pack per dtype and input shape:
+    the layout oneDNN wants depends on the batch and the spatial size (on an AMX Xeon a pack made
+    for 16 x 224 x 224 ran one 224 photo in 134 ms instead of 19, oneDNN converting the weights
+    on every call), while a new pack costs one reorder. A photo's working shape is one of a few
+    (:func:`dlnet.infer.pipeline.working_shape`), so the last ``MAX_SHAPES`` are kept.
     Never saved (not a parameter or buffer), never copied, rebuilt on demand."""
+
+    MAX_SHAPES = 8  # packs kept per module: the working shapes of one size at a few batch sizes
 
     def __init__(self) -> None:
         super().__init__()
-        self._packs: dict[tuple[str, torch.dtype], tuple] = {}
+        self._packs: dict[tuple[torch.dtype, tuple[int, ...]], dict[str, tuple]] = {}
 
     def __getstate__(self) -> dict:  # copies and pickles leave oneDNN's opaque tensors behind
         return {**super().__getstate__(), "_packs": {}}
 
     def _weights(self, name: str, conv: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor) -> tuple:
-        """``conv``'s (weight, bias) in oneDNN's layout, and ``x`` in the dtype they run in."""
+        """``conv``'s (weight, bias) in oneDNN's layout for ``x``'s shape, and ``x`` in the dtype
+        they run in."""
         dtype = _dtype(x)
-        pack = self._packs.get((name, dtype))
+        key = (dtype, tuple(x.shape))
+        packs = self._packs.get(key)
+        if packs is None:
+            while len(self._packs) >= self.MAX_SHAPES:  # the oldest shape goes
+                self._packs.pop(next(iter(self._packs), None), None)
+            packs = self._packs[key] = {}  # one assignment each: safe for concurrent callers
+        pack = packs.get(name)
         if pack is None:
             w = conv.weight.detach().to(dtype)
             p, s, d = list(conv.padding), list(conv.stride), list(conv.dilation)
@@ -108,7 +118,7 @@ class _Packed(nn.Module):
             else:
                 w = torch._C._nn.mkldnn_reorder_conv2d_weight(w.to_mkldnn(), p, s, d, conv.groups, list(x.shape))
             b = None if conv.bias is None else conv.bias.detach().to(dtype)
-            pack = self._packs[name, dtype] = (w, b)  # one assignment: safe for concurrent callers
+            pack = packs[name] = (w, b)
         return pack[0], pack[1], x.to(dtype)
 
 
