@@ -67,6 +67,31 @@ def test_colour_is_the_photo_paths_as_closely_as_the_exact_path(kind):
     assert np.median(region) < 1.0 and np.percentile(region, 90) < 2.5, (np.median(region), np.percentile(region, 90))
 
 
+# What the NumPy form of Frame420.merge gave for these frames, before the compiled kernel
+# (dlnet.color.yuv420_kernel) replaced it: the kernel does the same float32 arithmetic in the same
+# order, so the frames are the same, code for code (one code of slack for another CPU's last-bit
+# rounding of the cube roots behind L*).
+GOLDEN_I420 = {
+    'grey': [[138, 73, 227, 239, 168, 64], [5, 159, 147, 104, 37, 174], [167, 184, 173, 227, 96, 247], [0, 127, 93, 84, 145, 196], [152, 132, 109, 127, 120, 124], [78, 98, 139, 202, 153, 102]],
+    'grey full range': [[140, 184, 131, 226, 78, 122], [221, 112, 35, 221, 96, 113], [44, 33, 48, 123, 136, 132], [45, 145, 150, 12, 168, 136], [167, 152, 120, 121, 130, 136], [32, 39, 72, 95, 84, 109]],
+    'colour 709': [[247, 60, 93, 242, 47, 71], [82, 112, 131, 79, 246, 206], [217, 132, 205, 236, 115, 123], [209, 213, 202, 250, 22, 163], [168, 153, 138, 89, 122, 157], [57, 50, 46, 101, 136, 169]],
+    'colour 601 full range': [[30, 63, 160, 134, 93, 105], [116, 63, 219, 105, 23, 232], [187, 132, 92, 205, 32, 203], [182, 74, 129, 155, 116, 117], [170, 99, 75, 102, 138, 187], [191, 136, 65, 182, 148, 62]],
+}
+
+
+@pytest.mark.parametrize("kind", GOLDEN_I420)
+def test_merge_gives_the_golden_frames(kind):
+    rng = np.random.default_rng(7)
+    for _ in range(list(GOLDEN_I420).index(kind) + 1):  # each kind's draws, in order
+        y = rng.integers(0, 256, (4, 6), dtype=np.uint8)
+        cb, cr = rng.integers(16, 241, (2, 3), dtype=np.uint8), rng.integers(16, 241, (2, 3), dtype=np.uint8)
+        ab = (rng.standard_normal((2, 2, 2)) * 50).astype(np.float32)
+    grey = kind.startswith("grey")
+    frame = Frame420(y, None if grey else cb, None if grey else cr, "full" in kind, 601 if "601" in kind else 709)
+    out = frame.merge(ab).astype(np.int16)
+    assert np.abs(out - np.array(GOLDEN_I420[kind])).max() <= 1, out.tolist()
+
+
 def test_grey_stays_grey_and_keeps_its_luma():
     y = encode(PHOTO)[:H]
     grey = Frame420(y.copy()).merge(np.zeros((2, 1, 1), np.float32))

@@ -40,7 +40,10 @@ _KR, _KB = LUMA_WEIGHTS[709]  # the output's
 # linear RGB (0..1, quantised to 16 bits) -> sRGB-encoded R'G'B' (0..1), finer than 8 bits everywhere
 _Q = np.linspace(0, 1, _LEVELS + 1)
 _GAMMA = np.where(_Q > 0.0031308, 1.055 * _Q ** (1 / 2.4) - 0.055, 12.92 * _Q).astype(np.float32)
-_STRIP = 1 << 16  # block pixels per strip: few NumPy calls (each costs microseconds), temporaries in the L2/L3 cache
+# f(X), Y, f(Z) rows -> linear RGB columns, times the levels; 219 x the output's luma weights, Cb's and Cr's scales
+_TO_RGB = np.ascontiguousarray(_F_TO_RGB * _LEVELS, np.float32)
+_K = np.array([219 * _KR, 219 * (1 - _KR - _KB), 219 * _KB, 224 / 219 / (2 * (1 - _KB)), 224 / 219 / (2 * (1 - _KR))],
+              np.float32)
 
 
 def _range(full: bool) -> tuple[float, float, float]:
@@ -114,20 +117,6 @@ class Frame420:
         """The blocks' L*, ``(H/2, W/2)`` float32."""
         return self._l4 if self.colour else _GREY_L[self.full].take(self.sums)  # (take: a fast gather)
 
-    def _luma(self, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """What :meth:`merge` needs of the blocks ``rows``: f(Y/Yn), linear Y, and the mean luma
-        code in the output's limited range."""
-        sums = self.sums[rows]
-        if self.colour:
-            fy = self._l4[rows] * np.float32(1 / 116) + np.float32(16 / 116)
-            ylin = _f_inverse(fy)
-        else:
-            fy, ylin = _GREY_FY[self.full].take(sums), _GREY_Y[self.full].take(sums)
-        mean = sums * np.float32(0.25 * 219 / 255 if self.full else 0.25)
-        if self.full:
-            mean += np.float32(16)
-        return fy, ylin, mean
-
     @staticmethod
     def _colour_l(sums: np.ndarray, cb: np.ndarray, cr: np.ndarray, full: bool, matrix: int) -> np.ndarray:
         black, span, cspan = _range(full)
@@ -156,73 +145,27 @@ class Frame420:
         a*b* are upsampled to the chroma planes' size as ``F.interpolate(..., "bilinear",
         align_corners=False)`` would, each block takes the colour L* + a*b* (out-of-gamut colours
         clipped per channel, as :func:`~dlnet.color.fullres.merge_rgb8` does), and its four luma
-        codes are shifted by the change of the block's luma."""
+        codes are shifted by the change of the block's luma (one compiled pass over the blocks,
+        :mod:`dlnet.color.yuv420_kernel`)."""
+        from dlnet.color.yuv420_kernel import merge_blocks  # (Numba: loaded for films only)
+
         h4, w4 = self.shape
         ab = np.asarray(ab, np.float32)
         # a*b* enter only as f(X) = f(Y) + a*/500 and f(Z) = f(Y) - b*/200: scaled once, small.
         wide = np.ascontiguousarray(_resize_columns(ab * np.array([1 / 500, -1 / 200], np.float32)[:, None, None], w4))
+        i0, i1, t = _bilinear(wide.shape[1], h4)
         out = np.empty((h4 * 3, w4 * 2), np.uint8)
         y_out, cb, cr = planes(out)
-        step = max(1, _STRIP // w4)
-        for start in range(0, h4, step):
-            self._merge_strip(wide, slice(start, min(start + step, h4)), y_out, cb, cr)
+        if self.colour:  # each block's f(Y/Yn) and linear Y from its L*; a grey frame's come from tables
+            fy = self._l4 * np.float32(1 / 116) + np.float32(16 / 116)
+            ylin = _f_inverse(fy)
+        else:
+            fy = ylin = np.empty((0, 0), np.float32)
+        # the blocks' mean luma codes, limited range: sums x mean_k + mean_0
+        mean_k, mean_0 = (0.25 * 219 / 255, 16) if self.full else (0.25, 0)
+        merge_blocks(wide, i0, i1, t, self.sums, _GREY_FY[self.full], _GREY_Y[self.full], fy, ylin, np.float32(mean_k),
+                     np.float32(mean_0), self.y, self.full, _GAMMA, _TO_RGB, _K, y_out, cb, cr)
         return out
-
-    def _merge_strip(self, wide: np.ndarray, rows: slice, y_out: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
-        i0, i1, t = _bilinear(wide.shape[1], self.shape[0], rows.start, rows.stop)
-        (fy, ylin, mean), t = self._luma(rows), t[:, None]
-        f = []
-        for c in range(2):  # a*/500 and -b*/200 upsampled to these rows, + f(Y): f(X/Xn), f(Z/Zn)
-            lo = np.take(wide[c], i0, axis=0)  # (row copies: cheaper than fancy indexing)
-            fc = np.take(wide[c], i1, axis=0)
-            fc -= lo
-            fc *= t
-            fc += lo
-            fc += fy
-            f.append(fc)
-        np.maximum(f[1], 0, out=f[1])  # Z < 0 is out of range
-        xyz = (_f_inverse(f[0]), ylin, _f_inverse(f[1]))
-        m, gamma = _F_TO_RGB, []
-        for c in range(3):  # linear R, G, B (out-of-gamut colours clipped per channel) -> sRGB-encoded
-            lin = xyz[0] * np.float32(m[0, c] * _LEVELS)
-            lin += xyz[1] * np.float32(m[1, c] * _LEVELS)
-            lin += xyz[2] * np.float32(m[2, c] * _LEVELS)
-            np.clip(lin, 0, _LEVELS, out=lin)
-            lin += np.float32(0.5)
-            gamma.append(_GAMMA.take(lin.astype(np.intp)))  # (a gather: faster here than exp and log)
-        r, g, b = gamma
-        luma = r * np.float32(219 * _KR)
-        luma += g * np.float32(219 * (1 - _KR - _KB))
-        luma += b * np.float32(219 * _KB)  # 0..219
-        for plane, source, k in ((cb, b, _KB), (cr, r, _KR)):
-            source *= np.float32(219)
-            source -= luma
-            source *= np.float32(224 / 219 / (2 * (1 - k)))
-            source += np.float32(128.5)
-            np.copyto(plane[rows], source, casting="unsafe")  # rounded (16..240: no clipping needed)
-        # The block's luma moves from its mean to the colour's; each of its pixels by as much, in
-        # 8-bit saturating steps: down by ``down`` (a colour is darker in luma than its grey), up by ``up``.
-        luma -= mean
-        luma += np.float32(16.5 + 1024)  # (+1024: rounded by truncating a positive number)
-        shift = luma.astype(np.int16)
-        shift -= 1024
-        down, up = (_twice(np.clip(v, 0, 255)) for v in (-shift, shift))  # per pixel of a row
-        top = 255 - up
-        y = self.y[2 * rows.start: 2 * rows.stop]
-        if self.full:  # limited range out: codes 0..255 -> 16..235
-            y = (y * np.float32(219 / 255) + np.float32(16.5)).astype(np.uint8)
-        out = y_out[2 * rows.start: 2 * rows.stop]
-        for half in (slice(0, None, 2), slice(1, None, 2)):  # even and odd rows of the blocks
-            o = out[half]
-            np.maximum(y[half], down, out=o)
-            o -= down
-            np.minimum(o, top, out=o)
-            o += up
-
-def _twice(v: np.ndarray) -> np.ndarray:
-    """Each of ``v``'s values (0..255, ``(n, w)``) twice along its rows: ``(n, 2w)`` uint8. As
-    16-bit values v * 257 whose two bytes are both v: faster than ``np.repeat``'s element loop."""
-    return (v.astype(np.uint16) * np.uint16(257)).view(np.uint8)
 
 
 def _f_inverse(t: np.ndarray) -> np.ndarray:
