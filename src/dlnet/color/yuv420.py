@@ -70,11 +70,11 @@ def grey_lightness(y: np.ndarray, full: bool = False) -> np.ndarray:
 
 def block_sums(y: np.ndarray) -> np.ndarray:
     """``(H, W)`` uint8 luma -> ``(H/2, W/2)`` uint16 sums of each 2 x 2 block (H, W even)."""
-    s = y[0::2, 0::2].astype(np.uint16)
-    s += y[0::2, 1::2]
-    s += y[1::2, 0::2]
-    s += y[1::2, 1::2]
-    return s
+    from dlnet.color.yuv420_kernel import block_sums as sums  # (Numba: loaded for films only)
+
+    out = np.empty((y.shape[0] // 2, y.shape[1] // 2), np.uint16)
+    sums(y, out)
+    return out
 
 
 def planes(i420: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -112,3 +112,12 @@ def merge_blocks(wide, i0, i1, t, sums, fy_table, ylin_table, fy, ylin, mean_k, 
                     shift, rgb, index)
         _luma_row(y[2 * r], full, shift, y_out[2 * r])
         _luma_row(y[2 * r + 1], full, shift, y_out[2 * r + 1])
+
+
+@njit(cache=True, nogil=True)
+def block_sums(y, out):
+    """``y (H, W)`` uint8 -> ``out (H/2, W/2)`` uint16: the sum of each 2 x 2 block's codes."""
+    for r in range(out.shape[0]):
+        top, bottom, row = y[2 * r], y[2 * r + 1], out[r]
+        for c in range(out.shape[1]):
+            row[c] = (np.uint16(top[2 * c]) + np.uint16(top[2 * c + 1])) + (np.uint16(bottom[2 * c]) + np.uint16(bottom[2 * c + 1]))
