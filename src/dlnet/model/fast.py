@@ -106,7 +106,10 @@ class _Packed(nn.Module):
         packs = self._packs.get(key)
         if packs is None:
             while len(self._packs) >= self.MAX_SHAPES:  # the oldest shape goes
-                self._packs.pop(next(iter(self._packs), None), None)
+                try:
+                    self._packs.pop(next(iter(self._packs)), None)
+                except (RuntimeError, StopIteration):  # another thread changed them meanwhile
+                    break
             packs = self._packs[key] = {}  # one assignment each: safe for concurrent callers
         pack = packs.get(name)
         if pack is None:
