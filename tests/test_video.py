@@ -246,6 +246,25 @@ def test_interrupt_stops_cleanly_and_leaves_nothing(tmp_path):
     assert threading.active_count() == threads
 
 
+def test_cli_crf_and_preset_set_the_encoder(tmp_path, model_file, capsys):
+    clip = write_clip(tmp_path / "pan.mp4", tiled, size=(192, 128))
+    sizes = {}
+    for name, flags in {"default": [], "small": ["--crf", "40", "--preset", "veryfast"]}.items():
+        out = tmp_path / name
+        assert main(["colorize", str(clip), "-o", str(out), "--weights", str(model_file), "--size", "64", *flags]) == 0
+        sizes[name] = (out / "pan.mp4").stat().st_size
+        with av.open(str(out / "pan.mp4")) as c:  # x264 writes its settings into the stream
+            settings = bytes(next(c.demux(video=0))).decode("latin-1")
+        assert ("crf=40.0" if flags else "crf=18.0") in settings
+        assert ("subme=2" if flags else "subme=1") in settings  # veryfast's subpixel search, superfast's
+    assert sizes["small"] < sizes["default"] / 2
+    assert main(["colorize", str(clip), "-o", str(tmp_path / "o"), "--crf", "52"]) == 2
+    assert "--crf must lie in 0..51" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # (argparse's one line and exit 2 for a choice that does not exist)
+        main(["colorize", str(clip), "-o", str(tmp_path / "o"), "--preset", "instant"])
+    assert e.value.code == 2 and "invalid choice: 'instant'" in capsys.readouterr().err
+
+
 def test_cli_rejects_temporal_out_of_range(tmp_path, capsys):
     assert main(["colorize", str(write_clip(tmp_path / "a.mp4")), "-o", str(tmp_path / "o"), "--temporal", "1"]) == 2
     assert "--temporal must lie in 0..1" in capsys.readouterr().err
