@@ -17,7 +17,7 @@ import argparse
 
 from dlnet.apps.commands import UsageError, one_line
 
-# x264's presets, fastest first: each about half the CPU of the next for larger files at one --crf
+# x264's presets, fastest first: a faster one takes less CPU and writes larger files at one --crf
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -31,8 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="videos: H.264 quality, 0 (lossless) to 51, lower is better and larger "
                              "(default: %(default)s)")
     parser.add_argument("--preset", choices=PRESETS, default="superfast",
-                        help="videos: x264's speed for size; ultrafast is about a third of superfast's "
-                             "CPU for larger files (default: %(default)s, see docs/VIDEO.md)")
+                        help="videos: x264's speed for size; ultrafast takes about half of superfast's encoder "
+                             "CPU, for larger files (default: %(default)s, see docs/VIDEO.md)")
 
 
 def check(args: argparse.Namespace) -> None:
