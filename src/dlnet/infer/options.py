@@ -34,7 +34,8 @@ from dlnet.io.imageio import DEFAULT_MAX_PIXELS
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT, RebalanceConfig
 
 __all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS", "MAX_SATURATION", "MIN_TEMPERATURE",
-           "MAX_TEMPERATURE", "HINT_METHODS", "DEFAULT_HINT_METHOD"]
+           "MAX_TEMPERATURE", "HINT_METHODS", "DEFAULT_HINT_METHOD", "DEFAULT_CRF", "MAX_CRF", "X264_PRESETS",
+           "DEFAULT_PRESET"]
 
 DEFAULT_SIZE = 128  # the working size's longer side, px: chosen on the validation photos (docs/RESULTS.md)
 MIN_SIZE = 32  # the model works on multiples of 32 px
@@ -45,6 +46,12 @@ MAX_SATURATION = 4.0  # a*b* gain; beyond this colours clip to the sRGB gamut
 MIN_TEMPERATURE = 0.01  # annealed mean; below this it is the mode, with float32 overflow risk
 MAX_TEMPERATURE = 1.0  # the plain mean of the colour distribution
 _FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
+# Films' H.264 encoder (dlnet.infer.video.colorize_video; dlnet colorize's --crf and --preset):
+# quality 0 (lossless) to 51, and x264's presets, fastest first (a faster one takes less CPU and
+# writes larger files at one CRF).
+DEFAULT_CRF, MAX_CRF = 18, 51
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+DEFAULT_PRESET = "superfast"
 HINT_METHODS = ("learned", "propagate")  # a hint model's own inputs; Levin et al.'s propagation (any model)
 # Propagation is the default on every model: on held-out photos it gains far more than a hint
 # model's inputs alone (benchmarks/hints.py, docs/RESULTS.md), and on a hint model it starts from

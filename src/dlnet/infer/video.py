@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlnet.infer.options import InferenceOptions
+from dlnet.infer.options import DEFAULT_CRF, DEFAULT_PRESET, InferenceOptions
 from dlnet.infer.temporal import DEFAULT_TEMPORAL, TemporalSmoother
 from dlnet.infer.video_frames import FramePipeline, TooLong
 from dlnet.io.atomic import atomic_path
@@ -219,7 +219,7 @@ def _audio_notes(inp, audio: dict) -> list[str]:
 
 
 def colorize_video(colorizer, src, dst, options: InferenceOptions | None = None, temporal: float = DEFAULT_TEMPORAL,
-                   progress=None, max_seconds: float | None = None, crf: int = 18, preset: str = "superfast",
+                   progress=None, max_seconds: float | None = None, crf: int = DEFAULT_CRF, preset: str = DEFAULT_PRESET,
                    container: str | None = None, threads: int | None = None, side_by_side: bool = False,
                    exact: bool = False) -> VideoResult:
     """Colorize the video ``src`` (path or binary file object) into ``dst`` (path: .mp4, .m4v,

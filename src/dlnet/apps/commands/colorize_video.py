@@ -17,29 +17,29 @@ import argparse
 
 from dlnet.apps.commands import UsageError, one_line
 
-# x264's presets, fastest first: a faster one takes less CPU and writes larger files at one --crf
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from dlnet.infer.options import DEFAULT_CRF, DEFAULT_PRESET, MAX_CRF, X264_PRESETS
     from dlnet.infer.temporal import DEFAULT_TEMPORAL
 
     parser.add_argument("--temporal", type=float, default=DEFAULT_TEMPORAL, metavar="S",
                         help="videos: how strongly colour is smoothed over time, 0 (off) to below 1 "
                              "(default: %(default)s, see docs/VIDEO.md)")
-    parser.add_argument("--crf", type=int, default=18, metavar="N",
-                        help="videos: H.264 quality, 0 (lossless) to 51, lower is better and larger "
+    parser.add_argument("--crf", type=int, default=DEFAULT_CRF, metavar="N",
+                        help=f"videos: H.264 quality, 0 (lossless) to {MAX_CRF}, lower is better and larger "
                              "(default: %(default)s)")
-    parser.add_argument("--preset", choices=PRESETS, default="superfast",
+    parser.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_PRESET,
                         help="videos: x264's speed for size; ultrafast takes about half of superfast's encoder "
                              "CPU, for larger files (default: %(default)s, see docs/VIDEO.md)")
 
 
 def check(args: argparse.Namespace) -> None:
+    from dlnet.infer.options import MAX_CRF
+
     if not 0.0 <= args.temporal < 1.0:
         raise UsageError(f"--temporal must lie in 0..1 (1 excluded), got {args.temporal:g}")
-    if not 0 <= args.crf <= 51:
-        raise UsageError(f"--crf must lie in 0..51, got {args.crf}")
+    if not 0 <= args.crf <= MAX_CRF:
+        raise UsageError(f"--crf must lie in 0..{MAX_CRF}, got {args.crf}")
 
 
 def _rate_column():
