@@ -115,16 +115,22 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def speed_once(frames: int, height: int, exact: bool, folder: Path) -> dict:
-    """One in-process run (this process's dlnet, whichever source tree it comes from)."""
-    from dlnet.infer.colorizer import Colorizer
-
+def speed_once(frames: int, height: int, exact: bool, folder: Path, runtime: str = "torch", threads: int = 1) -> dict:
+    """One in-process run (this process's dlnet, whichever source tree it comes from), the model
+    on ``runtime`` with ``threads`` threads."""
     src = speed_film(folder, frames, height)
-    colorizer = Colorizer.from_pretrained(device="cpu", batch_size=8)
+    if runtime == "onnx":
+        from dlnet.infer.onnxrun import OnnxColorizer
+
+        colorizer = OnnxColorizer.from_pretrained(batch_size=8, threads=threads)
+    else:
+        from dlnet.infer.colorizer import Colorizer
+
+        colorizer = Colorizer.from_pretrained(device="cpu", batch_size=8)
     extra = {"exact": True} if exact else {}
-    colorizer.colorize_video(speed_film(folder, 8, height), folder / "warm.mp4", threads=1, **extra)
+    colorizer.colorize_video(speed_film(folder, 8, height), folder / "warm.mp4", threads=threads, **extra)
     t, cpu = time.perf_counter(), cpu_s()
-    result = colorizer.colorize_video(src, folder / "out.mp4", threads=1, **extra)
+    result = colorizer.colorize_video(src, folder / "out.mp4", threads=threads, **extra)
     wall, cpu = time.perf_counter() - t, cpu_s() - cpu
     per_frame = lambda stages: {k: 1000 * v / result.frames for k, v in stages.items()}  # noqa: E731
     return {"frames": result.frames, "fps": result.frames / wall, "cpu_ms_per_frame": 1000 * cpu / result.frames,
@@ -136,14 +142,16 @@ def speed_once(frames: int, height: int, exact: bool, folder: Path) -> dict:
 
 def child(args, baseline: str | None, frames: int, exact: bool = False) -> dict:
     env = {**os.environ, **({"PYTHONPATH": baseline} if baseline else {})}
-    cmd = [sys.executable, __file__, "child", "--frames", str(frames), "--height", str(args.height)]
+    cmd = [sys.executable, __file__, "child", "--frames", str(frames), "--height", str(args.height),
+           "--threads", str(args.threads), *(["--runtime", args.runtime] if args.runtime else [])]
     cmd += ["--exact"] if exact else []
     return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout)
 
 
 def speed(args) -> None:
     what = f"baseline {args.baseline}" if args.baseline else ("exact (photo) path" if args.exact else "this code")
-    print(f"{what}: {args.height}p, {args.frames} frames, shipped default model, 1 torch thread, batches of 8")
+    print(f"{what}: {args.height}p, {args.frames} frames, shipped default model on {args.runtime or 'torch'}, "
+          f"{args.threads} model thread(s)")
     r = child(args, args.baseline, args.frames, args.exact)
     stages = " | ".join(f"{k} {r['wall_ms'][k]:.1f}/{r['cpu_ms'].get(k, float('nan')):.1f}" for k in r["wall_ms"])
     print(f"{r['fps']:.2f} frames/s; ms/frame per stage, wall/CPU: {stages}; CPU {r['cpu_ms_per_frame']:.0f} ms/frame "
@@ -318,16 +326,17 @@ def main() -> None:
     parser.add_argument("--films", type=Path, help="cli: keep the films in this folder (made once, outside the timed runs)")
     parser.add_argument("--baseline", metavar="SRC", help="cli, speed: also (speed: instead) the code in this source tree")
     parser.add_argument("--exact", action="store_true", help="speed: every frame by the photo path")
-    parser.add_argument("--runtime", choices=["torch", "onnx"], help="cli: dlnet colorize's --runtime")
+    parser.add_argument("--runtime", choices=["torch", "onnx"], help="cli: dlnet colorize's --runtime; speed: the model's runtime (default torch)")
     parser.add_argument("--torch-free", action="store_true",
                         help="cli: also a fresh process colorizing through the API on onnxruntime (torch never loaded)")
-    parser.add_argument("--threads", type=int, default=1, help="flicker: torch threads (default: 1)")
+    parser.add_argument("--threads", type=int, default=1, help="flicker, speed: the model's threads (default: 1)")
     parser.add_argument("--rss-check", action="store_true", help="speed: also 1x and 4x frames in fresh processes")
     parser.add_argument("--sweep-only", action="store_true", help="flicker: only the sweep at the working size")
     args = parser.parse_args()
     if args.what == "child":
         with tempfile.TemporaryDirectory() as folder:
-            print(json.dumps(speed_once(args.frames, args.height, args.exact, Path(folder))))
+            print(json.dumps(speed_once(args.frames, args.height, args.exact, Path(folder), args.runtime or "torch",
+                                        args.threads)))
     else:
         {"cli": cli, "speed": speed, "accuracy": accuracy, "flicker": flicker_table}[args.what](args)
 

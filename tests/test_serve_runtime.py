@@ -69,7 +69,7 @@ def test_default_stays_on_onnxruntime_where_pytorch_is_not_faster(model_file, mo
     assert client.get("/healthz").json()["runtime"] == "onnx"
 
 
-def test_onnx_runtime_stays_on_onnxruntime_and_loads_pytorch_for_videos_only(model_file):
+def test_onnx_runtime_stays_on_onnxruntime(model_file):
     settings = ServeSettings(weights=str(model_file), runtime="onnx")
     client = TestClient(create_app(settings=settings))
     assert client.get("/healthz").json()["runtime"] == "onnx"

@@ -382,7 +382,39 @@ def test_a_film_runs_on_onnxruntime_as_on_pytorch(tmp_path, model_file, monkeypa
     onnx = OnnxColorizer.from_pretrained(str(model_file), batch_size=4, options=options, threads=1)
     pytorch = Colorizer.from_pretrained(str(model_file), "cpu", precision="fp32", batch_size=4, options=options)
     clip = write_clip(tmp_path / "pan.mp4", tiled, size=(192, 128))
-    films = [colorize_video(c, clip, tmp_path / f"{i}.mp4", crf=0) for i, c in enumerate((onnx, pytorch))]
+    films = [c.colorize_video(clip, tmp_path / f"{i}.mp4", crf=0) for i, c in enumerate((onnx, pytorch))]
     assert [f.frames_420 for f in films] == [N, N]
     for a, b in zip(*(read_frames(f.path) for f in films)):
         assert np.abs(a.astype(np.int16) - b).max() <= 2
+
+
+def test_a_short_film_is_colorized_by_the_command_without_torch(tmp_path, model_file, monkeypatch):
+    import subprocess
+    import sys
+
+    from dlnet.infer.onnxrun import cached_onnx
+
+    monkeypatch.setenv("DLNET_CACHE", str(tmp_path / "cache"))
+    cached_onnx(model_file)  # the export needs torch; runs after it do not
+    clip = write_clip(tmp_path / "film.mp4", pan)
+    code = ("import sys; from dlnet.apps.cli import main; rc = main(sys.argv[1:]); "
+            "print('torch' in sys.modules); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, "colorize", str(clip), "-o", str(tmp_path / "out"),
+                          "--model", str(model_file), "--size", "64"], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "False", out.stdout + out.stderr  # a few seconds of film: onnxruntime
+    assert describe(tmp_path / "out" / "film.mp4")["frames"] == N
+
+
+def test_a_server_on_onnxruntime_colorizes_videos_there(tmp_path, model_file, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from dlnet.apps.serve import ServeSettings, create_app
+
+    monkeypatch.setenv("DLNET_CACHE", str(tmp_path / "cache"))
+    client = TestClient(create_app(settings=ServeSettings(weights=str(model_file), runtime="onnx", default_size=64)))
+    resp = client.post("/v1/colorize", files={"file": ("film.mp4", write_clip(tmp_path / "film.mp4").read_bytes(),
+                                                       "video/mp4")})
+    assert resp.status_code == 200 and resp.headers["content-type"] == "video/mp4", resp.text
+    (tmp_path / "got.mp4").write_bytes(resp.content)
+    assert describe(tmp_path / "got.mp4")["frames"] == N
+    assert client.get("/healthz").json()["runtime"] == "onnx"

@@ -187,7 +187,7 @@ def colorize_upload(runtime, cache: PhotoCache, data: bytes | None, photo_id: st
                     raise Rejected(422, "Hints apply to photos only, and this upload is not a photo.") from None
                 from dlnet.infer.video import colorize_video_bytes  # not a photo: perhaps a short video
 
-                return (*colorize_video_bytes(runtime.pytorch(), data, options, max_video_seconds), None)
+                return (*colorize_video_bytes(runtime.photos, data, options, max_video_seconds), None)
             # kept with its L*: a hint update then costs the model and the colour, not the L* (25 ms at 1 MP)
             photo = dataclasses.replace(photo, lightness=lightness(photo.rgb))
             if not cache.put(photo_id, photo):

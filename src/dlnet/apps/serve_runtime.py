@@ -5,9 +5,8 @@ CPU: 0.2 s to start, where PyTorch takes 3-5 s) and for a server's endless work 
 where its bf16 is faster per photo: a CPU with AVX-512 BF16 or AMX, or a GPU). When the answers
 differ the server answers at once with onnxruntime while PyTorch loads in a background thread,
 then PyTorch takes over; else one runtime serves throughout (on a CPU without native bf16,
-onnxruntime: as fast, and 1 GB less memory). Videos need PyTorch (their frames are batched in
-torch) and wait for it. ``"torch"`` or ``"onnx"`` runs that runtime only (``"onnx"`` still loads
-PyTorch for a video, on the first one).
+onnxruntime: as fast, and 1 GB less memory). Videos go to the same colorizer as photos (films run
+on either runtime). ``"torch"`` or ``"onnx"`` runs that runtime only.
 
 Example:
     >>> runtime = ServeRuntime(ServeSettings())   # doctest: +SKIP
@@ -27,15 +26,13 @@ log = logging.getLogger("dlnet.apps.serve")
 
 
 class ServeRuntime:
-    """The server's colorizers: :attr:`photos` answers photo requests (either runtime),
-    :meth:`pytorch` gives the PyTorch one. ``settings`` is a
+    """The server's colorizer: :attr:`photos` answers photo and video requests (either
+    runtime; it may change once, to PyTorch, see the module doc). ``settings`` is a
     :class:`~dlnet.apps.serve.ServeSettings`; ``colorizer``, when given, is used for everything.
     Raises ``WeightsError`` for a model that cannot be loaded."""
 
     def __init__(self, settings, colorizer=None) -> None:
         self._settings = settings
-        self._lock = threading.Lock()
-        self._torch = colorizer
         self.loading: str | None = None  # the runtime being loaded to take over, if any
         if colorizer is not None:
             self.photos = colorizer
@@ -48,22 +45,12 @@ class ServeRuntime:
             if steady == "torch":
                 self.loading = "torch"
                 threading.Thread(target=self._take_over, name="dlnet-load-torch", daemon=True).start()
-        else:
-            self._torch = self.photos
-
-    def pytorch(self):
-        """The :class:`~dlnet.infer.colorizer.Colorizer` (videos need its torch pipeline; with
-        ``runtime="onnx"`` it runs the exported graph), loaded on first need, once."""
-        with self._lock:
-            if self._torch is None:
-                s = self._settings
-                self._torch = load_colorizer(s.weights, Work(photos=None, videos=1, size=s.default_size), s.runtime,
-                                             s.device, s.precision, options=s.options)
-            return self._torch
 
     def _take_over(self) -> None:
+        s = self._settings
         try:
-            self.photos = self.pytorch()
+            self.photos = load_colorizer(s.weights, Work(photos=None, size=s.default_size), "torch", s.device,
+                                         s.precision, options=s.options)
         except Exception:  # keep serving with onnxruntime
             log.exception("could not load the PyTorch model; photos stay on onnxruntime")
         finally:

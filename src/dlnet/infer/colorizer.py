@@ -49,7 +49,7 @@ class Colorizer(PhotoPipeline):
 
     Args:
         model: a trained :class:`~dlnet.model.net.DLNet`, or an exported one run by onnxruntime
-            (:class:`~dlnet.infer.onnxrun.OnnxColorizer`: videos on the ONNX runtime).
+            (:class:`~dlnet.infer.onnxrun.OnnxColorizer`, inside the torch pipeline).
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA if available).
         size, rebalance: shorthand for ``options``: ``InferenceOptions(size=size, rebalance=rebalance)``,
             checked there (a size of at least 32, or None; rebalance None, False, True or a
@@ -163,16 +163,3 @@ class Colorizer(PhotoPipeline):
                        hints: np.ndarray | None = None) -> torch.Tensor:
         small = [self._to_working(torch.from_numpy(l)[None, None].to(self.device), options.size) for l in ls]
         return self._predict(torch.cat(small), options, None if hints is None else torch.from_numpy(hints))
-
-    def colorize_video(self, src, dst, options: InferenceOptions | None = None, **kwargs):
-        """Colorize a video (path or file object) into ``dst`` (``.mp4``, ``.mkv``, ...): every
-        frame as a photo with ``options`` (default: the Colorizer's), colour smoothed over time
-        (``temporal``, 0 = off), audio copied, frames streamed. The other arguments and the
-        result: :func:`dlnet.infer.video.colorize_video`.
-
-        Example:
-            >>> Colorizer.from_pretrained().colorize_video("film.avi", "film-colour.mp4")  # doctest: +SKIP
-        """
-        from dlnet.infer.video import colorize_video
-
-        return colorize_video(self, src, dst, options, **kwargs)

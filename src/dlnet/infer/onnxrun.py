@@ -3,9 +3,9 @@
 Importing torch costs 2-3 s and building the shipped model another 1-3 s (timm, torchvision),
 more than colorizing a few photos takes. :class:`OnnxColorizer` runs the model as ONNX with
 onnxruntime (0.2 s to start) and does everything else in NumPy
-(:class:`~dlnet.infer.pipeline.PhotoPipeline`): torch is not imported at all. It is also the one
-ONNX runner of the PyTorch path: ``Colorizer(OnnxColorizer(path))`` runs an exported model
-inside the torch pipeline (videos). Which runtime a command uses: :mod:`dlnet.infer.runtime`.
+(:class:`~dlnet.infer.pipeline.PhotoPipeline`), photos and films alike: torch is not imported
+at all. It is also the one ONNX runner of the PyTorch path: ``Colorizer(OnnxColorizer(path))``
+runs an exported model inside the torch pipeline. Which runtime a command uses: :mod:`dlnet.infer.runtime`.
 
 This module holds the ONNX file helpers: the per-user cache of exports, the onnxruntime
 session, the parity check against PyTorch (:func:`check_onnx`, :data:`PARITY_TOLERANCE`) and

@@ -140,6 +140,19 @@ class PhotoPipeline:
         photos = [read_image(im, max_pixels=options.max_pixels) for im in images]
         return [p.to_image() for p in self.colorize_photos(photos, options, side_by_side)]
 
+    def colorize_video(self, src, dst, options: InferenceOptions | None = None, **kwargs):
+        """Colorize a video (path or file object) into ``dst`` (``.mp4``, ``.mkv``, ...): every
+        frame as a photo with ``options`` (default: the colorizer's), colour smoothed over time
+        (``temporal``, 0 = off), audio copied, frames streamed; on either runtime (onnxruntime's
+        never imports torch). The other arguments and the result: :func:`dlnet.infer.video.colorize_video`.
+
+        Example:
+            >>> Colorizer.from_pretrained().colorize_video("film.avi", "film-colour.mp4")  # doctest: +SKIP
+        """
+        from dlnet.infer.video import colorize_video  # (PyAV: loaded only for a video)
+
+        return colorize_video(self, src, dst, options, **kwargs)
+
     def colorize_photos(self, photos: list[Photo], options: InferenceOptions | None = None,
                         side_by_side: bool = False) -> list[Photo]:
         """Colorize photos: Photo in, Photo out (8-bit sRGB of the same size, with the input's

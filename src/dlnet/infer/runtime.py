@@ -11,9 +11,13 @@ in what they cost. Measured on 2 CPU cores (benchmarks/README.md, start-up and i
 - memory: the PyTorch process is about 1 GB larger.
 
 So :func:`choose_runtime` picks onnxruntime unless PyTorch is needed (a GPU, ``compile``, a
-video, a classification model's temperature other than the one its export fixes) or faster: on
-a bf16 CPU, once the photos' working pixels make PyTorch's faster model calls repay its start-up
-(:class:`Work` says how much there is; a server's work has no end). :func:`load_colorizer` loads
+classification model's temperature other than the one its export fixes) or faster: on a bf16
+CPU, once the working pixels of the photos and films' frames make PyTorch's faster model calls
+repay its start-up (:class:`Work` says how much there is; a server's work has no end). Films run
+on either runtime (:meth:`~dlnet.infer.pipeline.PhotoPipeline.colorize_video`): a frame at the
+default working size cost onnxruntime about 3 ms more CPU than PyTorch's bf16 on 2 cores
+(benchmarks/README.md, video), the constants below say 2, so a film starts on onnxruntime
+unless it is longer than about 1,700 frames (70 s at 24 frames/s). :func:`load_colorizer` loads
 the chosen one; when onnxruntime was only preferred, not asked for, and cannot be had (not
 installed, no usable cache folder, a failed export), PyTorch runs instead.
 
@@ -22,7 +26,9 @@ Example:
     'onnx'
     >>> choose_runtime(work=Work(photos=5000, size=224), bf16=True)   # repays torch's start-up
     'torch'
-    >>> choose_runtime(work=Work(videos=1))
+    >>> choose_runtime(work=Work(videos=1, frames=720), bf16=True)   # a 30-second film
+    'onnx'
+    >>> choose_runtime(work=Work(videos=1, frames=130_000), bf16=True)   # a 90-minute one
     'torch'
     >>> colorizer = load_colorizer(work=Work(photos=64))          # doctest: +SKIP
 """
@@ -52,6 +58,7 @@ ONNX_START_S = 0.3
 ONNX_S_PER_MPX = 1 / (46 * 224 * 224 / 1e6)
 TORCH_BF16_S_PER_MPX = 1 / (98 * 224 * 224 / 1e6)
 FULL_SIZE_MPX = 2.0  # a photo's working megapixels when it is colorized at full size (size None)
+FILM_ASPECT = 9 / 16  # a film frame's shorter side over its longer (the working size is the longer)
 
 
 class RuntimeChoiceError(DLNetError, ValueError):
@@ -62,17 +69,20 @@ class RuntimeChoiceError(DLNetError, ValueError):
 @dataclass(frozen=True)
 class Work:
     """What a colorizer is loaded for: ``photos`` to colorize (None: no end, a server),
-    ``videos``, and the working size (longer side, px; None: full size)."""
+    ``videos`` and their ``frames`` (all of them together; 0 where unknown), and the working
+    size (longer side, px; None: full size)."""
 
     photos: int | None = 1
     videos: int = 0
+    frames: int = 0
     size: int | None = DEFAULT_SIZE
 
     def megapixels(self) -> float:
-        """The model's input over all photos, in working megapixels (inf for no end)."""
+        """The model's input over all photos and frames, in working megapixels (inf for no end)."""
         if self.photos is None:
             return float("inf")
-        return self.photos * (FULL_SIZE_MPX if self.size is None else self.size * self.size / 1e6)
+        each = FULL_SIZE_MPX if self.size is None else self.size * self.size / 1e6
+        return self.photos * each + self.frames * min(each, FULL_SIZE_MPX) * FILM_ASPECT
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,8 +117,8 @@ def choose_runtime(model=None, work: Work = Work(), runtime: str | None = None, 
     if runtime is not None:
         return runtime
     gpu = str(device or "cpu").partition(":")[0] != "cpu"
-    if gpu or compile or work.videos or temperature is not None or importlib.util.find_spec("onnxruntime") is None:
-        return "torch"  # (a video's frames are batched in torch; an export's temperature is fixed)
+    if gpu or compile or temperature is not None or importlib.util.find_spec("onnxruntime") is None:
+        return "torch"  # (an export's temperature is fixed)
     if not (cpu_bf16() if bf16 is None else bf16):
         return "onnx"  # as fast per photo, and faster to start
     saving = (ONNX_S_PER_MPX - TORCH_BF16_S_PER_MPX) * work.megapixels()
@@ -120,7 +130,7 @@ def load_colorizer(model=None, work: Work = Work(), runtime: str | None = None, 
                    compile: bool = False):
     """The colorizer :func:`choose_runtime` picks, loaded: an
     :class:`~dlnet.infer.onnxrun.OnnxColorizer` or a :class:`~dlnet.infer.colorizer.Colorizer`
-    (for videos on onnxruntime, a Colorizer running the exported graph). Arguments as
+    (photos and films alike). Arguments as
     :func:`choose_runtime`'s; ``precision``, ``compile``: PyTorch's; ``options``: the
     colorizer's defaults.
 
@@ -131,7 +141,7 @@ def load_colorizer(model=None, work: Work = Work(), runtime: str | None = None, 
     chosen = choose_runtime(model, work, runtime, device, compile, temperature)
     if chosen == "onnx":
         try:
-            return _onnx(model, work, device, batch_size, options)
+            return _onnx(model, device, batch_size, options)
         except ModuleNotFoundError as e:
             if runtime is not None or _is_onnx_file(model) or e.name not in ("onnx", "onnxruntime"):
                 raise
@@ -150,12 +160,7 @@ def load_colorizer(model=None, work: Work = Work(), runtime: str | None = None, 
                                      options=options, compile=compile)
 
 
-def _onnx(model, work: Work, device, batch_size: int, options: InferenceOptions | None):
+def _onnx(model, device, batch_size: int, options: InferenceOptions | None):
     from dlnet.infer.onnxrun import OnnxColorizer
 
-    onnx = OnnxColorizer.from_pretrained(model, device=device, batch_size=batch_size, options=options)
-    if not work.videos:
-        return onnx
-    from dlnet.infer.colorizer import Colorizer  # videos go through the torch pipeline
-
-    return Colorizer(onnx, device=device, precision="fp32", batch_size=batch_size, options=options)
+    return OnnxColorizer.from_pretrained(model, device=device, batch_size=batch_size, options=options)

@@ -42,8 +42,8 @@ from dlnet.io.atomic import atomic_path
 from dlnet.io.imageio import ImageError
 from dlnet.io.photolist import VIDEO_SUFFIXES
 
-__all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoResult", "colorize_video", "colorize_video_bytes", "output_path",
-           "read_frames"]
+__all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoResult", "colorize_video", "colorize_video_bytes", "film_frames",
+           "output_path", "read_frames"]
 
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # The demuxers FFmpeg may pick for an input (of the suffixes above): never playlists or
@@ -147,6 +147,21 @@ def output_path(src, dst) -> Path:
     or ``dst`` with ``.mkv`` when MP4 cannot hold the audio. Raises :class:`VideoError`."""
     with _open_input(src, str(src)) as inp:
         return _target(dst, None, inp)[0]
+
+
+def film_frames(src) -> int:
+    """How many frames the video file ``src`` holds, as its container says (or its duration
+    times its rate); 0 for a file that cannot be read (its error comes when it is colorized).
+    Cheap: nothing is decoded. :mod:`dlnet.infer.runtime` weighs a run's films by it."""
+    try:
+        with _open_input(src, str(src)) as c:
+            v = c.streams.video[0]
+            if v.frames:
+                return int(v.frames)
+            seconds = float(v.duration * v.time_base) if v.duration else (c.duration or 0) / 1e6
+            return round(seconds * float(v.average_rate or v.guessed_rate or 25))
+    except (VideoError, _av().FFmpegError, OSError):
+        return 0
 
 
 def _add_streams(out, inp, copy: dict[int, bool], crf: int, preset: str, width: int):

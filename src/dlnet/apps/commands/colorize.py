@@ -78,8 +78,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--side-by-side", action="store_true", help="write grey | colour side by side")
     parser.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help="inference runtime (default: the faster for the work: onnx, without torch, on a CPU "
-                             "unless torch's bf16 repays its start-up; torch for videos and GPUs; onnx for an "
-                             ".onnx --model)")
+                             "unless torch's bf16 repays its start-up over the photos and films' frames; torch for "
+                             "GPUs; onnx for an .onnx --model)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model: up to 1.5x faster batches, but a compile of about a minute "
                              "per new working shape; for many photos of one shape (torch runtime only)")
@@ -128,8 +128,13 @@ def _load_colorizer(args: argparse.Namespace, options, jobs: list):
             raise UsageError(f"--device {args.device!r}: {e}") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
-    videos = sum(job.fmt == VIDEO for job in jobs)
-    work = Work(photos=len(jobs) - videos, videos=videos, size=options.size)
+    films = [job.src for job in jobs if job.fmt == VIDEO]
+    frames = 0
+    if films and args.runtime is None:  # their length weighs the runtimes' start-up against their speed
+        from dlnet.infer.video import film_frames
+
+        frames = sum(map(film_frames, films))
+    work = Work(photos=len(jobs) - len(films), videos=len(films), frames=frames, size=options.size)
     try:
         return load_colorizer(args.model, work, runtime=args.runtime, device=args.device,
                               batch_size=args.batch_size, options=options, compile=args.compile)
