@@ -114,7 +114,7 @@ def stages(colorizer, photo: bytes, hints: list[dict], repeats: int) -> dict[str
     from dlnet import InferenceOptions
     from dlnet.color.fullres import lightness, merge_rgb8, resize_l
     from dlnet.color.propagate import hint_map, propagate
-    from dlnet.infer.pipeline import working_shape
+    from dlnet.infer.options import working_shape
     from dlnet.io.imageio import encode_image, read_image
 
     hs = InferenceOptions(hints=hints).hints

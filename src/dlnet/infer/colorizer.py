@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from dlnet.color.lab import merge_l_ab, rgb_to_lab
 from dlnet.model.fast import optimize_for_inference
 from dlnet.model.net import DLNet
-from dlnet.infer.options import DEFAULT_SIZE, InferenceOptions
-from dlnet.infer.pipeline import PhotoPipeline, without_gain, working_shape
+from dlnet.infer.options import DEFAULT_SIZE, InferenceOptions, working_shape
+from dlnet.infer.pipeline import PhotoPipeline, without_gain
 from dlnet.color.rebalance import Rebalance
 
 __all__ = ["Colorizer", "InferenceOptions", "working_shape", "default_precision", "DEFAULT_SIZE"]

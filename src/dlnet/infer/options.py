@@ -33,8 +33,8 @@ from dlnet.io.hints import Hint, HintError, parse_hints
 from dlnet.io.imageio import DEFAULT_MAX_PIXELS
 from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT, RebalanceConfig
 
-__all__ = ["InferenceOptions", "OptionError", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS", "MAX_SATURATION", "MIN_TEMPERATURE",
-           "MAX_TEMPERATURE", "HINT_METHODS", "DEFAULT_HINT_METHOD", "DEFAULT_CRF", "MAX_CRF", "X264_PRESETS",
+__all__ = ["InferenceOptions", "OptionError", "working_shape", "DEFAULT_SIZE", "MIN_SIZE", "OUTPUT_FORMATS",
+           "MAX_SATURATION", "MIN_TEMPERATURE", "MAX_TEMPERATURE", "HINT_METHODS", "DEFAULT_HINT_METHOD", "DEFAULT_CRF", "MAX_CRF", "X264_PRESETS",
            "DEFAULT_PRESET"]
 
 DEFAULT_SIZE = 128  # the working size's longer side, px: chosen on the validation photos (docs/RESULTS.md)
@@ -132,3 +132,19 @@ class InferenceOptions:
     def replace(self, **changes) -> InferenceOptions:
         """A copy with ``changes``, checked like a new one."""
         return dataclasses.replace(self, **changes)
+
+
+def working_shape(h: int, w: int, size: int | None) -> tuple[int, int]:
+    """The model's input shape for an ``h x w`` photo: longer side ``size``, aspect kept,
+    each side a multiple of 32 (at least 32). ``size=None`` keeps the photo's own size.
+
+    Example:
+        >>> working_shape(3000, 4000, 256)     # a 12-MP photo's a*b* are predicted at 192x256
+        (192, 256)
+        >>> working_shape(720, 1280, 128)      # a 720p film frame's at the default size
+        (64, 128)
+    """
+    if size is None:
+        return h, w
+    scale = size / max(h, w)
+    return (max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32))

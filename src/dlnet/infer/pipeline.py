@@ -7,9 +7,7 @@ with onnxruntime. Everything else (grouping photos by working shape, batching, t
 L* in and colour out of :mod:`dlnet.color.fullres`, keeping alpha, ICC profile and EXIF, streaming with
 per-photo failures) is written once here, in NumPy, so the torch-free path gives the same photos.
 
-Example:
-    >>> working_shape(3000, 4000, 256)            # a 12-MP photo's a*b* are predicted at 192x256
-    (192, 256)
+The model sees each photo at its working shape (:func:`dlnet.infer.options.working_shape`).
 """
 
 from __future__ import annotations
@@ -25,9 +23,9 @@ from dlnet.color.fullres import lightness, merge_rgb8, resize_l
 from dlnet.color.propagate import hint_map, propagate
 from dlnet.io.hints import Hint
 from dlnet.io.imageio import Photo, read_image
-from dlnet.infer.options import DEFAULT_HINT_METHOD, InferenceOptions, OptionError
+from dlnet.infer.options import DEFAULT_HINT_METHOD, InferenceOptions, OptionError, working_shape
 
-__all__ = ["PhotoPipeline", "working_shape", "without_gain"]
+__all__ = ["PhotoPipeline", "without_gain"]
 
 Key = TypeVar("Key")
 
@@ -49,15 +47,6 @@ def without_gain(model):
         model = copy.copy(model)
         model.config = dataclasses.replace(config, saturation=1.0)
     return model, gain
-
-
-def working_shape(h: int, w: int, size: int | None) -> tuple[int, int]:
-    """The model's input shape for an ``h x w`` photo: longer side ``size``, aspect kept,
-    each side a multiple of 32 (at least 32). ``size=None`` keeps the photo's own size."""
-    if size is None:
-        return h, w
-    scale = size / max(h, w)
-    return (max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32))
 
 
 class PhotoPipeline:

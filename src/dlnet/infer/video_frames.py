@@ -31,7 +31,7 @@ import numpy as np
 
 from dlnet.color.fullres import lightness, merge_rgb8, resize_l
 from dlnet.color.yuv420 import Frame420, grey_lightness, side_by_side
-from dlnet.infer.pipeline import working_shape
+from dlnet.infer.options import working_shape
 from dlnet.infer.stages import Pipe, Stage, Stopped
 
 __all__ = ["FramePipeline", "QUEUE", "TooLong"]

@@ -86,7 +86,7 @@ class _Packed(nn.Module):
     the layout oneDNN wants depends on the batch and the spatial size (on an AMX Xeon a pack made
     for 16 x 224 x 224 ran one 224 photo in 134 ms instead of 19, oneDNN converting the weights
     on every call), while a new pack costs one reorder. A photo's working shape is one of a few
-    (:func:`dlnet.infer.pipeline.working_shape`), so the last ``MAX_SHAPES`` are kept.
+    (:func:`dlnet.infer.options.working_shape`), so the last ``MAX_SHAPES`` are kept.
     Never saved (not a parameter or buffer), never copied, rebuilt on demand."""
 
     MAX_SHAPES = 8  # packs kept per module: the working shapes of one size at a few batch sizes
