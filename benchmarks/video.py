@@ -38,6 +38,7 @@ pans (mean absolute difference from the unsmoothed a*b*: colour trailing motion)
 
 Usage:
     python benchmarks/video.py cli --baseline /tmp/base/src --seconds 30 --repeats 3 [--torch-free] [--films DIR]
+        [--preset ultrafast] [--runtime torch|onnx]
     python benchmarks/video.py speed --frames 240 [--height 1080] [--exact | --baseline /tmp/base/src]
     python benchmarks/video.py accuracy
     python benchmarks/video.py flicker
@@ -191,8 +192,8 @@ def cli(args) -> None:
     trees = {"this code": None, **({"baseline": args.baseline} if args.baseline else {}),
              **({"this code, onnxruntime API": TORCH_FREE} if args.torch_free else {})}
     frames = int(round(args.seconds * 24))
-    flags = f" --runtime {args.runtime}" if args.runtime else ""
-    print(f"dlnet colorize FILM -o OUT{flags}, fresh process each run; {args.seconds:g} s films ({frames} frames), "
+    flags = [*(["--runtime", args.runtime] if args.runtime else []), *(["--preset", args.preset] if args.preset else [])]
+    print(f"dlnet colorize FILM -o OUT {' '.join(flags)}, fresh process each run; {args.seconds:g} s films ({frames} frames), "
           f"{args.repeats} runs each, interleaved; medians")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -201,7 +202,7 @@ def cli(args) -> None:
         for _ in range(args.repeats):
             for h, clip in clips.items():
                 for name, tree in reversed(trees.items()):
-                    runs[name, h].append(run_cli(tree, clip, folder, ["--runtime", args.runtime] if args.runtime else []))
+                    runs[name, h].append(run_cli(tree, clip, folder, flags))
                     r = runs[name, h][-1]
                     print(f"  {name} {h}p: {r['fps']:.2f} frames/s ({r['wall_s']:.1f} s)", flush=True)
     print("| code | film | frames/s | CPU ms/frame | peak RSS |\n| --- | --- | --- | --- | --- |")
@@ -327,6 +328,7 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="SRC", help="cli, speed: also (speed: instead) the code in this source tree")
     parser.add_argument("--exact", action="store_true", help="speed: every frame by the photo path")
     parser.add_argument("--runtime", choices=["torch", "onnx"], help="cli: dlnet colorize's --runtime; speed: the model's runtime (default torch)")
+    parser.add_argument("--preset", help="cli: dlnet colorize's --preset (x264's; default: the command's)")
     parser.add_argument("--torch-free", action="store_true",
                         help="cli: also a fresh process colorizing through the API on onnxruntime (torch never loaded)")
     parser.add_argument("--threads", type=int, default=1, help="flicker, speed: the model's threads (default: 1)")

@@ -29,8 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"videos: H.264 quality, 0 (lossless) to {MAX_CRF}, lower is better and larger "
                              "(default: %(default)s)")
     parser.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_PRESET,
-                        help="videos: x264's speed for size; ultrafast takes about half of superfast's encoder "
-                             "CPU, for larger files (default: %(default)s, see docs/VIDEO.md)")
+                        help="videos: x264's speed for size; the default takes under half of superfast's "
+                             "encoder CPU for files about 1.5x as large at the same fidelity (default: %(default)s "
+                             "with --crf 16; superfast with --crf 18 for smaller files; see docs/VIDEO.md)")
 
 
 def check(args: argparse.Namespace) -> None:
