@@ -9,7 +9,7 @@ result against the frames given (luma; chroma planes together), medians of ``--r
 
     python benchmarks/x264.py                                   # the presets at CRF 18, and ultrafast at lower CRFs
     python benchmarks/x264.py --height 1080 --frames 120
-    python benchmarks/x264.py --setting superfast:18 --setting ultrafast:15
+    python benchmarks/x264.py --setting superfast:18 --setting ultrafast:15 --setting ultrafast:16:deblock=0,0
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from video import cpu_s, speed_film  # noqa: E402
 
-DEFAULT_SETTINGS = ("superfast:18", "ultrafast:18", "ultrafast:16", "ultrafast:15", "ultrafast:14", "veryfast:18")
+DEFAULT_SETTINGS = ("superfast:18", "ultrafast:18", "ultrafast:16", "ultrafast:15", "ultrafast:16:deblock=0,0",
+                    "ultrafast:15:deblock=0,0", "veryfast:18")
 
 
 def colorized_frames(height: int, frames: int, folder: Path) -> list[np.ndarray]:
@@ -43,15 +44,16 @@ def colorized_frames(height: int, frames: int, folder: Path) -> list[np.ndarray]
         return [f.to_ndarray(format="yuv420p") for f in c.decode(video=0)]
 
 
-def encode(frames: list[np.ndarray], preset: str, crf: int) -> tuple[bytes, float]:
-    """``frames`` as H.264 in MP4 at ``preset`` and ``crf``, as the pipeline writes them -> (file, CPU s)."""
+def encode(frames: list[np.ndarray], preset: str, crf: int, params: str = "") -> tuple[bytes, float]:
+    """``frames`` as H.264 in MP4 at ``preset``, ``crf`` and x264 ``params`` (``key=value:...``),
+    as the pipeline writes them -> (file, CPU s)."""
     h, w = frames[0].shape[0] * 2 // 3, frames[0].shape[1]
     buf = io.BytesIO()
     cpu = cpu_s()
     with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=Fraction(24))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": preset}
+        stream.options = {"crf": str(crf), "preset": preset, **({"x264-params": params} if params else {})}
         for i, planes in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
             frame.pts = i
@@ -80,7 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--height", type=int, choices=(720, 1080), default=720)
     parser.add_argument("--frames", type=int, default=240)
-    parser.add_argument("--setting", action="append", metavar="PRESET:CRF", help=f"default: {' '.join(DEFAULT_SETTINGS)}")
+    parser.add_argument("--setting", action="append", metavar="PRESET:CRF[:X264-PARAMS]", help=f"default: {' '.join(DEFAULT_SETTINGS)}")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,11 +90,11 @@ def main() -> None:
     print(f"{len(frames)} colorized {args.height}p frames; x264 in MP4, its own threads; medians of {args.repeats}")
     print("| preset:crf | CPU ms/frame | wall ms/frame | Mbit/s | PSNR Y / CbCr, dB |\n| --- | --- | --- | --- | --- |")
     for setting in args.setting or DEFAULT_SETTINGS:
-        preset, crf = setting.split(":")
+        preset, crf, params = (setting + ":").split(":", 2)
         cpu, wall = [], []
         for _ in range(args.repeats):
             t = time.perf_counter()
-            data, c = encode(frames, preset, int(crf))
+            data, c = encode(frames, preset, int(crf), params.rstrip(":"))
             wall.append(time.perf_counter() - t)
             cpu.append(c)
         y, cbcr = fidelity(data, frames)

@@ -257,6 +257,7 @@ def test_cli_crf_and_preset_set_the_encoder(tmp_path, model_file, capsys):
             settings = bytes(next(c.demux(video=0))).decode("latin-1")
         assert ("crf=40.0" if flags else "crf=16.0") in settings
         assert ("subme=2" if flags else "subme=0") in settings  # veryfast's subpixel search, ultrafast's
+        assert "deblock=1:0:0" in settings  # on for every preset (ultrafast's own is off): less flicker
     assert sizes["small"] < sizes["default"] / 2
     assert main(["colorize", str(clip), "-o", str(tmp_path / "o"), "--crf", "52"]) == 2
     assert "--crf must lie in 0..51" in capsys.readouterr().err

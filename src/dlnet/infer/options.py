@@ -48,10 +48,11 @@ MAX_TEMPERATURE = 1.0  # the plain mean of the colour distribution
 _FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
 # Films' H.264 encoder (dlnet.infer.video.colorize_video; dlnet colorize's --crf and --preset):
 # quality 0 (lossless) to 51, and x264's presets, fastest first (a faster one takes less CPU and
-# writes larger files at one CRF). The default, ultrafast at CRF 16, is as faithful to the
-# colorized frames as superfast at 18 (luma PSNR 45.3 dB at 720p, 45.7 at 1080p) for under half of
-# its CPU, so films colorize in real time on 2 cores; its files are about 1.5x as large
-# (benchmarks/x264.py; `--preset superfast --crf 18` was the default before).
+# writes larger files at one CRF). The default, ultrafast at CRF 16 (with deblocking, which
+# dlnet.infer.video keeps on for every preset), is as faithful to the colorized frames as
+# superfast at 18 (luma PSNR 45.3 dB at 720p, 45.7 at 1080p) for about half of its CPU, so films
+# colorize in real time on 2 cores; its files are about 1.5x as large (benchmarks/x264.py;
+# `--preset superfast --crf 18` was the default before).
 DEFAULT_CRF, MAX_CRF = 16, 51
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 DEFAULT_PRESET = "ultrafast"

@@ -174,8 +174,12 @@ def _add_streams(out, inp, copy: dict[int, bool], crf: int, preset: str, width: 
     video.time_base = video.codec_context.time_base = vin.time_base  # every frame keeps its time
     cc = video.codec_context
     cc.colorspace = cc.color_primaries = cc.color_trc = cc.color_range = 1  # BT.709, limited range
-    video.options = {"crf": str(crf), "preset": preset}  # (x264's own frame threads: as much CPU as one
-    # thread, measured, and they let the encoder, the busiest stage, use a core the others leave idle)
+    # Deblocking on whatever the preset (ultrafast turns it off): without it the film's own grain
+    # and the model's frame-to-frame colour noise come through block edges, and a still film
+    # flickered 8 % more than with superfast; on, as little as with superfast, for 1.4 ms a 720p
+    # frame (benchmarks/x264.py, benchmarks/video.py flicker). (x264's own frame threads: as much
+    # CPU as one thread, measured, and they let the encoder, the busiest stage, use a core the others leave idle.)
+    video.options = {"crf": str(crf), "preset": preset, "x264-params": "deblock=0,0"}
     audio = {}
     for a in inp.streams.audio:
         if copy[a.index]:
