@@ -51,3 +51,25 @@ def test_what_needs_pytorch_gets_it_and_a_stated_runtime_is_kept(monkeypatch):
         choose_runtime(runtime="tensorflow")
     monkeypatch.setattr(runtime.importlib.util, "find_spec", lambda name: None)  # onnxruntime not installed
     assert choose_runtime(work=short_film, bf16=False) == "torch"
+
+
+def test_the_command_counts_films_frames_only_until_pytorch_pays(tmp_path, monkeypatch):
+    from dlnet.apps.cli import main
+    from dlnet.infer import video
+    from dlnet.model.weights import WeightsError
+
+    for name in ("a.mp4", "b.mkv", "c.avi"):
+        (tmp_path / name).write_bytes(b"not read: film_frames is replaced")
+    probed, loaded = [], []
+    monkeypatch.setattr(video, "film_frames", lambda path: probed.append(path.name) or 100_000)  # a feature film each
+
+    def load(model, work, **kwargs):
+        loaded.append(work)
+        raise WeightsError("stop here")
+
+    monkeypatch.setattr(runtime, "load_colorizer", load)
+    for bf16, want_probed, want_frames in ((True, 1, 100_000), (False, 0, 0)):
+        probed.clear()
+        monkeypatch.setattr(runtime, "cpu_bf16", lambda: bf16)
+        assert main(["colorize", str(tmp_path), "-o", str(tmp_path / "out")]) == 2  # (the load's error)
+        assert len(probed) == want_probed and loaded[-1].frames == want_frames and loaded[-1].videos == 3
