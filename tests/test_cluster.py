@@ -217,3 +217,38 @@ def test_a_photo_swallowed_by_the_flag_is_a_usage_error(tmp_path, capsys):
     _grey(tmp_path / "a.jpg", seed=1)
     assert main(["colorize", str(tmp_path / "a.jpg"), "--ray", str(tmp_path / "a.jpg")]) == 2
     assert "is not a Ray address" in capsys.readouterr().err
+
+
+def test_films_are_colorized_on_ray_as_by_the_plain_command(tmp_path, ray_address, capsys):
+    av = pytest.importorskip("av")
+    from test_video import pan, write_clip
+
+    (tmp_path / "in").mkdir()
+    write_clip(tmp_path / "in" / "reel.avi", pan, audio=("pcm_s16le", 16000))  # PCM: MP4 cannot hold it, so .mkv
+    (tmp_path / "in" / "torn.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a film")
+    _grey(tmp_path / "in" / "scan.jpg", seed=3)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        flags = ["--device", "cpu", "--size", "64"]
+        assert main(["colorize", "in", "-o", "plain", *flags]) == 1  # the torn film
+        assert main(["colorize", "in", "-o", "ray", *flags, "--ray", ray_address]) == 1
+        rows = {Path(r["input"]).name: r for r in _rows(tmp_path / "ray" / "dlnet-manifest.csv")}
+        assert rows["reel.avi"]["status"] == "done" and rows["reel.avi"]["output"].endswith("reel.mkv")
+        assert rows["torn.mp4"]["status"] == "failed" and rows["torn.mp4"]["error"]
+        assert rows["scan.jpg"]["status"] == "done"
+        films = []
+        for side in ("plain", "ray"):
+            with av.open(str(tmp_path / side / "in" / "reel.mkv")) as c:
+                films.append([f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)])
+                assert [s.type for s in c.streams] == ["video", "audio"]  # the audio kept
+        assert len(films[0]) == len(films[1]) > 0
+        assert max(np.abs(a - b).max() for a, b in zip(*films)) <= 2  # the plain command's film
+        assert not list((tmp_path / "ray").rglob("torn.*"))
+        capsys.readouterr()
+        assert main(["colorize", "in", "-o", "ray", *flags, "--ray", ray_address]) == 1  # the torn film, again
+        rows = {Path(r["input"]).name: r["status"] for r in _rows(tmp_path / "ray" / "dlnet-manifest.csv")}
+        assert rows == {"reel.avi": "skipped", "scan.jpg": "skipped", "torn.mp4": "failed"}  # no work twice
+        assert "0 colorized, 2 skipped, 1 failed" in capsys.readouterr().out
+    finally:
+        os.chdir(cwd)

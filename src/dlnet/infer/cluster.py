@@ -1,4 +1,4 @@
-"""Colorize an archive on a Ray cluster: ``dlnet colorize``'s photo path run as a Ray Data job.
+"""Colorize an archive on a Ray cluster: ``dlnet colorize``'s photos and films as a Ray Data job.
 
 One ``dlnet colorize`` process does not serve a million scans; Ray Data spreads the work (a pool
 of model actors on CPUs or GPUs, retries, back-pressure) from this machine's cores (a local Ray
@@ -19,8 +19,10 @@ A photo that cannot be read, colorized or written is a ``failed`` row with its o
 the job goes on. A rerun skips the photos whose output exists (outputs are written whole or not
 at all, so an existing one is finished) and retries the failed ones. An actor that dies (a killed
 process, a lost node) is restarted by Ray and its unfinished batch runs again: no photo is lost
-or half-written; a photo already written by the dead actor is written again, whole. Videos are
-refused (``failed`` rows): ``dlnet colorize`` without ``--ray`` colorizes them.
+or half-written; a photo already written by the dead actor is written again, whole. Films
+(local paths: a shared file system) are rows of their own, each colorized whole by one actor
+with :func:`dlnet.infer.video.colorize_video` (written as the plain command writes them, ``.mkv``
+where MP4 cannot hold their audio; the manifest names the file written).
 
 For a Ray pipeline of your own, :func:`colorize_dataset` is one stage: rows with ``src`` and
 ``dst`` (and optionally ``format``) in, result rows out.
@@ -44,9 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlnet.errors import DLNetError
-from dlnet.infer.batch import Job, colorize_jobs, plan_jobs
+from dlnet.infer.batch import VIDEO, Job, colorize_jobs, plan_jobs
 from dlnet.infer.options import InferenceOptions
 from dlnet.infer.remote import is_uri, plan_uris, staged
+from dlnet.infer.runtime import Work, load_colorizer, weigh_films
 from dlnet.io.hints import parse_hints
 
 __all__ = ["colorize_files", "colorize_dataset", "jobs_dataset", "connect", "Summary", "ClusterError", "COLUMNS",
@@ -55,7 +58,6 @@ __all__ = ["colorize_files", "colorize_dataset", "jobs_dataset", "connect", "Sum
 MANIFEST = "dlnet-manifest.csv"  # the manifest's name in the output folder
 COLUMNS = ("input", "output", "status", "error", "seconds")  # a result row, and the manifest's header
 CALLS_PER_MODEL_BATCH = 4  # rows per actor call, in model batches: photos of one shape can meet
-VIDEO_CAUSE = "a video: videos are colorized by dlnet colorize without --ray"
 
 
 def _report(line: str) -> None:
@@ -68,8 +70,8 @@ class ClusterError(DLNetError, RuntimeError):
 
 @dataclass
 class Summary:
-    """What :func:`colorize_files` did: photos colorized, skipped (output already there) and
-    failed, and where the manifest is."""
+    """What :func:`colorize_files` did: photos and films colorized, skipped (output already
+    there) and failed, and where the manifest is."""
 
     done: int = 0
     skipped: int = 0
@@ -85,7 +87,8 @@ class Summary:
 
 class _Colorize:
     """The Ray actor: loads the model once, then colorizes batches of rows with
-    :func:`~dlnet.infer.batch.colorize_jobs`, one result row per input row.
+    :func:`~dlnet.infer.batch.colorize_jobs` (photos) and :func:`~dlnet.infer.video.colorize_video`
+    (films, with the keywords ``film``), one result row per input row.
 
     ``seconds`` is the actor's time from its previous result to this one: reading the photo,
     the model call of its batch (carried by the batch's first photo), writing it. Their sum is
@@ -93,14 +96,14 @@ class _Colorize:
     """
 
     def __init__(self, model, options: InferenceOptions, side_by_side: bool, runtime: str | None, device: str | None,
-                 batch_size: int, compile: bool, photos: int | None) -> None:
-        from dlnet.infer.runtime import Work, load_colorizer
-
-        self.options, self.side_by_side, self.error = options, side_by_side, None
+                 batch_size: int, compile: bool, photos: int | None, frames: int = 0, film: dict | None = None,
+                 overwrite: bool = False) -> None:
+        self.options, self.side_by_side, self.film, self.overwrite = options, side_by_side, film or {}, overwrite
+        self.error = None
         try:
-            # The runtime the plain command would choose for all the job's photos, not an actor's share.
-            self.colorizer = load_colorizer(model, Work(photos=photos, size=options.size), runtime, device,
-                                            batch_size=batch_size, options=options, compile=compile)
+            # The runtime the plain command would choose for all the job's photos and frames, not an actor's share.
+            self.colorizer = load_colorizer(model, Work(photos=photos, frames=frames, size=options.size), runtime,
+                                            device, batch_size=batch_size, options=options, compile=compile)
             self.colorizer.check_options(options)
         except Exception as e:  # a bad model file or option, no CUDA here: said once, by the first batch
             # (raised here, Ray would restart the actor again and again, each time with a traceback)
@@ -121,14 +124,20 @@ class _Colorize:
                "status": ["failed"] * n, "error": [""] * n, "seconds": [0.0] * n, "kind": [""] * n}
         clock = time.perf_counter()
 
-        def finish(job: Job, cause: str | None, kind: str = "input") -> None:
+        def finish(job: Job, cause: str | None, kind: str = "input", status: str = "done") -> None:
             nonlocal clock
             now = time.perf_counter()
             for i in rows[job]:
-                out["status"][i], out["error"][i] = ("done", "") if cause is None else ("failed", cause)
+                out["status"][i], out["error"][i] = (status, "") if cause is None else ("failed", cause)
                 out["seconds"][i], out["kind"][i] = round(now - clock, 4), "" if cause is None else kind
             clock = now
 
+        films = [job for job in rows if job.fmt == VIDEO]
+        for job in films:
+            status, cause, written = self._film(job)
+            finish(job, cause, status=status)
+            for i in rows.pop(job):
+                out["output"][i] = written
         with staged(list(rows)) as staging:  # remote photos fetched to local files, the rest as they are
             for job, cause in staging.failures.items():
                 finish(job, cause)
@@ -142,6 +151,26 @@ class _Colorize:
                 finish(staging.jobs[outcome.job], cause, outcome.kind)
         extra = {k: v for k, v in batch.items() if k not in ("src", "dst", "format", "hints", *COLUMNS)}
         return {**extra, **out}  # the caller's own columns (an id, say) ride along
+
+    def _film(self, job: Job) -> tuple[str, str | None, str]:
+        """Colorize one film as ``dlnet colorize`` does -> (its status, the cause of its failure or
+        None, the file written: ``job.dst``, or ``.mkv`` where MP4 cannot hold its audio)."""
+        from dlnet.infer.video import VideoError, colorize_video, output_path
+
+        written = str(job.dst)
+        if is_uri(job.src) or is_uri(job.dst):
+            return "failed", "films on Ray need paths every node reads (a shared file system), not URIs", written
+        try:
+            final = output_path(job.src, job.dst)
+            written = str(final)
+            if final != Path(job.dst) and final.exists() and not self.overwrite:
+                return "skipped", None, written  # an earlier run wrote it as .mkv
+            colorize_video(self.colorizer, job.src, final, self.options, side_by_side=self.side_by_side, **self.film)
+            return "done", None, written
+        except VideoError as e:
+            return "failed", e.cause if e.path in (None, str(job.src)) else f"output {e}", written
+        except Exception as e:  # the model failing, say: this film only
+            return "failed", " ".join(f"colorization failed ({type(e).__name__}: {e})".split()), written
 
 
 def connect(address: str | None = None, **init_kwargs) -> None:
@@ -185,19 +214,23 @@ def _default_actors(num_cpus: float, num_gpus: float) -> int:
 
 def colorize_dataset(ds, model=None, options: InferenceOptions | None = None, *, side_by_side: bool = False,
                      runtime: str | None = None, device: str | None = None, batch_size: int = 8, compile: bool = False,
-                     actors: int | None = None, num_cpus: float = 1, num_gpus: float = 0, photos: int | None = None):
+                     actors: int | None = None, num_cpus: float = 1, num_gpus: float = 0, photos: int | None = None,
+                     frames: int = 0, film: dict | None = None, overwrite: bool = False):
     """Add colorization to a Ray Dataset as one stage: a pool of ``actors`` actors (default: as
     many as the cluster's CPUs, or GPUs when ``num_gpus``, hold), each with ``num_cpus`` CPUs
     and ``num_gpus`` GPUs (fractions share one), loading ``model`` once (a shipped name, a
     ``.safetensors``/``.ckpt``/``.onnx`` file readable on every node; None: the default model).
 
     Rows need ``src`` (a photo's path) and ``dst`` (its output's path; its suffix picks the format
-    unless a ``format`` column gives a PIL name such as ``"JPEG"``); a ``hints`` column may give
-    a photo its own hints (a sidecar's JSON text; None: ``options.hints``). Outputs are written by
-    the actors, atomically. Result rows: :data:`COLUMNS` and ``kind`` (``"hints"`` where a
-    photo's hints failed it), plus the input's other columns. ``runtime``
-    (``"torch"``, ``"onnx"``, None: the plain command's choice for ``photos`` photos), ``device``,
-    ``batch_size`` (photos per model call) and ``compile`` are ``dlnet colorize``'s flags.
+    unless a ``format`` column gives a PIL name such as ``"JPEG"``, or ``"video"`` for a film); a
+    ``hints`` column may give a photo its own hints (a sidecar's JSON text; None:
+    ``options.hints``). Outputs are written by the actors, atomically. Result rows:
+    :data:`COLUMNS` (``output``: the file written) and ``kind`` (``"hints"`` where a photo's
+    hints failed it), plus the input's other columns. ``runtime`` (``"torch"``, ``"onnx"``, None:
+    the plain command's choice for ``photos`` photos and ``frames`` frames of film), ``device``,
+    ``batch_size`` (photos per model call) and ``compile`` are ``dlnet colorize``'s flags;
+    ``film``: :func:`~dlnet.infer.video.colorize_video`'s keywords for films (``temporal``,
+    ``crf``, ``preset``); ``overwrite``: replace a film's ``.mkv`` output of an earlier run.
 
     Example:
         >>> ds = ray.data.from_items([{"src": "/archive/a.jpg", "dst": "/colour/a.jpg"}])  # doctest: +SKIP
@@ -216,7 +249,7 @@ def colorize_dataset(ds, model=None, options: InferenceOptions | None = None, *,
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=num_cpus, num_gpus=num_gpus or None,
         fn_constructor_kwargs=dict(model=None if model is None else str(model), options=options,
                                    side_by_side=side_by_side, runtime=runtime, device=device, batch_size=batch_size,
-                                   compile=compile, photos=photos))
+                                   compile=compile, photos=photos, frames=frames, film=film, overwrite=overwrite))
 
 
 def _where(path) -> str:
@@ -234,18 +267,21 @@ def _hints_json(hints) -> str | None:
 def jobs_dataset(jobs: list[Job], rows_per_block: int = 32):
     """Jobs as a Ray Dataset of ``id``, ``src``, ``dst``, ``format``, ``hints`` rows (absolute
     paths, so an actor finds them whatever its working folder), in blocks of ``rows_per_block`` so that the
-    actors share them and a retried block is small."""
+    actors share them and a retried block is small; a film is a block of its own."""
     import pyarrow as pa
     import ray.data
 
-    tables = []
-    for start in range(0, len(jobs), rows_per_block):
-        chunk = jobs[start:start + rows_per_block]
+    tables, start = [], 0
+    while start < len(jobs):
+        n = 1 if jobs[start].fmt == VIDEO else rows_per_block
+        chunk = jobs[start:start + n]
+        chunk = chunk[:next((i for i, job in enumerate(chunk) if job.fmt == VIDEO), len(chunk))] or chunk
         strings = {"src": [_where(job.src) for job in chunk], "dst": [_where(job.dst) for job in chunk],
                    "format": [job.fmt for job in chunk], "hints": [_hints_json(job.hints) for job in chunk]}
         # Typed: a block whose hints are all None must not become a column of NaN floats.
         tables.append(pa.table({"id": pa.array(range(start, start + len(chunk)), pa.int64()),
                                 **{k: pa.array(v, pa.string()) for k, v in strings.items()}}))
+        start += len(chunk)
     return ray.data.from_arrow(tables)
 
 
@@ -258,8 +294,8 @@ class _Manifest:
         self._csv = csv.writer(self._file)
         self._csv.writerow(COLUMNS)
 
-    def add(self, job_or_path, status: str, error: str = "", seconds: float | None = None) -> None:
-        src, dst = (job_or_path.src, job_or_path.dst) if isinstance(job_or_path, Job) else (job_or_path, "")
+    def add(self, job_or_path, status: str, error: str = "", seconds: float | None = None, output=None) -> None:
+        src, dst = (job_or_path.src, output or job_or_path.dst) if isinstance(job_or_path, Job) else (job_or_path, "")
         self._csv.writerow((_where(src), _where(dst) if dst else "", status, error,
                             "" if seconds is None else f"{seconds:.3f}"))
 
@@ -271,12 +307,12 @@ class _Manifest:
 
 
 class _Progress:
-    """One line every ``every`` seconds (and a last one): photos finished, failures, rate, time left."""
+    """One line every ``every`` seconds (and a last one): files finished, failures, rate, time left."""
 
     def __init__(self, total: int, report: Callable[[str], None], every: float) -> None:
         self.total, self.report, self.every = total, report, every
         self.start = self.last = time.monotonic()
-        self.shown = -1  # photos finished at the last line
+        self.shown = -1  # files finished at the last line
 
     def update(self, finished: int, failed: int, final: bool = False) -> None:
         now = time.monotonic()
@@ -285,7 +321,7 @@ class _Progress:
         self.last, self.shown = now, finished
         rate = finished / max(now - self.start, 1e-9)
         left = f", about {_clock((self.total - finished) / rate)} left" if rate > 0 and finished < self.total else ""
-        self.report(f"{finished:,} of {self.total:,} photos ({failed:,} failed), {rate:.1f} photos/s{left}")
+        self.report(f"{finished:,} of {self.total:,} files ({failed:,} failed), {rate:.1f} files/s{left}")
 
 
 def _clock(seconds: float) -> str:
@@ -296,10 +332,11 @@ def _clock(seconds: float) -> str:
 def colorize_files(paths: Iterable[str | Path], output_dir: str | Path, options: InferenceOptions | None = None, *,
                    model=None, overwrite: bool = False, side_by_side: bool = False, address: str | None = None,
                    manifest: str | Path | None = None, report: Callable[[str], None] = _report,
-                   progress_every: float = 10.0, **stage) -> Summary:
-    """Colorize ``paths`` (files, folders, globs: ``dlnet colorize``'s inputs) into ``output_dir``
-    on Ray (``address``: see :func:`connect`), writing the manifest (default
-    ``output_dir/dlnet-manifest.csv``) as the job goes.
+                   progress_every: float = 10.0, film: dict | None = None, **stage) -> Summary:
+    """Colorize ``paths`` (files, folders, globs: ``dlnet colorize``'s inputs, photos and films)
+    into ``output_dir`` on Ray (``address``: see :func:`connect`), writing the manifest (default
+    ``output_dir/dlnet-manifest.csv``) as the job goes. ``film``: the films' keywords for
+    :func:`~dlnet.infer.video.colorize_video` (``temporal``, ``crf``, ``preset``).
 
     ``report`` gets one line per failed input (``<file>: <cause>``, as the plain command prints
     it) and a progress line every ``progress_every`` seconds. ``stage``: :func:`colorize_dataset`'s
@@ -321,19 +358,18 @@ def colorize_files(paths: Iterable[str | Path], output_dir: str | Path, options:
             report(f"{failure.path}: {failure.cause}")
             log.add(failure.path, "failed", failure.cause)
             summary.bad_hints |= failure.kind == "hints"
-        for job in plan.video_jobs:
-            report(f"{job.src}: {VIDEO_CAUSE}")
-            log.add(job, "failed", VIDEO_CAUSE)
         for job in plan.skipped:
             log.add(job, "skipped")
         log.flush()
-        summary.failed, summary.skipped = len(plan.failures) + len(plan.video_jobs), len(plan.skipped)
-        jobs = plan.photo_jobs
+        summary.failed, summary.skipped = len(plan.failures), len(plan.skipped)
+        jobs = plan.photo_jobs + plan.video_jobs  # (the films last: each is a long task of its own)
         if jobs:
             connect(address)
             _check_fits(stage.get("num_cpus", 1), stage.get("num_gpus", 0), address in (None, "local"), report)
-            report(f"colorizing {len(jobs):,} photos on Ray; manifest: {summary.manifest}")
-            _run(jobs, options, model, side_by_side, stage, log, summary, report, progress_every)
+            films = f" and {len(plan.video_jobs):,} films" if plan.video_jobs else ""
+            report(f"colorizing {len(plan.photo_jobs):,} photos{films} on Ray; manifest: {summary.manifest}")
+            _run(jobs, options, model, side_by_side, {**stage, "film": film, "overwrite": overwrite}, log, summary,
+                 report, progress_every)
     finally:
         log.close()
     return summary
@@ -366,10 +402,13 @@ def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, 
         stage["actors"] = _default_actors(stage["num_cpus"], stage["num_gpus"])
     # Blocks of a few model batches, fewer photos when there are too few to keep every actor busy.
     block = max(1, min(CALLS_PER_MODEL_BATCH * stage["batch_size"], -(-len(jobs) // stage["actors"])))
-    ds = colorize_dataset(jobs_dataset(jobs, block), model, options, side_by_side=side_by_side, photos=len(jobs),
-                          **stage)
+    films = [job.src for job in jobs if job.fmt == VIDEO and not is_uri(job.src)]
+    work = weigh_films(Work(photos=len(jobs) - len(films), size=options.size), films, model, stage.get("runtime"),
+                       stage.get("device"), stage.get("compile", False), options.temperature)
+    ds = colorize_dataset(jobs_dataset(jobs, block), model, options, side_by_side=side_by_side, photos=work.photos,
+                          frames=work.frames, **stage)
     progress = _Progress(len(jobs), report, progress_every)
-    finished = failed = 0
+    finished = failed = skipped = 0
     # Our progress lines stand for Ray Data's (in a log: a block of lines every few seconds).
     context, logger = ray.data.DataContext.get_current(), logging.getLogger("ray.data")
     bars, level = context.enable_progress_bars, logger.level
@@ -377,10 +416,11 @@ def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, 
     logger.setLevel(logging.CRITICAL)  # a failed job is one line (ClusterError), not Ray Data's traceback
     try:
         for batch in _batches(ds):
-            for i, status, error, seconds, kind in zip(batch["id"], batch["status"], batch["error"], batch["seconds"],
-                                                       batch["kind"]):
+            for i, status, error, seconds, kind, output in zip(batch["id"], batch["status"], batch["error"],
+                                                               batch["seconds"], batch["kind"], batch["output"]):
                 job = jobs[int(i)]
-                log.add(job, str(status), str(error), float(seconds))
+                log.add(job, str(status), str(error), float(seconds), str(output))
+                skipped += status == "skipped"  # (a film an earlier run wrote as .mkv)
                 if status == "failed":
                     failed += 1
                     summary.bad_hints |= kind == "hints"
@@ -391,6 +431,7 @@ def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, 
     finally:
         context.enable_progress_bars = bars
         logger.setLevel(level)
-        summary.done += finished - failed
+        summary.done += finished - failed - skipped
         summary.failed += failed
+        summary.skipped += skipped
     progress.update(finished, failed, final=True)

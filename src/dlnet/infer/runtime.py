@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import logging
@@ -44,7 +45,7 @@ from pathlib import Path
 from dlnet.errors import DLNetError
 from dlnet.infer.options import DEFAULT_SIZE, InferenceOptions
 
-__all__ = ["RUNTIMES", "Work", "RuntimeChoiceError", "choose_runtime", "load_colorizer", "cpu_bf16"]
+__all__ = ["RUNTIMES", "Work", "RuntimeChoiceError", "choose_runtime", "load_colorizer", "cpu_bf16", "weigh_films"]
 
 RUNTIMES = ("torch", "onnx")
 log = logging.getLogger("dlnet.infer.runtime")
@@ -123,6 +124,26 @@ def choose_runtime(model=None, work: Work = Work(), runtime: str | None = None, 
         return "onnx"  # as fast per photo, and faster to start
     saving = (ONNX_S_PER_MPX - TORCH_BF16_S_PER_MPX) * work.megapixels()
     return "torch" if saving > TORCH_START_S - ONNX_START_S else "onnx"
+
+
+def weigh_films(work: Work, films, model=None, runtime: str | None = None, device=None, compile: bool = False,
+                temperature: float | None = None) -> Work:
+    """``work`` with the frames of ``films`` (video paths) counted, as far as they can change
+    :func:`choose_runtime`'s answer (its other arguments): not at all where onnxruntime wins
+    whatever their length (a stated runtime, a CPU without native bf16), else film by film until
+    they repay PyTorch's start-up (more frames only favour it). Each count opens a film's
+    container (:func:`dlnet.infer.video.film_frames`), so a thousand films are not opened twice."""
+    films = list(films)
+    work = dataclasses.replace(work, videos=max(work.videos, len(films)))
+    if not films or runtime is not None or not cpu_bf16():
+        return work
+    from dlnet.infer.video import film_frames  # (PyAV: only for films)
+
+    for film in films:
+        if choose_runtime(model, work, device=device, compile=compile, temperature=temperature) == "torch":
+            break
+        work = dataclasses.replace(work, frames=work.frames + film_frames(film))
+    return work
 
 
 def load_colorizer(model=None, work: Work = Work(), runtime: str | None = None, device=None,

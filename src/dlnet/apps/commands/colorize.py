@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlnet.apps.commands import UsageError, add_model_flag, colorize_ray, colorize_video, one_line, option_error
@@ -114,7 +114,7 @@ def _load_colorizer(args: argparse.Namespace, options, jobs: list):
     ``--runtime``); what cannot be loaded is a usage error, in one line."""
     from dlnet.infer.batch import VIDEO
     from dlnet.infer.onnxrun import OnnxUnavailable
-    from dlnet.infer.runtime import RuntimeChoiceError, Work, choose_runtime, cpu_bf16, load_colorizer
+    from dlnet.infer.runtime import RuntimeChoiceError, Work, load_colorizer, weigh_films
     from dlnet.model.weights import DEFAULT_MODEL, WeightsError
 
     if args.batch_size < 1:
@@ -129,15 +129,8 @@ def _load_colorizer(args: argparse.Namespace, options, jobs: list):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
     films = [job.src for job in jobs if job.fmt == VIDEO]
-    work = Work(photos=len(jobs) - len(films), videos=len(films), size=options.size)
-    if films and args.runtime is None and cpu_bf16():  # (elsewhere onnxruntime runs films of any length)
-        from dlnet.infer.video import film_frames
-
-        for film in films:  # their frames, counted until they repay PyTorch's start-up (more only favour it)
-            if choose_runtime(args.model, work, device=args.device, compile=args.compile,
-                              temperature=options.temperature) == "torch":
-                break
-            work = replace(work, frames=work.frames + film_frames(film))
+    work = weigh_films(Work(photos=len(jobs) - len(films), size=options.size), films, args.model, args.runtime,
+                       args.device, args.compile, options.temperature)
     try:
         return load_colorizer(args.model, work, runtime=args.runtime, device=args.device,
                               batch_size=args.batch_size, options=options, compile=args.compile)

@@ -1,8 +1,8 @@
 """The cluster half of ``dlnet colorize``: ``--ray [ADDRESS]`` and the pool's flags.
 
-With ``--ray`` the photos are colorized by a Ray Data job (:mod:`dlnet.infer.cluster`): the same
-inputs, outputs and options as without it, a manifest beside the outputs (its path printed),
-one line per failed photo, a progress line every 10 s, exit code 1 if any photo failed. Needs
+With ``--ray`` the photos and films are colorized by a Ray Data job (:mod:`dlnet.infer.cluster`):
+the same inputs, outputs and options as without it, a manifest beside the outputs (its path
+printed), one line per failed file, a progress line every 10 s, exit code 1 if any file failed. Needs
 the ``cluster`` extra (``pip install "dlnet[cluster]"``); docs/CLUSTER.md for a real cluster.
 
 Example:
@@ -23,7 +23,7 @@ from dlnet.apps.commands import UsageError, one_line
 def configure(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster (Ray Data; extra: pip install \"dlnet[cluster]\")")
     group.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                       help="colorize photos on Ray: alone, a local Ray instance on this machine's cores; 'auto' "
+                       help="colorize photos and films on Ray: alone, a local Ray instance on this machine's cores; 'auto' "
                             "joins the running cluster; or a Ray address (HOST:6379, ray://HOST:10001). Put it "
                             "after the photos, or write --ray=ADDRESS")
     group.add_argument("--ray-actors", type=int, default=None, metavar="N",
@@ -77,7 +77,8 @@ def run(args: argparse.Namespace, options) -> int:
                                  overwrite=args.overwrite, side_by_side=args.side_by_side, address=args.ray,
                                  report=report, actors=args.ray_actors, num_cpus=args.ray_cpus,
                                  num_gpus=args.ray_gpus, batch_size=args.batch_size, runtime=args.runtime,
-                                 device=args.device, compile=args.compile)
+                                 device=args.device, compile=args.compile,
+                                 film=dict(temporal=args.temporal, crf=args.crf, preset=args.preset))
     except (ClusterError, ConnectionError) as e:  # ConnectionError: no cluster at the address
         raise UsageError(str(e)) from None
     print(f"{summary.done} colorized, {summary.skipped} skipped, {summary.failed} failed; manifest: {summary.manifest}")
