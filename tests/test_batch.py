@@ -44,6 +44,17 @@ def test_one_scanner_skips_hidden_files_for_colorize_and_training(tmp_path):
     assert [job.src for job in plan.jobs] == expected and not plan.failures
 
 
+def test_a_link_to_a_photo_elsewhere_is_planned_where_the_link_is(tmp_path, monkeypatch):
+    """Before: a traceback (the link's target is not under the folder given)."""
+    elsewhere = _photo(tmp_path / "elsewhere" / "original.png")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "linked.png").symlink_to(elsewhere)
+    for cwd in (tmp_path, tmp_path / "elsewhere"):  # the folder given inside the current one, or not
+        monkeypatch.chdir(cwd)
+        plan = plan_jobs([tmp_path / "in"], tmp_path / "out")
+        assert [job.dst for job in plan.jobs] == [tmp_path / "out" / "in" / "linked.png"] and not plan.failures
+
+
 def test_plan_refuses_overwriting_inputs_and_skips_existing_outputs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _photo(tmp_path / "in" / "a.png")

@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -126,11 +127,16 @@ def _glob(pattern: str) -> list[Path]:
 
 
 def _relative(path: Path, root: Path | None) -> Path:
-    """``path`` relative to the current folder if inside it, else to the folder argument ``root``."""
+    """``path`` relative to the current folder if inside it, else to the folder argument ``root``.
+    Where it is, not where it leads: a symbolic link to a file elsewhere keeps its own name and place."""
+    here = Path(os.path.abspath(path))
     try:
-        return path.resolve().relative_to(Path.cwd().resolve())
+        return here.relative_to(Path.cwd())
     except ValueError:
-        return Path(root.resolve().name) / path.resolve().relative_to(root.resolve()) if root else Path(path.name)
+        if root is None:
+            return Path(path.name)
+        base = Path(os.path.abspath(root))
+        return Path(base.name) / here.relative_to(base)
 
 
 def _scan(folder: Path, out_dir: Path, failures: list[Failure] | None = None) -> list[tuple[Path, Path]]:
