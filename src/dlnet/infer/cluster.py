@@ -215,7 +215,7 @@ def _default_actors(num_cpus: float, num_gpus: float) -> int:
 def colorize_dataset(ds, model=None, options: InferenceOptions | None = None, *, side_by_side: bool = False,
                      runtime: str | None = None, device: str | None = None, batch_size: int = 8, compile: bool = False,
                      actors: int | None = None, num_cpus: float = 1, num_gpus: float = 0, photos: int | None = None,
-                     frames: int = 0, film: dict | None = None, overwrite: bool = False):
+                     frames: int = 0, film: dict | None = None, overwrite: bool = False, per_block: bool = False):
     """Add colorization to a Ray Dataset as one stage: a pool of ``actors`` actors (default: as
     many as the cluster's CPUs, or GPUs when ``num_gpus``, hold), each with ``num_cpus`` CPUs
     and ``num_gpus`` GPUs (fractions share one), loading ``model`` once (a shipped name, a
@@ -231,6 +231,8 @@ def colorize_dataset(ds, model=None, options: InferenceOptions | None = None, *,
     ``batch_size`` (photos per model call) and ``compile`` are ``dlnet colorize``'s flags;
     ``film``: :func:`~dlnet.infer.video.colorize_video`'s keywords for films (``temporal``,
     ``crf``, ``preset``); ``overwrite``: replace a film's ``.mkv`` output of an earlier run.
+    ``per_block``: each of ``ds``'s blocks is one actor call (as :func:`jobs_dataset` makes them:
+    a film alone, so that films spread over the actors), else calls of a few model batches.
 
     Example:
         >>> ds = ray.data.from_items([{"src": "/archive/a.jpg", "dst": "/colour/a.jpg"}])  # doctest: +SKIP
@@ -245,7 +247,7 @@ def colorize_dataset(ds, model=None, options: InferenceOptions | None = None, *,
         model = Path(model).absolute()  # a file, found by actors whatever their working folder
     device = device or ("cuda" if num_gpus else None)
     return ds.map_batches(
-        _Colorize, batch_size=CALLS_PER_MODEL_BATCH * max(1, batch_size), batch_format="numpy",
+        _Colorize, batch_size=None if per_block else CALLS_PER_MODEL_BATCH * max(1, batch_size), batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=num_cpus, num_gpus=num_gpus or None,
         fn_constructor_kwargs=dict(model=None if model is None else str(model), options=options,
                                    side_by_side=side_by_side, runtime=runtime, device=device, batch_size=batch_size,
@@ -406,7 +408,7 @@ def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, 
     work = weigh_films(Work(photos=len(jobs) - len(films), size=options.size), films, model, stage.get("runtime"),
                        stage.get("device"), stage.get("compile", False), options.temperature)
     ds = colorize_dataset(jobs_dataset(jobs, block), model, options, side_by_side=side_by_side, photos=work.photos,
-                          frames=work.frames, **stage)
+                          frames=work.frames, per_block=True, **stage)
     progress = _Progress(len(jobs), report, progress_every)
     finished = failed = skipped = 0
     # Our progress lines stand for Ray Data's (in a log: a block of lines every few seconds).
