@@ -49,10 +49,15 @@ def test_a_link_to_a_photo_elsewhere_is_planned_where_the_link_is(tmp_path, monk
     elsewhere = _photo(tmp_path / "elsewhere" / "original.png")
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "linked.png").symlink_to(elsewhere)
+    (tmp_path / "in" / "again.png").symlink_to(elsewhere)  # a second link: a second photo, not a lost one
     for cwd in (tmp_path, tmp_path / "elsewhere"):  # the folder given inside the current one, or not
         monkeypatch.chdir(cwd)
         plan = plan_jobs([tmp_path / "in"], tmp_path / "out")
-        assert [job.dst for job in plan.jobs] == [tmp_path / "out" / "in" / "linked.png"] and not plan.failures
+        assert [job.dst for job in plan.jobs] == [tmp_path / "out" / "in" / n for n in ("again.png", "linked.png")]
+        assert not plan.failures
+    monkeypatch.chdir(tmp_path)
+    plan = plan_jobs(["in/linked.png", "./in/linked.png", "in"], tmp_path / "out")  # the same file, named twice
+    assert sorted(job.dst.name for job in plan.jobs) == ["again.png", "linked.png"] and not plan.failures
 
 
 def test_plan_refuses_overwriting_inputs_and_skips_existing_outputs(tmp_path, monkeypatch):

@@ -174,7 +174,8 @@ def _expand(arg: str, out_dir: Path, failures: list[Failure]) -> list[tuple[Path
 
 
 def _collect(paths: Iterable[str | Path], out_dir: Path, failures: list[Failure]) -> list[tuple[Path, Path]]:
-    """Arguments as ``(file, relative path)`` pairs, each file once."""
+    """Arguments as ``(file, relative path)`` pairs, each file once (a file named twice, by two
+    arguments, say; two links to one file are two files, each with its own output)."""
     found: dict[Path, tuple[Path, Path]] = {}
     for arg in map(str, paths):
         try:
@@ -183,7 +184,7 @@ def _collect(paths: Iterable[str | Path], out_dir: Path, failures: list[Failure]
             failures.append(Failure(arg, e.strerror or str(e)))
             continue
         for f, rel in items:
-            found.setdefault(f.resolve(), (f, rel))
+            found.setdefault(Path(os.path.abspath(f)), (f, rel))
     return list(found.values())
 
 
