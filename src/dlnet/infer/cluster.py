@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
@@ -47,6 +46,7 @@ from pathlib import Path
 
 from dlnet.errors import DLNetError
 from dlnet.infer.batch import VIDEO, Job, colorize_jobs, plan_jobs
+from dlnet.infer.manifest import COLUMNS, Manifest, Progress, where
 from dlnet.infer.options import InferenceOptions
 from dlnet.infer.remote import is_uri, plan_uris, staged
 from dlnet.infer.runtime import Work, load_colorizer, weigh_films
@@ -56,7 +56,6 @@ __all__ = ["colorize_files", "colorize_dataset", "jobs_dataset", "connect", "Sum
            "MANIFEST"]
 
 MANIFEST = "dlnet-manifest.csv"  # the manifest's name in the output folder
-COLUMNS = ("input", "output", "status", "error", "seconds")  # a result row, and the manifest's header
 CALLS_PER_MODEL_BATCH = 4  # rows per actor call, in model batches: photos of one shape can meet
 
 
@@ -254,11 +253,6 @@ def colorize_dataset(ds, model=None, options: InferenceOptions | None = None, *,
                                    compile=compile, photos=photos, frames=frames, film=film, overwrite=overwrite))
 
 
-def _where(path) -> str:
-    """A URI as it is, a local path made absolute (an actor's working folder is not ours)."""
-    return str(path) if is_uri(path) else str(Path(path).absolute())
-
-
 def _hints_json(hints) -> str | None:
     """A job's own hints (its sidecar's) as the JSON a sidecar holds, None for none."""
     if hints is None:
@@ -278,57 +272,13 @@ def jobs_dataset(jobs: list[Job], rows_per_block: int = 32):
         n = 1 if jobs[start].fmt == VIDEO else rows_per_block
         chunk = jobs[start:start + n]
         chunk = chunk[:next((i for i, job in enumerate(chunk) if job.fmt == VIDEO), len(chunk))] or chunk
-        strings = {"src": [_where(job.src) for job in chunk], "dst": [_where(job.dst) for job in chunk],
+        strings = {"src": [where(job.src) for job in chunk], "dst": [where(job.dst) for job in chunk],
                    "format": [job.fmt for job in chunk], "hints": [_hints_json(job.hints) for job in chunk]}
         # Typed: a block whose hints are all None must not become a column of NaN floats.
         tables.append(pa.table({"id": pa.array(range(start, start + len(chunk)), pa.int64()),
                                 **{k: pa.array(v, pa.string()) for k, v in strings.items()}}))
         start += len(chunk)
     return ray.data.from_arrow(tables)
-
-
-class _Manifest:
-    """The CSV manifest: a header, then rows appended (and flushed) as results come in."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "w", newline="", encoding="utf-8")
-        self._csv = csv.writer(self._file)
-        self._csv.writerow(COLUMNS)
-
-    def add(self, job_or_path, status: str, error: str = "", seconds: float | None = None, output=None) -> None:
-        src, dst = (job_or_path.src, output or job_or_path.dst) if isinstance(job_or_path, Job) else (job_or_path, "")
-        self._csv.writerow((_where(src), _where(dst) if dst else "", status, error,
-                            "" if seconds is None else f"{seconds:.3f}"))
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class _Progress:
-    """One line every ``every`` seconds (and a last one): files finished, failures, rate, time left."""
-
-    def __init__(self, total: int, report: Callable[[str], None], every: float) -> None:
-        self.total, self.report, self.every = total, report, every
-        self.start = self.last = time.monotonic()
-        self.shown = -1  # files finished at the last line
-
-    def update(self, finished: int, failed: int, final: bool = False) -> None:
-        now = time.monotonic()
-        if (now - self.last < self.every and not final) or (final and self.shown == finished):
-            return
-        self.last, self.shown = now, finished
-        rate = finished / max(now - self.start, 1e-9)
-        left = f", about {_clock((self.total - finished) / rate)} left" if rate > 0 and finished < self.total else ""
-        self.report(f"{finished:,} of {self.total:,} files ({failed:,} failed), {rate:.1f} files/s{left}")
-
-
-def _clock(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def colorize_files(paths: Iterable[str | Path], output_dir: str | Path, options: InferenceOptions | None = None, *,
@@ -354,7 +304,7 @@ def colorize_files(paths: Iterable[str | Path], output_dir: str | Path, options:
     # Beside the outputs; an object store cannot be appended to, so then in the current folder.
     default = Path(MANIFEST) if is_uri(output_dir) else Path(output_dir) / MANIFEST
     summary = Summary(manifest=Path(manifest) if manifest is not None else default)
-    log = _Manifest(summary.manifest)
+    log = Manifest(summary.manifest)
     try:
         for failure in plan.failures:
             report(f"{failure.path}: {failure.cause}")
@@ -394,7 +344,7 @@ def _batches(ds):
         raise ClusterError(f"the Ray job failed: {causes[-1] if causes else lines[-1] if lines else repr(e)}") from None
 
 
-def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, stage: dict, log: _Manifest,
+def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, stage: dict, log: Manifest,
          summary: Summary, report: Callable[[str], None], progress_every: float) -> None:
     """Run the jobs through :func:`colorize_dataset`, logging each result row as it arrives."""
     import ray.data
@@ -409,7 +359,7 @@ def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, 
                        stage.get("device"), stage.get("compile", False), options.temperature)
     ds = colorize_dataset(jobs_dataset(jobs, block), model, options, side_by_side=side_by_side, photos=work.photos,
                           frames=work.frames, per_block=True, **stage)
-    progress = _Progress(len(jobs), report, progress_every)
+    progress = Progress(len(jobs), report, progress_every)
     finished = failed = skipped = 0
     # Our progress lines stand for Ray Data's (in a log: a block of lines every few seconds).
     context, logger = ray.data.DataContext.get_current(), logging.getLogger("ray.data")
