@@ -154,22 +154,20 @@ class _Colorize:
     def _film(self, job: Job) -> tuple[str, str | None, str]:
         """Colorize one film as ``dlnet colorize`` does -> (its status, the cause of its failure or
         None, the file written: ``job.dst``, or ``.mkv`` where MP4 cannot hold its audio)."""
-        from dlnet.infer.video import VideoError, colorize_video, output_path
+        from dlnet.infer.video import colorize_video, film_destination, film_failure
 
         written = str(job.dst)
         if is_uri(job.src) or is_uri(job.dst):
             return "failed", "films on Ray need paths every node reads (a shared file system), not URIs", written
         try:
-            final = output_path(job.src, job.dst)
+            final, earlier = film_destination(job.src, job.dst, self.overwrite)
             written = str(final)
-            if final != Path(job.dst) and final.exists() and not self.overwrite:
-                return "skipped", None, written  # an earlier run wrote it as .mkv
+            if earlier:  # an earlier run wrote it as .mkv
+                return "skipped", None, written
             colorize_video(self.colorizer, job.src, final, self.options, side_by_side=self.side_by_side, **self.film)
             return "done", None, written
-        except VideoError as e:
-            return "failed", e.cause if e.path in (None, str(job.src)) else f"output {e}", written
-        except Exception as e:  # the model failing, say: this film only
-            return "failed", " ".join(f"colorization failed ({type(e).__name__}: {e})".split()), written
+        except Exception as e:  # a bad film, or the model failing, say: this film only
+            return "failed", " ".join(film_failure(e, job.src).split()), written
 
 
 def connect(address: str | None = None, **init_kwargs) -> None:
@@ -354,7 +352,7 @@ def _run(jobs: list[Job], options: InferenceOptions, model, side_by_side: bool, 
         stage["actors"] = _default_actors(stage["num_cpus"], stage["num_gpus"])
     # Blocks of a few model batches, fewer photos when there are too few to keep every actor busy.
     block = max(1, min(CALLS_PER_MODEL_BATCH * stage["batch_size"], -(-len(jobs) // stage["actors"])))
-    films = [job.src for job in jobs if job.fmt == VIDEO and not is_uri(job.src)]
+    films = [job.src for job in jobs if job.fmt == VIDEO]
     work = weigh_films(Work(photos=len(jobs) - len(films), size=options.size), films, model, stage.get("runtime"),
                        stage.get("device"), stage.get("compile", False), options.temperature)
     ds = colorize_dataset(jobs_dataset(jobs, block), model, options, side_by_side=side_by_side, photos=work.photos,

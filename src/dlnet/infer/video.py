@@ -42,8 +42,8 @@ from dlnet.io.atomic import atomic_path
 from dlnet.io.imageio import ImageError
 from dlnet.io.photolist import VIDEO_SUFFIXES
 
-__all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoResult", "colorize_video", "colorize_video_bytes", "film_frames",
-           "output_path", "read_frames"]
+__all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoResult", "colorize_video", "colorize_video_bytes", "film_destination",
+           "film_failure", "film_frames", "output_path", "read_frames"]
 
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # The demuxers FFmpeg may pick for an input (of the suffixes above): never playlists or
@@ -149,19 +149,39 @@ def output_path(src, dst) -> Path:
         return _target(dst, None, inp)[0]
 
 
+def _length(inp) -> tuple[int, float, float]:
+    """An open film's length as its container says: (frames, or its duration times its rate;
+    seconds; frames per second). Nothing is decoded."""
+    vin = inp.streams.video[0]
+    fps = float(vin.average_rate or vin.guessed_rate or 25)
+    seconds = float(vin.duration * vin.time_base) if vin.duration else (inp.duration or 0) / 1e6
+    return vin.frames or round(seconds * fps), seconds, fps
+
+
 def film_frames(src) -> int:
-    """How many frames the video file ``src`` holds, as its container says (or its duration
-    times its rate); 0 for a file that cannot be read (its error comes when it is colorized).
-    Cheap: nothing is decoded. :mod:`dlnet.infer.runtime` weighs a run's films by it."""
+    """How many frames the video file ``src`` holds (:func:`_length`); 0 for a file that cannot
+    be read (its error comes when it is colorized). :mod:`dlnet.infer.runtime` weighs a run's films by it."""
     try:
         with _open_input(src, str(src)) as c:
-            v = c.streams.video[0]
-            if v.frames:
-                return int(v.frames)
-            seconds = float(v.duration * v.time_base) if v.duration else (c.duration or 0) / 1e6
-            return round(seconds * float(v.average_rate or v.guessed_rate or 25))
+            return _length(c)[0]
     except (VideoError, _av().FFmpegError, OSError):
         return 0
+
+
+def film_destination(src, dst, overwrite: bool = False) -> tuple[Path, bool]:
+    """Where a planned film ``src -> dst`` is written (:func:`output_path`), and whether an
+    earlier run wrote it there as ``.mkv`` and ``overwrite`` is not asked for: then it is
+    skipped (the plan, which knows only ``dst``, could not tell). Raises :class:`VideoError`."""
+    final = output_path(src, dst)
+    return final, final != Path(dst) and final.exists() and not overwrite
+
+
+def film_failure(error: Exception, src) -> str:
+    """A film's failure in a few words, for the line naming ``src``: the cause of a
+    :class:`VideoError` about ``src`` (or ``output ...`` about the output), else what failed."""
+    if isinstance(error, VideoError):
+        return error.cause if error.path in (None, str(src)) else f"output {error}"
+    return f"colorization failed ({type(error).__name__}: {error})"  # the model failing, say
 
 
 def _add_streams(out, inp, copy: dict[int, bool], crf: int, preset: str, width: int):
@@ -272,8 +292,7 @@ def colorize_video(colorizer, src, dst, options: InferenceOptions | None = None,
     try:
         vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
-        fps = float(vin.average_rate or vin.guessed_rate or 25)
-        seconds = float(vin.duration * vin.time_base) if vin.duration else (inp.duration or 0) / 1e6
+        expected, seconds, fps = _length(inp)
         w, h = vin.codec_context.width, vin.codec_context.height
         if w * h > options.max_pixels:
             raise VideoError(name, f"{w}x{h} frames are over the limit of {options.max_megapixels:g} MP", kind="too_large")
@@ -286,7 +305,7 @@ def colorize_video(colorizer, src, dst, options: InferenceOptions | None = None,
                 vout, audio = _add_streams(out, inp, copy, crf, preset, 2 * w if side_by_side else w)
                 run = FramePipeline(colorizer, inp, out, vout, audio, smoother, options, progress, max_seconds,
                                     side_by_side, exact)
-                run.expected = vin.frames or round(seconds * fps)
+                run.expected = expected
                 try:
                     frames = run.run(threads or max(1, _torch_threads() - 2))
                 except TooLong:

@@ -69,13 +69,13 @@ def process(jobs: list, colorizer, args: argparse.Namespace, tally, advance, bar
     them) and write it."""
     if not jobs:  # a run of photos never loads the film pipeline (PyAV and its planes)
         return
-    from dlnet.infer.video import VideoError, colorize_video, output_path
+    from dlnet.infer.video import colorize_video, film_destination, film_failure
 
     for job in jobs:
         task = None
         try:
-            final = output_path(job.src, job.dst)
-            if final != job.dst and final.exists() and not args.overwrite:
+            final, earlier = film_destination(job.src, job.dst, args.overwrite)
+            if earlier:
                 tally.skipped += 1  # an earlier run wrote it as .mkv
                 continue
             if bar is not None:
@@ -91,10 +91,8 @@ def process(jobs: list, colorizer, args: argparse.Namespace, tally, advance, bar
             for note in result.notes:  # (audio re-encoded: done, but not kept as it was)
                 tally.report(one_line(f"{job.src}: {note}"))
             tally.done += 1
-        except VideoError as e:
-            tally.fail(job.src, e.cause if e.path in (None, str(job.src)) else f"output {e}")
-        except Exception as e:  # the model failing, say: this video only
-            tally.fail(job.src, f"colorization failed ({type(e).__name__}: {e})")
+        except Exception as e:  # a bad film, or the model failing, say: this video only
+            tally.fail(job.src, film_failure(e, job.src))
         finally:
             if task is not None:
                 bar.remove_task(task)
