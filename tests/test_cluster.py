@@ -252,3 +252,34 @@ def test_films_are_colorized_on_ray_as_by_the_plain_command(tmp_path, ray_addres
         assert "0 colorized, 2 skipped, 1 failed" in capsys.readouterr().out
     finally:
         os.chdir(cwd)
+
+
+def test_films_and_hints_sidecars_in_buckets_as_in_folders(tmp_path, ray_address, monkeypatch, capsys):
+    """A bucket's films are fetched to the actor, colorized and put back (.mkv where MP4 cannot
+    hold the audio); its photos' sidecars bring their hints; an orphan sidecar is a failure."""
+    av = pytest.importorskip("av")
+    from test_video import pan, write_clip
+
+    _grey(tmp_path / "in" / "scan.png", seed=4)
+    write_clip(tmp_path / "in" / "reel.avi", pan, audio=("pcm_s16le", 16000))
+    (tmp_path / "in" / "scan.hints.json").write_text('[{"x": 20, "y": 20, "color": "#c02010", "radius": 8}]')
+    (tmp_path / "in" / "lost.hints.json").write_text("[]")  # beside no photo
+    monkeypatch.chdir(tmp_path)  # where the manifest of a job writing to a bucket goes
+    flags = ["--device", "cpu", "--size", "64"]
+    local = main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "plain"), *flags])
+    argv = ["colorize", f"file://{tmp_path}/in", "-o", f"file://{tmp_path}/out", *flags, f"--ray={ray_address}"]
+    assert main(argv) == local == 2  # the orphan sidecar: the user's fault, in both
+    rows = {Path(r["input"]).name: r for r in _rows(tmp_path / "dlnet-manifest.csv")}
+    assert rows["reel.avi"]["status"] == "done" and rows["reel.avi"]["output"] == f"file://{tmp_path}/out/in/reel.mkv"
+    assert rows["lost.hints.json"]["status"] == "failed" and "beside no photo" in rows["lost.hints.json"]["error"]
+    hinted = np.asarray(Image.open(tmp_path / "out" / "in" / "scan.png").convert("RGB"), np.int16)[20, 20]
+    assert hinted[0] - hinted[2] > 40, f"the sidecar's red hint did not reach the actor: {hinted}"
+    films = []
+    for side in ("plain", "out"):
+        with av.open(str(tmp_path / side / "in" / "reel.mkv")) as c:
+            films.append([f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)])
+            assert [s.type for s in c.streams] == ["video", "audio"]
+    assert len(films[0]) == len(films[1]) > 0 and max(np.abs(a - b).max() for a, b in zip(*films)) <= 2
+    assert not list((tmp_path / "out").rglob("*.mp4")) and not list((tmp_path / "out").rglob("lost*"))
+    capsys.readouterr()
+    assert main(argv) == 2 and "0 colorized, 2 skipped, 1 failed" in capsys.readouterr().out  # the .mkv seen

@@ -38,14 +38,14 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from dlnet.infer.options import InferenceOptions, OptionError
 from dlnet.io.hints import SIDECAR_SUFFIX, Hint, HintError, load_hints, sidecar_path
 from dlnet.io.imageio import IMAGE_SUFFIXES, ImageError, output_format, read_image, save_image, suffix_format
 from dlnet.io.photolist import VIDEO_SUFFIXES, find_photos, is_hidden
 
-__all__ = ["Job", "Failure", "Plan", "Outcome", "plan_jobs", "colorize_jobs", "is_video", "VIDEO"]
+__all__ = ["Job", "Failure", "Plan", "Outcome", "plan_jobs", "colorize_jobs", "is_video", "planned_output", "VIDEO"]
 
 VIDEO = "video"  # the Job.fmt of a video
 
@@ -103,7 +103,7 @@ class Outcome:
         return self.cause is None
 
 
-def is_video(path: Path) -> bool:
+def is_video(path: PurePath) -> bool:
     """Whether ``path`` is planned as a video (by its suffix)."""
     return path.suffix.lower() in VIDEO_SUFFIXES
 
@@ -188,8 +188,9 @@ def _collect(paths: Iterable[str | Path], out_dir: Path, failures: list[Failure]
     return list(found.values())
 
 
-def _planned(src: Path, out_path: Path, fmt: str | None) -> tuple[Path, str]:
-    """An input's output path and format before any collision is resolved."""
+def planned_output(src: PurePath, out_path: PurePath, fmt: str | None) -> tuple[PurePath, str]:
+    """An input's output path and format before any collision is resolved: a film's is MP4
+    (:data:`VIDEO`), a photo's its own format or ``fmt``."""
     if is_video(src):
         return out_path.with_suffix(".mp4"), VIDEO
     # The source format is only known once decoded; the suffix gives the planned one.
@@ -209,7 +210,7 @@ def plan_jobs(paths: Iterable[str | Path], output_dir: str | Path, options: Infe
     plan = Plan()
     inputs = _collect(paths, out_dir, plan.failures)
     sources = {f.resolve() for f, _ in inputs}
-    planned = [(src, *_planned(src, out_dir / rel, fmt)) for src, rel in inputs]
+    planned = [(src, *planned_output(src, out_dir / rel, fmt)) for src, rel in inputs]
     taken: dict[Path, Path] = {}
     for src, dst, out_fmt in sorted(planned, key=lambda p: p[1].suffix != p[0].suffix):
         if dst.resolve() in taken and dst.suffix != src.suffix:

@@ -146,7 +146,7 @@ class _Colorize:
                     try:
                         staging.upload(outcome.job)
                     except OSError as e:
-                        cause = f"output {staging.jobs[outcome.job].dst}: cannot write: {' '.join(str(e).split())}"
+                        cause = str(e)
                 finish(staging.jobs[outcome.job], cause, outcome.kind)
         extra = {k: v for k, v in batch.items() if k not in ("src", "dst", "format", "hints", *COLUMNS)}
         return {**extra, **out}  # the caller's own columns (an id, say) ride along
@@ -157,17 +157,22 @@ class _Colorize:
         from dlnet.infer.video import colorize_video, film_destination, film_failure
 
         written = str(job.dst)
-        if is_uri(job.src) or is_uri(job.dst):
-            return "failed", "films on Ray need paths every node reads (a shared file system), not URIs", written
-        try:
-            final, earlier = film_destination(job.src, job.dst, self.overwrite)
-            written = str(final)
-            if earlier:  # an earlier run wrote it as .mkv
-                return "skipped", None, written
-            colorize_video(self.colorizer, job.src, final, self.options, side_by_side=self.side_by_side, **self.film)
-            return "done", None, written
-        except Exception as e:  # a bad film, or the model failing, say: this film only
-            return "failed", " ".join(film_failure(e, job.src).split()), written
+        with staged([job]) as staging:  # a film in a bucket fetched to a local file, a local one as it is
+            for cause in staging.failures.values():
+                return "failed", cause, written
+            (local,) = staging.jobs
+            try:
+                final, earlier = film_destination(local.src, local.dst, self.overwrite)
+                if earlier:  # an earlier run wrote it as .mkv
+                    return "skipped", None, str(final)
+                colorize_video(self.colorizer, local.src, final, self.options, side_by_side=self.side_by_side,
+                               **self.film)
+            except Exception as e:  # a bad film, or the model failing, say: this film only
+                return "failed", " ".join(film_failure(e, local.src).split()), written
+            try:
+                return "done", None, staging.upload(local, final)
+            except OSError as e:
+                return "failed", str(e), written
 
 
 def connect(address: str | None = None, **init_kwargs) -> None:

@@ -1,15 +1,15 @@
-"""Photos in buckets for the cluster job: any file system pyarrow opens from a URI (``s3://``,
-``gs://``, ``abfs://``, ``hdfs://``; ``file://`` too, which is how it is tested).
+"""Photos and films in buckets for the cluster job: any file system pyarrow opens from a URI
+(``s3://``, ``gs://``, ``abfs://``, ``hdfs://``; ``file://`` too, which is how it is tested).
 
 :func:`plan_uris` plans like :func:`dlnet.infer.batch.plan_jobs` where some input or the output
-folder is a URI: a folder's photos found recursively (hidden names left out, by suffix), each
-output at ``OUT/<folder name>/<relative path>`` in the input's format (PNG for formats that
-cannot be written back) or ``options.format``, existing outputs skipped (one listing of the
-output folder), two inputs with one output refused. Globs are for local paths only. The jobs'
+folder is a URI: a folder's photos and films found recursively (hidden names left out, by
+suffix), each output at ``OUT/<folder name>/<relative path>`` in the input's format (PNG for
+formats that cannot be written back) or ``options.format``, a film's as MP4, existing outputs
+skipped (one listing of the output folder; a film's ``.mkv`` too), two inputs with one output refused. Globs are for local paths only. The jobs'
 ``src`` and ``dst`` are then strings (URIs, or absolute local paths).
 
 :func:`staged` lets :func:`dlnet.infer.batch.colorize_jobs` run such jobs unchanged: it copies
-each remote photo to a local temporary folder and gives the local jobs; :meth:`Staging.upload`
+each remote photo or film to a local temporary folder and gives the local jobs; :meth:`Staging.upload`
 copies a finished output to its URI in one stream (an object store makes the object appear
 whole when the stream closes; a local ``file://`` output is written atomically). Credentials are
 pyarrow's: the environment, the instance's role, ``~/.aws``, ``gcloud`` (docs/CLUSTER.md).
@@ -32,13 +32,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from dlnet.infer.batch import Failure, Job, Plan
+from dlnet.infer.batch import VIDEO, Failure, Job, Plan, planned_output
 from dlnet.infer.options import InferenceOptions
 from dlnet.io.atomic import atomic_path
-from dlnet.io.imageio import IMAGE_SUFFIXES, output_format, suffix_format
-from dlnet.io.photolist import is_hidden
+from dlnet.io.hints import SIDECAR_SUFFIX, Hint, HintError, hints_from_json, sidecar_path
+from dlnet.io.imageio import IMAGE_SUFFIXES
+from dlnet.io.photolist import VIDEO_SUFFIXES, is_hidden
 
 __all__ = ["is_uri", "plan_uris", "staged", "Staging"]
+
+_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES  # what a folder's listing colorizes
 
 
 def is_uri(path) -> bool:
@@ -58,28 +61,46 @@ def _open(location: str | Path):
     return fs.LocalFileSystem(), str(Path(location).absolute()), ""
 
 
-def _photos(filesystem, root: str) -> list[tuple[str, PurePosixPath]] | None:
-    """``(path, relative output path)`` of the photos at ``root`` (a folder, recursively, or
-    one file), or None when there is nothing there."""
+def _inputs(filesystem, root: str) -> tuple[list[tuple[str, PurePosixPath]], set[str]] | None:
+    """``(path, relative output path)`` of the photos and films at ``root`` (a folder,
+    recursively, or one file) and the paths of the hints sidecars there, or None when there is
+    nothing there."""
     from pyarrow import fs
 
     info = filesystem.get_file_info(root)
     if info.type == fs.FileType.File:
-        return [(root, PurePosixPath(info.base_name))]
+        side = str(sidecar_path(root))
+        return [(root, PurePosixPath(info.base_name))], {side} if filesystem.get_file_info(side).is_file else set()
     if info.type != fs.FileType.Directory:
         return None
-    found = []
+    found, sidecars = [], set()
     for f in filesystem.get_file_info(fs.FileSelector(root, recursive=True)):
         rel = PurePosixPath(f.path).relative_to(root)
-        if f.is_file and PurePosixPath(f.path).suffix.lower() in IMAGE_SUFFIXES and not is_hidden(Path(rel)):
+        if not f.is_file or is_hidden(Path(rel)):
+            continue
+        if rel.suffix.lower() in _SUFFIXES:
             found.append((f.path, PurePosixPath(info.base_name) / rel))
-    return sorted(found)
+        elif rel.name.endswith(SIDECAR_SUFFIX):
+            sidecars.add(f.path)
+    return sorted(found), sidecars
+
+
+def _hints(filesystem, side: str, name: str) -> tuple[Hint, ...]:
+    """The hints of the sidecar at ``side`` (:class:`~dlnet.io.hints.HintError` naming ``name``)."""
+    try:
+        with filesystem.open_input_stream(side) as f:
+            data = f.read()
+    except OSError as e:
+        raise HintError(f"{name}: cannot read ({' '.join(str(e).split())})") from None
+    return hints_from_json(data, name)
 
 
 def plan_uris(paths: Iterable[str | Path], output_dir: str | Path, options: InferenceOptions | None = None,
               overwrite: bool = False) -> Plan:
     """Jobs for ``paths`` (URIs or local folders and files) writing under ``output_dir`` (a URI or
-    a local folder): see the module docstring. Nothing is read or written but two listings."""
+    a local folder): see the module docstring. Nothing is read or written but the listings and
+    the photos' hints sidecars (``NAME.hints.json``; one beside no photo is a failure, as in
+    :func:`dlnet.infer.batch.plan_jobs`)."""
     from pyarrow import fs
 
     fmt = (options or InferenceOptions()).format
@@ -90,23 +111,34 @@ def plan_uris(paths: Iterable[str | Path], output_dir: str | Path, options: Infe
     for arg in map(str, paths):
         try:
             filesystem, root, prefix = _open(arg)
-            found = _photos(filesystem, root)
+            listed = _inputs(filesystem, root)
         except (OSError, ValueError) as e:  # no such bucket, no credentials, a malformed URI
             plan.failures.append(Failure(arg, " ".join(str(e).split())))
             continue
+        found, sidecars = listed or ([], set())
         if not found:
-            plan.failures.append(Failure(arg, "no such file or folder" if found is None else "no image files here"))
+            plan.failures.append(Failure(arg, "no such file or folder" if listed is None else "no image or video files here"))
             continue
+        beside = {str(sidecar_path(path)) for path, _ in found}
+        plan.failures += [Failure(prefix + side, "a hints sidecar beside no photo of that name", "hints")
+                          for side in sorted(sidecars - beside)]
         for path, rel in found:
-            guess = suffix_format(rel.suffix)
-            dst, out_fmt = output_format(PurePosixPath(out_root) / rel, guess, fmt)
+            dst, out_fmt = planned_output(rel, PurePosixPath(out_root) / rel, fmt)
             src, key = prefix + path, dst.as_posix()
             if key in taken:
                 plan.failures.append(Failure(src, f"output {out_prefix + key} is already the output of {taken[key]}"))
                 continue
             taken[key] = src
-            job = Job(src, out_prefix + key, out_fmt)
-            (plan.skipped if key in existing and not overwrite else plan.jobs).append(job)
+            side = str(sidecar_path(path))
+            try:
+                hints = _hints(filesystem, side, prefix + side) if out_fmt != VIDEO and side in sidecars else None
+            except HintError as e:
+                plan.failures.append(Failure(src, str(e), "hints"))
+                continue
+            # a film an earlier run wrote as .mkv (MP4 could not hold its audio) is done too
+            names = [key, dst.with_suffix(".mkv").as_posix()] if out_fmt == VIDEO else [key]
+            done = None if overwrite else next((k for k in names if k in existing), None)
+            (plan.skipped if done else plan.jobs).append(Job(src, out_prefix + (done or key), out_fmt, hints))
     return plan
 
 
@@ -119,21 +151,31 @@ class Staging:
     jobs: dict[Job, Job] = field(default_factory=dict)
     failures: dict[Job, str] = field(default_factory=dict)
 
-    def upload(self, local: Job) -> None:
-        """Copy a finished local output to its job's ``dst`` (raises ``OSError``)."""
-        original = self.jobs[local]
-        if not is_uri(original.dst) or str(original.dst) == str(local.dst):
-            return
-        filesystem, path, _ = _open(original.dst)
+    def upload(self, local: Job, written: str | Path | None = None) -> str:
+        """Copy a finished local output to its job's ``dst`` and say where it went (raises
+        ``OSError`` whose message is the cause, naming the destination). ``written``: the file
+        the output went to when not ``local.dst`` (a film's ``.mkv``); the destination then takes
+        its suffix."""
+        original, written = self.jobs[local], Path(written or local.dst)
+        dst = str(original.dst)
+        if written.suffix != Path(local.dst).suffix:
+            dst = dst[: len(dst) - len(Path(local.dst).suffix)] + written.suffix
+        if not is_uri(dst) or dst == str(written):
+            return str(written)
         from pyarrow import fs
 
-        if isinstance(filesystem, fs.LocalFileSystem):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                shutil.copyfile(local.dst, tmp)
-            return
-        with open(local.dst, "rb") as f, filesystem.open_output_stream(path) as out:
-            shutil.copyfileobj(f, out, 1 << 20)
+        try:
+            filesystem, path, _ = _open(dst)
+            if isinstance(filesystem, fs.LocalFileSystem):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(path) as tmp:
+                    shutil.copyfile(written, tmp)
+                return dst
+            with open(written, "rb") as f, filesystem.open_output_stream(path) as out:
+                shutil.copyfileobj(f, out, 1 << 20)
+            return dst
+        except OSError as e:
+            raise OSError(f"output {dst}: cannot write: {' '.join(str(e).split())}") from e
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from dlnet.errors import DLNetError
 
-__all__ = ["Hint", "HintError", "MAX_HINTS", "parse_hints", "load_hints", "sidecar_path", "SIDECAR_SUFFIX"]
+__all__ = ["Hint", "HintError", "MAX_HINTS", "parse_hints", "load_hints", "hints_from_json", "sidecar_path", "SIDECAR_SUFFIX"]
 
 MAX_HINTS = 1000  # per photo: more is not a user's hints but a colour map
 SIDECAR_SUFFIX = ".hints.json"
@@ -135,16 +135,26 @@ def load_hints(path: str | Path) -> tuple[Hint, ...]:
     """The hints of a JSON file (a list of ``{"x", "y", "color"[, "radius"]}``); errors name the file."""
     path = Path(path)
     try:
-        data = json.loads(path.read_bytes())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise HintError(f"{path}: no such hints file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        cause = f"line {e.lineno}: {e.msg}" if isinstance(e, json.JSONDecodeError) else str(e).splitlines()[0]
-        raise HintError(f"{path}: not a JSON list of hints ({cause})") from None
+    except OSError as e:
+        raise HintError(f"{path}: not a JSON list of hints ({str(e).splitlines()[0]})") from None
+    return hints_from_json(data, path)
+
+
+def hints_from_json(data: bytes | str, name: str | Path) -> tuple[Hint, ...]:
+    """The hints of a JSON file's contents (a sidecar read from a bucket, say); errors name
+    ``name``, the file they came from."""
     try:
-        return parse_hints(data)
+        values = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as e:
+        cause = f"line {e.lineno}: {e.msg}" if isinstance(e, json.JSONDecodeError) else str(e).splitlines()[0]
+        raise HintError(f"{name}: not a JSON list of hints ({cause})") from None
+    try:
+        return parse_hints(values)
     except HintError as e:
-        raise HintError(f"{path}: {e}") from None
+        raise HintError(f"{name}: {e}") from None
 
 
 def sidecar_path(photo: str | Path) -> Path:
