@@ -24,11 +24,12 @@ from dlnet.model.weights import save_model  # noqa: E402
 
 
 @pytest.mark.parametrize("src, dst", [((864, 1152), (192, 256)), ((50, 60), (64, 64)), ((100, 37), (64, 32))])
-def test_resize_l_is_pytorchs_antialiased_bilinear(src, dst):
+def test_resize_l_is_pytorchs_antialiased_bicubic(src, dst):
     l = (np.random.default_rng(0).random(src) * 100).astype(np.float32)
-    ref = F.interpolate(torch.from_numpy(l)[None, None], size=dst, mode="bilinear", align_corners=False,
-                        antialias=True)[0, 0].numpy()
-    assert np.abs(resize_l(l, dst) - ref).max() < 1e-3
+    ref = F.interpolate(torch.from_numpy(l)[None, None], size=dst, mode="bicubic", align_corners=False,
+                        antialias=True)[0, 0].clamp(0, 100).numpy()
+    small = resize_l(l, dst)
+    assert np.abs(small - ref).max() < 1e-3 and small.min() >= 0 and small.max() <= 100
 
 
 def test_merge_takes_arrays_and_tensors_alike():

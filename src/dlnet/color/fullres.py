@@ -152,17 +152,22 @@ def _resize_columns(ab: np.ndarray, width: int) -> np.ndarray:
 
 
 def resize_l(l: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """L* ``(H, W)`` float32 -> ``shape`` as the Colorizer's resize (``F.interpolate(mode="bilinear",
-    align_corners=False, antialias=True)``: a triangle filter widened by the scale when shrinking).
+    """L* ``(H, W)`` float32 -> ``shape`` as the Colorizer's resize to the working size
+    (``F.interpolate(mode="bicubic", align_corners=False, antialias=True)``, clamped to 0..100: a
+    cubic filter widened by the scale when shrinking).
 
-    Pillow's bilinear resize of a float image is that filter (PyTorch's antialiased resize was
-    written after it): within 1e-4 of PyTorch's. It runs in C without BLAS, whose idle threads
-    spin on the cores the model needs (64 photos cost 1.6 s more CPU through a matrix product).
+    Why cubic: the model learnt from photos downscaled sharply; the triangle (bilinear) filter
+    blurred its input and cost 0.2 dB on real photos (BSDS500 at full size, 300 photos: +0.20
+    [+0.10, +0.30] with the cubic filter; benchmarks/README.md, working-size resize). Pillow's
+    bicubic resize of a float image is that filter (PyTorch's antialiased resize was written after
+    it): within 1e-3 of PyTorch's. It runs in C without BLAS, whose idle threads spin on the cores
+    the model needs (64 photos cost 1.6 s more CPU through a matrix product).
     """
     if tuple(shape) == l.shape:
         return l
     image = Image.fromarray(np.ascontiguousarray(l, np.float32), mode="F")
-    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
+    small = np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BICUBIC))
+    return np.clip(small, 0, 100, out=np.array(small))  # (the cubic filter overshoots at edges)
 
 
 def _f_inverse(f: np.ndarray) -> np.ndarray:

@@ -122,12 +122,13 @@ class Colorizer(PhotoPipeline):
             check(options)
 
     def _to_working(self, l: torch.Tensor, size: int | None) -> torch.Tensor:
-        """Full-resolution L ``(B, 1, H, W)`` -> L at the working shape (antialiased)."""
+        """Full-resolution L ``(B, 1, H, W)`` -> L at the working shape: antialiased bicubic, as
+        :func:`dlnet.color.fullres.resize_l` (why: there)."""
         h, w = l.shape[-2:]
         wh, ww = working_shape(h, w, size)
         if (wh, ww) == (h, w):
             return l
-        return F.interpolate(l, size=(wh, ww), mode="bilinear", align_corners=False, antialias=True)
+        return F.interpolate(l, size=(wh, ww), mode="bicubic", align_corners=False, antialias=True).clamp(0, 100)
 
     def _predict(self, small: torch.Tensor, options: InferenceOptions, hints: torch.Tensor | None = None) -> torch.Tensor:
         """Working-size L (and hint maps) -> working-size a*b*, post-processed as ``options`` say."""
