@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-__all__ = ["lightness", "merge_rgb8", "resize_l", "threads", "srgb_to_lab", "STRIP_PIXELS"]
+__all__ = ["lightness", "merge_rgb8", "resize_l", "resize_plane", "threads", "srgb_to_lab", "STRIP_PIXELS"]
 
 STRIP_PIXELS = 1 << 16  # a (strip, 3) float32 temporary is 0.8 MB: cache-resident
 
@@ -165,9 +165,15 @@ def resize_l(l: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """
     if tuple(shape) == l.shape:
         return l
-    image = Image.fromarray(np.ascontiguousarray(l, np.float32), mode="F")
-    small = np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BICUBIC))
+    small = resize_plane(l, shape, Image.Resampling.BICUBIC)
     return np.clip(small, 0, 100, out=np.array(small))  # (the cubic filter overshoots at edges)
+
+
+def resize_plane(x: np.ndarray, shape: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
+    """One float plane ``(H, W)`` -> ``shape`` by Pillow's ``resample`` filter (antialiased when
+    shrinking), in C without BLAS; read-only output."""
+    image = Image.fromarray(np.ascontiguousarray(x, np.float32), mode="F")
+    return np.asarray(image.resize((shape[1], shape[0]), resample))
 
 
 def _f_inverse(f: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from dlnet.color.fullres import srgb_to_lab
+from dlnet.color.fullres import resize_plane, srgb_to_lab
 
 __all__ = ["hint_map", "propagate", "DEFAULT_RADIUS", "DECAY", "COARSEN"]
 
@@ -141,16 +141,11 @@ def propagate(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float | N
     share = pooled(mask.astype(np.float64))
     small = np.concatenate([pooled(hints[:2] * mask) / np.maximum(share, 1e-12), (share > 0)[None]]).astype(np.float32)
     d = _correction(pooled(l).astype(np.float32), pooled(ab).astype(np.float32), small, decay)
-    d = np.stack([_upsample(c, (h + ph, w + pw)) for c in d])[:, :h, :w]
+    # bilinear, as the model's a*b* are upsampled
+    d = np.stack([resize_plane(c, (h + ph, w + pw), Image.Resampling.BILINEAR) for c in d])[:, :h, :w]
     out = ab + d
     out[:, mask] = hints[:2][:, mask]  # the hints exactly where they are
     return out.astype(np.float32)
-
-
-def _upsample(c: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A correction ``(h, w)`` -> ``shape``, bilinear as the model's a*b* are upsampled."""
-    image = Image.fromarray(np.ascontiguousarray(c, np.float32), mode="F")
-    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
 
 
 def _correction(l: np.ndarray, ab: np.ndarray, hints: np.ndarray, decay: float) -> np.ndarray:
