@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dlnet.color.fullres import lightness, merge_rgb8
-from dlnet.color.metrics import colourfulness
-from dlnet.evaluate.protocol import GREY_TRUTH_BELOW
+from dlnet.color import metrics
+from dlnet.color.fullres import lightness, merge_rgb8, resize_plane
+from dlnet.evaluate.protocol import GREY_TRUTH_BELOW, find_truth
+from dlnet.evaluate.report import bootstrap_change
 from dlnet.infer.colorizer import Colorizer
 from dlnet.infer.options import InferenceOptions, working_shape
-from dlnet.io.imageio import IMAGE_SUFFIXES, Photo, read_rgb8, resize_crop
+from dlnet.io.imageio import Photo, read_rgb8, resize_crop
 
 PIL_FILTERS = {"lanczos": Image.Resampling.LANCZOS, "box": Image.Resampling.BOX}
 FILTERS = ("bilinear", "bicubic", *PIL_FILTERS)
@@ -41,27 +41,14 @@ FILTERS = ("bilinear", "bicubic", *PIL_FILTERS)
 def shrink(l: torch.Tensor, shape: tuple[int, int], name: str) -> torch.Tensor:
     """L* ``(B, 1, H, W)`` -> ``shape`` with the filter ``name`` (antialiased), clamped to 0..100."""
     if name in PIL_FILTERS:  # PyTorch has no Lanczos, and its "area" is not Pillow's box
-        small = [np.asarray(Image.fromarray(x[0].cpu().numpy(), mode="F").resize(shape[::-1], PIL_FILTERS[name]))
-                 for x in l]
+        small = [resize_plane(x[0].cpu().numpy(), shape, PIL_FILTERS[name]) for x in l]
         return torch.from_numpy(np.stack(small))[:, None].to(l.device).clamp(0, 100)
     return F.interpolate(l, size=shape, mode=name, align_corners=False, antialias=True).clamp(0, 100)
 
 
-def photos(source: str) -> list[Path]:
-    p = Path(source)
-    if p.is_dir():
-        return sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-    return [Path(line.strip()) for line in p.read_text().splitlines() if line.strip()]
-
-
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b) ** 2)))
-
-
-def interval(d: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), (1000, len(d)))].mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    """:func:`dlnet.color.metrics.psnr` of two uint8 RGB photos."""
+    return float(metrics.psnr(*(torch.tensor(x).permute(2, 0, 1)[None].float() / 255 for x in (a, b)))[0])
 
 
 def timings(repeats: int = 9) -> None:
@@ -112,10 +99,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for source in args.data:
         truths = []
-        for path in photos(source)[: args.limit or None]:
-            rgb = read_rgb8(path)
+        for truth in find_truth(source)[: args.limit or None]:
+            rgb = read_rgb8(truth.path)
             rgb = rgb if not args.size else resize_crop(rgb, args.size)
-            if float(colourfulness(torch.tensor(rgb).permute(2, 0, 1)[None])[0]) >= GREY_TRUTH_BELOW:
+            if float(metrics.colourfulness(torch.tensor(rgb).permute(2, 0, 1)[None])[0]) >= GREY_TRUTH_BELOW:
                 truths.append(Photo(rgb))  # as dlnet evaluate: a grey truth says nothing
         grey = np.mean([psnr(merge_rgb8(lightness(t.rgb), None), t.rgb) for t in truths])
         first = None
@@ -123,9 +110,10 @@ def main() -> None:
             chosen[0] = name
             scores = np.array([psnr(out.rgb, t.rgb) for t in truths for out in colorizer.colorize_photos([t], options)])
             first = scores if first is None else first
-            lo, hi = interval(scores - first)
+            change = bootstrap_change(scores, first)["diff"]  # paired, as dlnet evaluate's
+            lo, hi = change["ci95"] or (0.0, 0.0)
             print(f"| {source} | {len(scores)} | {grey:.2f} | {name} | {scores.mean():.3f} | "
-                  f"{(scores - first).mean():+.3f} [{lo:+.3f}, {hi:+.3f}] |", flush=True)
+                  f"{change['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}] |", flush=True)
 
 
 if __name__ == "__main__":
