@@ -283,3 +283,17 @@ def test_films_and_hints_sidecars_in_buckets_as_in_folders(tmp_path, ray_address
     assert not list((tmp_path / "out").rglob("*.mp4")) and not list((tmp_path / "out").rglob("lost*"))
     capsys.readouterr()
     assert main(argv) == 2 and "0 colorized, 2 skipped, 1 failed" in capsys.readouterr().out  # the .mkv seen
+
+
+def test_local_jobs_stage_nothing(tmp_path, monkeypatch):
+    """A job of local files needs no staging folder (Ray's actors call this per film and batch)."""
+    from dlnet.infer import remote
+    from dlnet.infer.batch import Job
+
+    made = []
+    monkeypatch.setattr(remote.tempfile, "TemporaryDirectory", lambda **kw: made.append(kw))
+    job = Job(tmp_path / "a.jpg", tmp_path / "out" / "a.jpg", "jpeg", None)
+    with remote.staged([job]) as staging:
+        assert staging.folder is None and staging.jobs == {job: job} and not staging.failures
+        assert staging.upload(job) == str(job.dst)
+    assert made == []

@@ -28,7 +28,7 @@ import dataclasses
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -181,10 +181,11 @@ class Staging:
 @contextmanager
 def staged(jobs: list[Job]) -> Iterator[Staging]:
     """Local stand-ins for ``jobs`` whose ``src`` or ``dst`` is a URI (the others as they are),
-    in a temporary folder removed afterwards; upload each finished output with
-    :meth:`Staging.upload`."""
-    with tempfile.TemporaryDirectory(prefix="dlnet-stage-") as tmp:
-        staging = Staging(Path(tmp))
+    in a temporary folder removed afterwards (made only when some job is remote); upload each
+    finished output with :meth:`Staging.upload`."""
+    remote = any(is_uri(job.src) or is_uri(job.dst) for job in jobs)
+    with tempfile.TemporaryDirectory(prefix="dlnet-stage-") if remote else nullcontext() as tmp:
+        staging = Staging(Path(tmp) if tmp else None)
         for i, job in enumerate(jobs):
             src, dst = job.src, job.dst
             try:
