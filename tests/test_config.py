@@ -19,9 +19,11 @@ from dlnet.errors import DLNetError, OptionError
 from dlnet.evaluate.config import EvaluationConfig
 from dlnet.infer.options import MAX_SATURATION, MAX_TEMPERATURE, MIN_SIZE, MIN_TEMPERATURE, InferenceOptions
 from dlnet.train.config import TrainConfig
+from dlnet.apps.serve_settings import ServeSettings
 
 # Fields that have no flag of their own, and why.
-NO_FLAG = {(EvaluationConfig, "progress"): "drawn when stderr is a terminal"}
+NO_FLAG = {(EvaluationConfig, "progress"): "drawn when stderr is a terminal",
+           (ServeSettings, "weights"): "--model, the one flag every command names its model with"}
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
@@ -31,7 +33,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 
 @pytest.mark.parametrize("config, command", [(TrainConfig, "train"), (EvaluationConfig, "evaluate"),
-                                             (InferenceOptions, "colorize")])
+                                             (InferenceOptions, "colorize"), (ServeSettings, "serve")])
 def test_every_config_field_has_its_flag(config, command):
     flags = {s: a for a in _parser(command)._actions for s in a.option_strings}
     for f in dataclasses.fields(config):
@@ -54,6 +56,22 @@ def test_train_has_one_flag_per_field_and_they_reach_the_config(tmp_path):
     assert (cfg.data, cfg.lr, cfg.size, cfg.hints, cfg.cluster_weights, cfg.resume) == \
            (["a", "b"], 1e-4, 64, True, [1.0, 2.0], "last")
     assert (cfg.test_fraction, cfg.pretrained, cfg.epochs) == (0.1, True, TrainConfig.epochs)  # others: defaults
+
+
+def test_serve_flags_reach_the_settings_and_the_working_size_raises_its_limit(monkeypatch):
+    pytest.importorskip("uvicorn")
+    from dlnet.apps import serve as server
+    from dlnet.apps.commands import serve as command
+
+    made = []
+    monkeypatch.setattr(server, "create_app", lambda settings: made.append(settings))
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: None)
+    args = _parser("serve").parse_args(["--model", "m.safetensors", "--size", "2048", "--no-rebalance",
+                                        "--queue", "3", "--max-upload-mb", "0.5", "--photo-cache-mb", "0"])
+    assert command.run(args) == 0
+    s = made[0]
+    assert (s.weights, s.default_size, s.max_size, s.rebalance, s.queue_size) == ("m.safetensors", 2048, 2048, False, 3)
+    assert (s.max_upload_bytes, s.photo_cache_bytes, s.workers) == (500_000, 0, ServeSettings.workers)
 
 
 def test_every_inference_option_is_a_form_field_of_the_server():
@@ -123,6 +141,10 @@ def test_ranges_are_enforced_from_the_metadata(build, message):
      "dlnet evaluate: error: --working-size must be at least 32 px (or the scored photo's own size), got 8"),
     (["colorize", "x.png", "--quality", "0"],
      "dlnet colorize: error: --quality must be a whole number in 1..100, got 0"),
+    (["serve", "--queue-timeout", "0"], "dlnet serve: error: --queue-timeout must be a positive number, got 0.0"),
+    (["serve", "--workers", "0"], "dlnet serve: error: --workers must be at least 1, got 0"),
+    (["serve", "--size", "512", "--max-size", "256"],
+     "dlnet serve: error: --size must be at most max_size (256), got 512"),
 ])
 def test_a_bad_flag_is_one_line_naming_it_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -108,7 +108,7 @@ def test_options_reach_the_colorizer_as_arguments(colorizer):
 
 
 def test_upload_over_the_size_limit_is_413(colorizer):
-    client = make_client(colorizer, max_upload_bytes=10_000)
+    client = make_client(colorizer, max_upload_mb=0.01)
     big = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (100, 100), np.uint8)))
     assert len(big) > 10_000
     assert "too large" in assert_json_error(post(client, big), 413)
@@ -124,7 +124,7 @@ def test_upload_over_the_size_limit_is_413(colorizer):
 
 
 def test_image_over_the_pixel_limit_is_413(colorizer):
-    client = make_client(colorizer, max_pixels=1000)
+    client = make_client(colorizer, max_megapixels=0.001)
     assert "over the limit" in assert_json_error(post(client, encode(grey_photo(48, 40))), 413)
 
 

@@ -160,7 +160,7 @@ def test_a_photo_sent_once_is_named_by_its_id_and_not_decoded_again(colorizer, m
 
 
 def test_the_least_recently_used_photo_goes_and_naming_it_then_says_to_send_it_again(colorizer):
-    client = make_client(colorizer, photo_cache_bytes=2 * 64 * 96 * (3 + 4))  # room for two photos and their L*
+    client = make_client(colorizer, photo_cache_mb=2 * 64 * 96 * (3 + 4) / 1e6)  # room for two photos and their L*
     photos = [two_regions(), two_regions(96, 63), two_regions(96, 62)]
     ids = [post(client, p).headers["x-photo-id"] for p in photos[:2]]
     assert post(client, photo=ids[0]).status_code == 200  # now the first is the more recently used
@@ -175,7 +175,7 @@ def test_the_least_recently_used_photo_goes_and_naming_it_then_says_to_send_it_a
 
 
 def test_no_cache_means_no_id(colorizer):
-    resp = post(make_client(colorizer, photo_cache_bytes=0), two_regions())
+    resp = post(make_client(colorizer, photo_cache_mb=0), two_regions())
     assert resp.status_code == 200 and "x-photo-id" not in resp.headers
 
 

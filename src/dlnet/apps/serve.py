@@ -40,12 +40,10 @@ Example:
 
 import asyncio
 import logging
-import math
 import time
 from collections import deque
 from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
@@ -65,10 +63,9 @@ from dlnet.apps.serve_photos import MEDIA_TYPES, PHOTO_ID_PATTERN, PhotoCache, c
 from dlnet.apps.serve_photos import Rejected as _Rejected
 from dlnet.apps.forms import form_options
 from dlnet.apps.serve_runtime import ServeRuntime
-from dlnet.infer.runtime import RUNTIMES
+from dlnet.apps.serve_settings import ServeSettings
 from dlnet.io.hints import MAX_HINTS
-from dlnet.infer.options import DEFAULT_SIZE, MAX_SATURATION, InferenceOptions
-from dlnet.color.rebalance_config import REBALANCE_BY_DEFAULT
+from dlnet.infer.options import MAX_SATURATION, InferenceOptions
 from dlnet.model.weights import DEFAULT_MODEL
 
 __all__ = ["ServeSettings", "create_app"]
@@ -85,74 +82,6 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """What the server loads and how much it accepts.
-
-    Args:
-        weights: shipped model name or ``.safetensors``/``.ckpt`` file (None: the default model).
-        device, precision: passed to :class:`~dlnet.infer.colorizer.Colorizer`.
-        runtime: ``"torch"``, ``"onnx"`` or None: the faster for a server (:mod:`dlnet.infer.runtime`;
-            onnxruntime at once, then PyTorch where it is faster per photo: :mod:`dlnet.apps.serve_runtime`).
-        default_size: working size (longer side, px) when a request does not give one.
-        max_size: the largest working size a request may ask for.
-        rebalance: whether requests that do not say are rebalanced.
-        max_upload_bytes: the largest request body accepted (413 above).
-        max_pixels: the largest image (width x height) accepted (413 above).
-        workers: photos colorized at the same time (threads).
-        queue_size: photos allowed to wait for a worker (their uploads are held in memory); more
-            get 503 + ``Retry-After`` at once.
-        queue_timeout_s: the longest a photo waits for a worker (503 + ``Retry-After`` beyond).
-        retry_after_s: the ``Retry-After`` sent with a 503.
-        upload_timeout_s: time from a request's headers to the end of its upload (408 beyond).
-        max_video_seconds: the longest video accepted (413 above); 0 refuses videos (415).
-        photo_cache_bytes: decoded pixels (and their L*) of recent uploads kept for requests that name a photo
-            by id (the page's colour hints); the least recently used go first; 0 keeps none.
-    """
-
-    weights: str | None = None
-    device: str | None = None
-    precision: str | None = None
-    runtime: str | None = None
-    default_size: int = DEFAULT_SIZE
-    max_size: int = 1024
-    rebalance: bool = REBALANCE_BY_DEFAULT
-    max_upload_bytes: int = 20_000_000
-    max_pixels: int = 50_000_000
-    workers: int = 1
-    queue_size: int = 64
-    queue_timeout_s: float = 60.0
-    retry_after_s: int = 2
-    upload_timeout_s: float = 60.0
-    max_video_seconds: float = 30.0
-    photo_cache_bytes: int = 256_000_000
-
-    def __post_init__(self) -> None:
-        _ = self.options  # building the default options checks default_size and max_pixels
-        if self.default_size > self.max_size:
-            raise ValueError(f"default_size must be at most max_size ({self.max_size}), got {self.default_size}")
-        if self.runtime not in (None, *RUNTIMES):
-            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)} (or None), got {self.runtime!r}")
-        if self.workers < 1 or self.queue_size < 0:
-            raise ValueError("workers must be >= 1 and queue_size >= 0")
-        if self.max_upload_bytes < 1 or self.photo_cache_bytes < 0:
-            raise ValueError(f"max_upload_bytes must be positive and photo_cache_bytes >= 0, got "
-                             f"{self.max_upload_bytes} and {self.photo_cache_bytes}")
-        if not (math.isfinite(self.queue_timeout_s) and self.queue_timeout_s > 0):
-            raise ValueError(f"queue_timeout_s must be a positive number of seconds, got {self.queue_timeout_s}")
-        if not (math.isfinite(self.upload_timeout_s) and self.upload_timeout_s > 0):
-            raise ValueError(f"upload_timeout_s must be a positive number of seconds, got {self.upload_timeout_s}")
-        if not (math.isfinite(self.max_video_seconds) and self.max_video_seconds >= 0):
-            raise ValueError(f"max_video_seconds must be 0 or a positive number, got {self.max_video_seconds}")
-
-
-    @property
-    def options(self) -> InferenceOptions:
-        """What a request that gives no options gets."""
-        return InferenceOptions(size=self.default_size, rebalance=self.rebalance, format="png",
-                                max_megapixels=self.max_pixels / 1e6)
 
 
 class _ErrorBody(BaseModel):

@@ -7,7 +7,6 @@ What they share lives here, so that a command never imports the CLI (``dlnet.app
 from __future__ import annotations
 
 import argparse
-import math
 
 from dlnet.errors import DLNetError
 
@@ -32,13 +31,6 @@ def option_error(e: ValueError, config: type | None = None) -> UsageError:
         return UsageError(str(e))
     flag = flag_of(config, field) if config is not None else "--" + field.replace("_", "-")
     return UsageError(f"{flag} {e.reason}")
-
-
-def millions(flag: str, value: float) -> int:
-    """A positive, finite amount given in millions (``--max-megapixels 50``) as a whole count."""
-    if not (math.isfinite(value) and value > 0):
-        raise UsageError(f"{flag} must be a positive number, got {value:g}")
-    return max(1, int(value * 1e6))
 
 
 def one_line(text: str) -> str:
