@@ -246,3 +246,26 @@ def test_the_module_takes_a_typed_config_and_saves_the_old_hyper_parameters(tmp_
         assert dict(again.hparams) == dict(module.hparams)
         enc, dec = again.configure_optimizers()["optimizer"].param_groups  # (a warm-up: with its scheduler)
         assert (enc["initial_lr"], dec["initial_lr"]) == (1e-4, 2e-4)  # the learning-rate groups as before
+
+
+@pytest.mark.parametrize("device, says", [("banana", "must be cpu, cuda, cuda:1, ... (a device PyTorch knows), got 'banana'"),
+                                          ("cuda:7", "cuda:7: not available on this machine")])
+@pytest.mark.parametrize("argv", [["colorize", "photo.png"], ["serve"],
+                                  ["evaluate", "--data", "photo.png", "--out", "report", "--model", "m=dlnet-effnet-unet"]])
+def test_a_device_this_machine_lacks_is_one_line_in_every_command(argv, device, says, tmp_path, monkeypatch, capsys):
+    """--device reached PyTorch unchecked in dlnet serve and dlnet evaluate: a traceback at load."""
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (40, 30), (200, 40, 40)).save("photo.png")
+    assert main([*argv, "--device", device]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"dlnet {argv[0]}: error: --device {says}"), err
+    assert not (tmp_path / "colorized").exists() and not (tmp_path / "report").exists()
+
+
+def test_the_api_refuses_such_a_device_as_an_option_error():
+    from dlnet import Colorizer
+
+    with pytest.raises(OptionError, match="device must be cpu, cuda"):
+        Colorizer.from_pretrained(device="banana")

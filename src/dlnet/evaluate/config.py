@@ -96,4 +96,8 @@ class EvaluationConfig:
             raise OptionError("rebalance", f"must be a RebalanceConfig, True, False or None, got {self.rebalance!r}")
         object.__setattr__(self, "checkpoints", dict(self.checkpoints or {}))
         object.__setattr__(self, "preds", dict(self.preds or {}))
+        if isinstance(self.device, str) and self.device != "cpu":  # a torch.device is checked where it is made
+            from dlnet.model.device import resolve_device
+
+            resolve_device(self.device)
         check_fields(self)

@@ -47,6 +47,7 @@ from dlnet.color.fullres import lightness, merge_rgb8
 from dlnet.evaluate.config import DEFAULT_SIZE, GREY_TRUTH_BELOW, EvaluationConfig
 from dlnet.io.photolist import DataError, find_photos, read_list
 from dlnet.io.imageio import IMAGE_SUFFIXES, ImageError, Photo, read_rgb8, resize_crop
+from dlnet.model.device import resolve_device
 from dlnet.model.net import DLNet
 from dlnet.evaluate.report import GREY, TRUTH  # method names: the grey baseline (L, a* = b* = 0); the truth
 
@@ -302,7 +303,7 @@ def evaluate(config: EvaluationConfig | str | Path, out: str | Path | None = Non
             raise EvaluationError(f"--pred {name}: {folder}: no such folder")
         pred_paths[name] = match_files(truths, folder)
     grid_order = _grid_indices(truths, cfg.grid, cfg.grid_images, cfg.seed)
-    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(cfg.device)
     colorizers: dict[str, Colorizer] = {}
     for name, source in checkpoints.items():
         try:

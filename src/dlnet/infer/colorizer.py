@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from dlnet.color.lab import merge_l_ab, rgb_to_lab
+from dlnet.model.device import resolve_device
 from dlnet.model.fast import optimize_for_inference
 from dlnet.model.net import DLNet
 from dlnet.infer.options import DEFAULT_SIZE, InferenceOptions, working_shape
@@ -65,7 +66,7 @@ class Colorizer(PhotoPipeline):
     def __init__(self, model: DLNet, device: str | torch.device | None = None, size: int | None = DEFAULT_SIZE,
                  precision: str | None = None, rebalance=None, batch_size: int = 16, compile: bool = False,
                  options: InferenceOptions | None = None, optimize: bool = True) -> None:
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.precision = precision or default_precision(self.device)
         if self.precision not in ("bf16", "fp32"):
             raise ValueError(f"precision must be bf16 or fp32, got {self.precision!r}")

@@ -120,14 +120,12 @@ def _load_colorizer(args: argparse.Namespace, options, jobs: list):
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.device not in (None, "cpu"):
-        import torch
+        from dlnet.model.device import resolve_device
 
         try:
-            device = torch.device(args.device)
-        except RuntimeError as e:
-            raise UsageError(f"--device {args.device!r}: {e}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
+            resolve_device(args.device)
+        except ValueError as e:
+            raise option_error(e) from None
     films = [job.src for job in jobs if job.fmt == VIDEO]
     work = weigh_films(Work(photos=len(jobs) - len(films), size=options.size), films, args.model, args.runtime,
                        args.device, args.compile, options.temperature)
