@@ -53,8 +53,19 @@ def test_export_command(tmp_path, capsys):
     out = tmp_path / "sub" / "model.onnx"
     assert main(["export", "--format", "onnx", "--weights", str(weights), "-o", str(out)]) == 0
     assert out.is_file() and "max |a*b* difference|" in capsys.readouterr().out
-    assert main(["export", "--weights", str(tmp_path / "missing.safetensors"), "-o", str(out)]) == 2
+    assert main(["export", "--weights", str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "m.onnx")]) == 2
     assert "missing.safetensors" in capsys.readouterr().err
+
+
+def test_export_never_replaces_a_file_unasked(tmp_path, capsys):
+    """`dlnet export -o photo.png` wrote the ONNX graph over the photo."""
+    weights, photo = tiny_model_file(tmp_path), tmp_path / "photo.png"
+    photo.write_bytes(b"the user's photo")
+    assert main(["export", "--weights", str(weights), "-o", str(photo)]) == 2
+    assert capsys.readouterr().err.strip() == f"dlnet export: error: {photo}: exists; pass --overwrite to replace it"
+    assert photo.read_bytes() == b"the user's photo"
+    assert main(["export", "--weights", str(weights), "-o", str(photo), "--overwrite", "--no-check"]) == 0
+    assert photo.read_bytes()[:8] != b"the user"
 
 
 def test_colorize_command_with_the_onnx_runtime(exported, tmp_path, monkeypatch, capsys):

@@ -23,6 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              f"{MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g} (default: the model's own)")
     parser.add_argument("--no-check", dest="check", action="store_false",
                         help="skip the onnxruntime parity check against PyTorch")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--tolerance", type=float, default=PARITY_TOLERANCE,
                         help="largest a*b* difference to PyTorch fp32 accepted by the check (default: %(default)s)")
 
@@ -33,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
     from dlnet.infer.options import InferenceOptions
     from dlnet.model.weights import WeightsError, load_model
 
+    if args.output.is_dir():
+        raise UsageError(f"{args.output}: is a folder; give a file name such as model.onnx")
+    if args.output.exists() and not args.overwrite:  # never a user's file replaced unasked (a photo, a model)
+        raise UsageError(f"{args.output}: exists; pass --overwrite to replace it")
     try:
         model = load_model(args.model)
     except WeightsError as e:
@@ -45,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise option_error(e) from None
         model.temperature = args.temperature
-    if args.output.exists() and args.output.is_dir():
-        raise UsageError(f"{args.output}: is a folder; give a file name such as model.onnx")
     try:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(model, args.output, opset=args.opset)
