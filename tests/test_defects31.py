@@ -78,6 +78,20 @@ def test_3_a_damaged_cached_onnx_file_is_exported_again(tmp_path, photo, capsys)
     capsys.readouterr()
 
 
+@pytest.mark.parametrize("runtime", [None, "onnx", "torch"])
+def test_3_a_model_file_that_is_no_model_is_one_line_whatever_the_runtime(tmp_path, photo, capsys, runtime):
+    """Before: the ONNX cache took the bad model for a damaged cache file, exported it again, and
+    the chosen runtime fell back to PyTorch with a warning line before the error line."""
+    pytest.importorskip("onnxruntime")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    argv = ["colorize", str(photo), "--model", str(bad), "-o", str(tmp_path / "out")]
+    assert main(argv + (["--runtime", runtime] if runtime else [])) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"dlnet colorize: error: {bad}: cannot load model"), err
+    assert not (tmp_path / "out").exists()
+
+
 def test_3_messages_never_start_with_none(tmp_path, photo, capsys, monkeypatch):
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("DLNET_CACHE", str(photo))  # a file, not a folder

@@ -212,8 +212,9 @@ class OnnxColorizer(PhotoPipeline):
             if not Path(name_or_path).is_file():
                 raise WeightsError(f"{name_or_path}: no such model file")
             return cls(name_or_path, **kwargs)
+        path = cached_onnx(name_or_path)  # (WeightsError here: the model file itself is bad)
         try:
-            return cls(cached_onnx(name_or_path), **kwargs)
+            return cls(path, **kwargs)
         except WeightsError:  # the cached file is damaged (a full disk, a copy cut short): export it again
             try:
                 return cls(cached_onnx(name_or_path, rebuild=True), **kwargs)
