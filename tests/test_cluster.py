@@ -297,3 +297,20 @@ def test_local_jobs_stage_nothing(tmp_path, monkeypatch):
         assert staging.folder is None and staging.jobs == {job: job} and not staging.failures
         assert staging.upload(job) == str(job.dst)
     assert made == []
+
+
+def test_a_film_in_a_bucket_given_hints_is_refused_as_in_a_folder(tmp_path):
+    pytest.importorskip("pyarrow")
+    from dlnet import InferenceOptions
+    from dlnet.infer.batch import FILM_HINTS
+    from dlnet.infer.remote import plan_uris
+
+    (tmp_path / "in").mkdir()
+    for name in ("reel.mp4", "other.mp4", "scan.png"):
+        (tmp_path / "in" / name).write_bytes(b"x")  # planning reads names only
+    (tmp_path / "in" / "reel.hints.json").write_text('[{"x": 1, "y": 1, "color": "red"}]')
+    plan = plan_uris([f"file://{tmp_path}/in"], f"file://{tmp_path}/out")
+    assert [(Path(f.path).name, f.cause, f.kind) for f in plan.failures] == [("reel.mp4", FILM_HINTS, "hints")]
+    assert sorted(Path(j.src).name for j in plan.jobs) == ["other.mp4", "scan.png"]
+    plan = plan_uris([f"file://{tmp_path}/in"], f"file://{tmp_path}/out", InferenceOptions(hints=[{"x": 1, "y": 1, "color": "red"}]))
+    assert sorted(Path(f.path).name for f in plan.failures) == ["other.mp4", "reel.mp4"]

@@ -358,6 +358,23 @@ def test_side_by_side_films_are_grey_then_colour(tmp_path, model_file):
     assert describe(tmp_path / "out" / "pan.mp4")["size"] == (384, 128)
 
 
+@pytest.mark.parametrize("how", ["flag", "sidecar"])
+def test_a_film_given_hints_is_refused_in_one_line_and_the_photos_go_on(tmp_path, model_file, capsys, how):
+    """Hints were silently ignored for films (a --hint for the run, or film.hints.json beside it)."""
+    (tmp_path / "in").mkdir()
+    clip = write_clip(tmp_path / "in" / "film.mp4")
+    Image.fromarray(np.full((24, 32, 3), 90, np.uint8)).save(tmp_path / "in" / "photo.png")
+    hint = ["--hint", "1,1,red"] if how == "flag" else []
+    if how == "sidecar":
+        (tmp_path / "in" / "film.hints.json").write_text('[{"x": 1, "y": 1, "color": "red"}]')
+    assert main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--weights", str(model_file), *hint]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == f"{clip}: colour hints apply to photos, and a film takes none: colorize it without " \
+                          f"--hint, --hints or its sidecar"
+    assert out.strip().endswith("1 colorized, 0 skipped, 1 failed")
+    assert [p.name for p in (tmp_path / "out").rglob("*.*")] == ["photo.png"]
+
+
 @pytest.mark.parametrize("size", [(192, 128), (97, 55)])  # the 4:2:0 path; an odd size, by RGB (4:4:4)
 def test_side_by_side_frames(tmp_path, size):
     from dlnet.color.fullres import lightness

@@ -48,6 +48,8 @@ from dlnet.io.photolist import VIDEO_SUFFIXES, find_photos, is_hidden
 __all__ = ["Job", "Failure", "Plan", "Outcome", "plan_jobs", "colorize_jobs", "is_video", "planned_output", "VIDEO"]
 
 VIDEO = "video"  # the Job.fmt of a video
+# Hints are points of one picture; a film's frames move. Refused in one line, never ignored.
+FILM_HINTS = "colour hints apply to photos, and a film takes none: colorize it without --hint, --hints or its sidecar"
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,8 @@ def plan_jobs(paths: Iterable[str | Path], output_dir: str | Path, options: Infe
     -> ``a.png``) and collides with it gets ``a.gif.png`` instead. Nothing is read or written.
     """
     out_dir = Path(output_dir)
-    fmt = (options or InferenceOptions()).format
+    options = options or InferenceOptions()
+    fmt = options.format
     plan = Plan()
     inputs = _collect(paths, out_dir, plan.failures)
     sources = {f.resolve() for f, _ in inputs}
@@ -231,8 +234,11 @@ def plan_jobs(paths: Iterable[str | Path], output_dir: str | Path, options: Infe
             plan.failures.append(Failure(src, f"output {dst} is a folder"))
             continue
         taken[key] = src
+        if out_fmt == VIDEO and (options.hints or _has_sidecar(src)):
+            plan.failures.append(Failure(src, FILM_HINTS, "hints"))
+            continue
         try:
-            hints = _sidecar_hints(src) if out_fmt != VIDEO else None
+            hints = _sidecar_hints(src)
         except HintError as e:
             plan.failures.append(Failure(src, str(e), "hints"))
             continue
@@ -240,14 +246,17 @@ def plan_jobs(paths: Iterable[str | Path], output_dir: str | Path, options: Infe
     return plan
 
 
+def _has_sidecar(src: Path) -> bool:
+    """Whether ``src`` has a hints sidecar beside it."""
+    try:
+        return sidecar_path(src).is_file()
+    except OSError:  # a name the sidecar's suffix makes too long: there is none
+        return False
+
+
 def _sidecar_hints(src: Path) -> tuple[Hint, ...] | None:
     """The hints of ``src``'s sidecar, None without one (:class:`HintError` for a bad one)."""
-    side = sidecar_path(src)
-    try:
-        found = side.is_file()
-    except OSError:  # a name the sidecar's suffix makes too long: there is none
-        return None
-    return load_hints(side) if found else None
+    return load_hints(sidecar_path(src)) if _has_sidecar(src) else None
 
 
 def _ahead(fn, items: Iterable, pool: ThreadPoolExecutor, depth: int) -> Iterator[tuple]:

@@ -32,7 +32,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from dlnet.infer.batch import VIDEO, Failure, Job, Plan, planned_output
+from dlnet.infer.batch import FILM_HINTS, VIDEO, Failure, Job, Plan, planned_output
 from dlnet.infer.options import InferenceOptions
 from dlnet.io.atomic import atomic_path
 from dlnet.io.hints import SIDECAR_SUFFIX, Hint, HintError, hints_from_json, sidecar_path
@@ -103,7 +103,8 @@ def plan_uris(paths: Iterable[str | Path], output_dir: str | Path, options: Infe
     :func:`dlnet.infer.batch.plan_jobs`)."""
     from pyarrow import fs
 
-    fmt = (options or InferenceOptions()).format
+    options = options or InferenceOptions()
+    fmt = options.format
     out_fs, out_root, out_prefix = _open(output_dir)
     selector = fs.FileSelector(out_root, recursive=True, allow_not_found=True)
     existing = {f.path for f in out_fs.get_file_info(selector) if f.is_file}
@@ -130,8 +131,11 @@ def plan_uris(paths: Iterable[str | Path], output_dir: str | Path, options: Infe
                 continue
             taken[key] = src
             side = str(sidecar_path(path))
+            if out_fmt == VIDEO and (options.hints or side in sidecars):
+                plan.failures.append(Failure(src, FILM_HINTS, "hints"))
+                continue
             try:
-                hints = _hints(filesystem, side, prefix + side) if out_fmt != VIDEO and side in sidecars else None
+                hints = _hints(filesystem, side, prefix + side) if side in sidecars else None
             except HintError as e:
                 plan.failures.append(Failure(src, str(e), "hints"))
                 continue
