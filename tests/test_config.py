@@ -141,6 +141,10 @@ def test_ranges_are_enforced_from_the_metadata(build, message):
      "dlnet evaluate: error: --working-size must be at least 32 px (or the scored photo's own size), got 8"),
     (["colorize", "x.png", "--quality", "0"],
      "dlnet colorize: error: --quality must be a whole number in 1..100, got 0"),
+    (["train", "--data", "x", "--max-time", "1:2"],  # was Lightning's traceback at the start of the run
+     "dlnet train: error: --max-time must be DD:HH:MM:SS (days, hours, minutes, seconds; e.g. 00:01:30:00), got '1:2'"),
+    (["train", "--data", "x", "--max-steps", "0"],  # was a run that trained nothing and exited 0
+     "dlnet train: error: --max-steps must be at least 1, or -1 for no limit, got 0"),
     (["serve", "--queue-timeout", "0"], "dlnet serve: error: --queue-timeout must be a positive number, got 0.0"),
     (["serve", "--workers", "0"], "dlnet serve: error: --workers must be at least 1, got 0"),
     (["serve", "--size", "512", "--max-size", "256"],

@@ -103,6 +103,11 @@ class TrainConfig:
             raise OptionError("size", f"must be a multiple of {SIZE_STEP}, got {self.size}")
         if self.cluster_weights is not None and len(self.cluster_weights) != self.clusters:
             raise OptionError("cluster_weights", f"needs {self.clusters} values (one per cluster)")
+        if self.max_steps == 0:  # a run that trains nothing yet ends "finished" is never what was meant
+            raise OptionError("max_steps", "must be at least 1, or -1 for no limit, got 0")
+        if self.max_time is not None and not _is_duration(self.max_time):
+            raise OptionError("max_time", f"must be DD:HH:MM:SS (days, hours, minutes, seconds; e.g. "
+                                          f"00:01:30:00), got {self.max_time!r}")
 
     def validate(self) -> None:
         """Check the run as a whole before it starts: the fields again (they may have been set
@@ -119,3 +124,9 @@ class TrainConfig:
             raise OptionError("decoder", f"must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
         if self.hint_skips and not (self.hints and DECODERS[self.decoder].uses_skips):
             raise OptionError("hint_skips", "needs --hints and a decoder with skip connections (unet)")
+
+
+def _is_duration(text) -> bool:
+    """Whether ``text`` is a positive DD:HH:MM:SS duration, as Lightning's ``Timer`` reads it."""
+    parts = str(text).strip().split(":")
+    return len(parts) == 4 and all(p.isdigit() for p in parts) and any(int(p) for p in parts)

@@ -377,10 +377,10 @@ def fit(cfg: TrainConfig) -> Path:
         sigterm = isinstance(stop, SIGTERMException)
         code = 143 if sigterm else 130 if stop.code == 1 else stop.code
         if module.trained_this_run:
-            trainer.save_checkpoint(last_ckpt)
+            trainer.save_checkpoint(last_ckpt, weights_only=False)  # (all of it: --resume continues from it)
             print(f"stopped ({'SIGTERM' if sigterm else 'interrupted'}) at step {trainer.global_step}, "
                   f"{module.images_seen} images seen: {last_ckpt} saved; continue with --resume", file=sys.stderr)
         raise SystemExit(code) from stop
     # The final state, whatever the periodic checkpoints last caught: --resume continues here.
-    trainer.save_checkpoint(last_ckpt)
+    trainer.save_checkpoint(last_ckpt, weights_only=False)
     return out
