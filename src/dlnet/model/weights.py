@@ -151,16 +151,12 @@ def load_model(name_or_path: str | Path | None = None) -> DLNet:
     Raises :class:`WeightsError` with a one-line reason if the file cannot be used.
     """
     name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
-    path = resolve(name)
+    path = _existing(name)
     if path.parent == WEIGHTS_DIR and not Path(name).suffix:  # a shipped model's name
-        if not path.exists():
-            raise WeightsError(f"unknown model {name!r}; shipped: {', '.join(available_models()) or 'none'}")
         record = json.loads(path.with_suffix(".json").read_text())
         digest = sha256_file(path)
         if digest != record["sha256"]:
             raise WeightsError(f"{path}: SHA-256 {digest[:12]}... does not match the recorded {record['sha256'][:12]}...")
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such model file")
     try:
         return _load_checkpoint(path) if path.suffix == ".ckpt" else _load_safetensors(path)
     except WeightsError:
@@ -176,9 +172,18 @@ def model_digest(name_or_path: str | Path | None = None) -> str:
     record = path.with_suffix(".json")
     if path.parent == WEIGHTS_DIR and record.is_file():
         return json.loads(record.read_text())["sha256"]
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such model file")
-    return sha256_file(path)
+    return sha256_file(_existing(str(name_or_path) if name_or_path is not None else DEFAULT_MODEL))
+
+
+def _existing(name: str) -> Path:
+    """The model file ``name`` stands for, or the one-line :class:`WeightsError`: an unknown
+    shipped name (with the names there are), or a missing file."""
+    path = resolve(name)
+    if path.is_file():
+        return path
+    if path.parent == WEIGHTS_DIR and not Path(name).suffix:
+        raise WeightsError(f"unknown model {name!r}; shipped: {', '.join(available_models()) or 'none'}")
+    raise WeightsError(f"{path}: no such model file")
 
 
 def init_from(model: DLNet, source: str) -> tuple[int, int, int]:
