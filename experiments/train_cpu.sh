@@ -25,6 +25,8 @@
 # images, docs/RESULTS.md), from the probe's end:
 #   RUN=RUNS/lite2 ENCODER=efficientnet_lite2 INIT=RUNS/probe-efficientnet_lite2/checkpoints/last.ckpt \
 #     PACK=NEWPACK STEPS=30000 EXTRA="--hints --hint-skips --val-every-steps 500" bash experiments/train_cpu.sh
+# The nineteenth session cooled it in a branch (RUNS/lite2-cool: INIT=RUNS/lite2/checkpoints/last.ckpt,
+# EXTRA adds "--lr 6e-4 --warmup-steps 100 --max-time 00:02:15:00"); continue either (docs/NOTEBOOK.md).
 #
 # Usage: bash experiments/train_cpu.sh            (RUN, PACK, INIT, ENCODER, DATA, LOSS, GW, STEPS, SEED, THREADS may be set;
 #        EXTRA: more flags for a new run, e.g. EXTRA="--hints --max-time 00:02:30:00")
