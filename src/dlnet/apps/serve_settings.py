@@ -26,6 +26,7 @@ from dlnet.config import check_fields, option
 from dlnet.errors import OptionError
 from dlnet.infer.options import DEFAULT_SIZE, InferenceOptions
 from dlnet.infer.runtime import RUNTIMES
+from dlnet.model.device import check_device
 
 __all__ = ["ServeSettings"]
 
@@ -74,10 +75,7 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.device not in (None, "cpu"):  # a device named: PyTorch is wanted anyway, so ask it now
-            from dlnet.model.device import resolve_device
-
-            resolve_device(self.device)
+        check_device(self.device)
         _ = self.options  # building the default options checks default_size as a request's size
         if self.default_size > self.max_size:
             raise OptionError("default_size", f"must be at most max_size ({self.max_size}), got {self.default_size}")

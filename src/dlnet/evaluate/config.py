@@ -26,6 +26,7 @@ from dlnet.config import check_fields, option
 from dlnet.errors import OptionError
 from dlnet.infer.options import DEFAULT_SIZE as DEFAULT_WORKING_SIZE
 from dlnet.infer.options import MIN_SIZE
+from dlnet.model.device import check_device
 
 __all__ = ["EvaluationConfig", "DEFAULT_SIZE", "GREY_TRUTH_BELOW", "PRECISIONS"]
 
@@ -96,8 +97,5 @@ class EvaluationConfig:
             raise OptionError("rebalance", f"must be a RebalanceConfig, True, False or None, got {self.rebalance!r}")
         object.__setattr__(self, "checkpoints", dict(self.checkpoints or {}))
         object.__setattr__(self, "preds", dict(self.preds or {}))
-        if isinstance(self.device, str) and self.device != "cpu":  # a torch.device is checked where it is made
-            from dlnet.model.device import resolve_device
-
-            resolve_device(self.device)
+        check_device(self.device)
         check_fields(self)

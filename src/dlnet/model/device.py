@@ -3,6 +3,8 @@
 ``--device`` reaches PyTorch from ``dlnet colorize``, ``dlnet serve``, ``dlnet evaluate`` and the
 Python API; a name PyTorch does not know, or a GPU this machine lacks, is one
 :class:`~dlnet.errors.OptionError` naming the option, never PyTorch's traceback from deep in a load.
+Configs call :func:`check_device` when they are built; it imports torch only for a device named
+other than the CPU (the CPU's commands start on onnxruntime, without torch).
 
 Example:
     >>> resolve_device("cpu")
@@ -11,15 +13,27 @@ Example:
     Traceback (most recent call last):
     ...
     dlnet.errors.OptionError: device must be cpu, cuda, cuda:1, ... (a device PyTorch knows), got 'banana'
+    >>> check_device(None), check_device("cpu")   # nothing to ask PyTorch
+    (None, None)
 """
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from dlnet.errors import OptionError
 
-__all__ = ["resolve_device"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["resolve_device", "check_device"]
+
+
+def check_device(device) -> None:
+    """Raise :class:`~dlnet.errors.OptionError` if ``device``, a name a user gave, is not one
+    this machine has (None, ``"cpu"`` and ``torch.device`` objects pass unasked)."""
+    if isinstance(device, str) and device != "cpu":
+        resolve_device(device)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -29,6 +43,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     and for a device it cannot use here (no CUDA, GPU 3 of 1, no MPS), checked by placing an empty
     tensor on it: the one test every backend answers alike.
     """
+    import torch
+
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

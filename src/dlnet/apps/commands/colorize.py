@@ -115,17 +115,15 @@ def _load_colorizer(args: argparse.Namespace, options, jobs: list):
     from dlnet.infer.batch import VIDEO
     from dlnet.infer.onnxrun import OnnxUnavailable
     from dlnet.infer.runtime import RuntimeChoiceError, Work, load_colorizer, weigh_films
+    from dlnet.model.device import check_device
     from dlnet.model.weights import DEFAULT_MODEL, WeightsError
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.device not in (None, "cpu"):
-        from dlnet.model.device import resolve_device
-
-        try:
-            resolve_device(args.device)
-        except ValueError as e:
-            raise option_error(e) from None
+    try:
+        check_device(args.device)
+    except ValueError as e:
+        raise option_error(e) from None
     films = [job.src for job in jobs if job.fmt == VIDEO]
     work = weigh_films(Work(photos=len(jobs) - len(films), size=options.size), films, args.model, args.runtime,
                        args.device, args.compile, options.temperature)
